@@ -1,0 +1,267 @@
+//! The seam between the mathematics and the hardware.
+//!
+//! Everything heavy in segmix is one of four batched kernels, and nothing else touches the
+//! data at full size:
+//!
+//! | kernel    | computes                                                                 | cost        |
+//! |-----------|--------------------------------------------------------------------------|-------------|
+//! | `gram`    | column sums and XᵀX of an embedding matrix (PCA covariance)              | O(N D²)     |
+//! | `project` | (X − m) W, embeddings → reduced space                                    | O(N D d)    |
+//! | `e_step`  | per row and class: log π_k + Σ_j log α_kj[x_ij] + log N(u_o | μ_k,o, Σ_k,oo), then a row-wise log-sum-exp → responsibilities, row log-likelihoods | O(N K p²) |
+//! | `m_stats` | the additive sufficient statistics of the M-step                         | O(N K p²)   |
+//!
+//! A backend holds the data resident (uploaded once per fit, [`Backend::upload`]) and a
+//! responsibility buffer per model size ([`Backend::alloc_resp`]). Each EM iteration sends only
+//! a [`KernelParams`] and reads back only a [`SuffStats`] and an [`EStepSummary`]; the host
+//! turns them into new parameters (Cholesky factors, O(K p³)) in `mixture::em`.
+//!
+//! ## Missing values
+//! Rows are grouped by their *pattern* (which continuous coordinates are observed). For a row
+//! with observed set o the Gaussian factor is the marginal N(u_o | μ_o, Σ_oo). The host embeds
+//! the precision Cholesky factor of Σ_oo into a p × p matrix with zero rows and columns at the
+//! missing coordinates, and the kernel zeroes the deviation there, so one uniform kernel computes
+//! every pattern: ‖d₀ U_o‖² = d_oᵀ Σ_oo⁻¹ d_o.
+//!
+//! For the M-step, exact EM fills a missing block with its conditional mean and adds its
+//! conditional covariance. The fill is linear in the observed deviation: d̂ = d₀ A_o with
+//! A_o = [I, Σ_oo⁻¹ Σ_om] on the observed rows and zero on the missing rows, so `m_stats`
+//! accumulates Σ r d̂ and Σ r d̂ d̂ᵀ, and the per-(class, pattern) responsibility mass lets the
+//! host add Σ_o R_ko (Σ_mm − Σ_mo Σ_oo⁻¹ Σ_om) without another pass over the data.
+//!
+//! ## Precision
+//! The CPU backend computes in f64 throughout and is the oracle for every other backend.
+//! Statistics are accumulated about the current class means (the *shift*), which keeps the
+//! scatter well conditioned in single precision on a GPU.
+//!
+//! ## Determinism
+//! Backends reduce per-block partial statistics in a fixed tree whose shape depends only on
+//! the data size, never on thread timing, so a CPU fit is bit-for-bit reproducible.
+
+pub mod cpu;
+
+use crate::error::Result;
+pub use cpu::CpuBackend;
+
+/// The host-side copy of everything a mixture fit reads per row. Built by
+/// `data::prepare` for `fit` and `predict` alike.
+#[derive(Debug, Clone, Default)]
+pub struct MixtureData {
+    /// Number of rows.
+    pub n: usize,
+    /// Continuous dimensions (reduced text + standardized metrics).
+    pub p: usize,
+    /// n × p, row-major; missing coordinates hold 0.0 (the kernels never read them).
+    pub x: Vec<f64>,
+    /// Pattern index of each row (an index into `patterns`).
+    pub pattern: Vec<u32>,
+    /// Observed masks; `patterns[0]` is always the complete pattern.
+    pub patterns: Vec<Vec<bool>>,
+    /// Number of levels of each categorical column.
+    pub n_levels: Vec<usize>,
+    /// n × J category codes, [`crate::data::MISSING_CODE`] for missing.
+    pub codes: Vec<u32>,
+}
+
+impl MixtureData {
+    /// Number of categorical columns.
+    pub fn n_cat(&self) -> usize {
+        self.n_levels.len()
+    }
+    /// Offsets of each categorical column in a flattened level axis (length J + 1).
+    pub fn level_offsets(&self) -> Vec<usize> {
+        let mut off = vec![0];
+        for &l in &self.n_levels {
+            off.push(off.last().unwrap() + l);
+        }
+        off
+    }
+    pub fn total_levels(&self) -> usize {
+        self.n_levels.iter().sum()
+    }
+    /// Builds the pattern table from a mask of observed continuous values (n × p, row-major).
+    pub fn set_patterns(&mut self, observed: &[bool]) {
+        let p = self.p;
+        let mut index: std::collections::HashMap<Vec<bool>, u32> = std::collections::HashMap::new();
+        self.patterns = vec![vec![true; p]];
+        index.insert(vec![true; p], 0);
+        self.pattern = (0..self.n)
+            .map(|i| {
+                let m = &observed[i * p..(i + 1) * p];
+                if let Some(&id) = index.get(m) {
+                    return id;
+                }
+                let id = self.patterns.len() as u32;
+                self.patterns.push(m.to_vec());
+                index.insert(m.to_vec(), id);
+                id
+            })
+            .collect();
+    }
+}
+
+/// What the kernels need of the current parameters, laid out flat. Rebuilt on the host each
+/// iteration (see `mixture::params::Params::kernel_params`).
+#[derive(Debug, Clone)]
+pub struct KernelParams {
+    pub k: usize,
+    pub p: usize,
+    pub n_patterns: usize,
+    /// log π_k, length K.
+    pub log_weights: Vec<f64>,
+    /// log α, K × total_levels (classes outer).
+    pub log_alpha: Vec<f64>,
+    /// Class means (also the shift of the statistics), K × p.
+    pub means: Vec<f64>,
+    /// Embedded precision Cholesky factors U_{o,k}, n_patterns × K × p × p.
+    pub prec_chol: Vec<f64>,
+    /// log det U_{o,k} − |o|/2 · ln 2π, n_patterns × K.
+    pub log_norm: Vec<f64>,
+    /// Conditional-mean fill matrices A_{o,k}, n_patterns × K × p × p (identity for the
+    /// complete pattern, which kernels may skip).
+    pub fill: Vec<f64>,
+}
+
+impl KernelParams {
+    pub fn prec_chol(&self, pattern: usize, k: usize) -> &[f64] {
+        let pp = self.p * self.p;
+        let at = (pattern * self.k + k) * pp;
+        &self.prec_chol[at..at + pp]
+    }
+    pub fn fill(&self, pattern: usize, k: usize) -> &[f64] {
+        let pp = self.p * self.p;
+        let at = (pattern * self.k + k) * pp;
+        &self.fill[at..at + pp]
+    }
+}
+
+/// Result of one E-step, summed over rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EStepSummary {
+    /// Σ_i log p(x_i).
+    pub loglik: f64,
+    /// Σ_i Σ_k −r_ik ln r_ik (the classification entropy used by ICL).
+    pub entropy: f64,
+}
+
+impl EStepSummary {
+    pub fn merge(self, o: Self) -> Self {
+        EStepSummary {
+            loglik: self.loglik + o.loglik,
+            entropy: self.entropy + o.entropy,
+        }
+    }
+}
+
+/// Additive sufficient statistics of the M-step, about the shift μ_k of the [`KernelParams`]
+/// they were computed with. Chunks, threads and devices all combine through [`SuffStats::merge`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuffStats {
+    pub k: usize,
+    pub p: usize,
+    /// N_k = Σ_i r_ik.
+    pub nk: Vec<f64>,
+    /// Σ_i r_ik d̂_ik, K × p.
+    pub sum_d: Vec<f64>,
+    /// Σ_i r_ik d̂_ik d̂_ikᵀ, K × p × p.
+    pub sum_dd: Vec<f64>,
+    /// Σ_i r_ik [x_ij = l], K × total_levels.
+    pub cat: Vec<f64>,
+    /// Σ_{i in pattern o} r_ik, K × n_patterns.
+    pub pattern_mass: Vec<f64>,
+}
+
+impl SuffStats {
+    pub fn zeros(k: usize, p: usize, total_levels: usize, n_patterns: usize) -> Self {
+        SuffStats {
+            k,
+            p,
+            nk: vec![0.0; k],
+            sum_d: vec![0.0; k * p],
+            sum_dd: vec![0.0; k * p * p],
+            cat: vec![0.0; k * total_levels],
+            pattern_mass: vec![0.0; k * n_patterns],
+        }
+    }
+    pub fn merge(mut self, o: &SuffStats) -> Self {
+        let add = |a: &mut [f64], b: &[f64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        add(&mut self.nk, &o.nk);
+        add(&mut self.sum_d, &o.sum_d);
+        add(&mut self.sum_dd, &o.sum_dd);
+        add(&mut self.cat, &o.cat);
+        add(&mut self.pattern_mass, &o.pattern_mass);
+        self
+    }
+}
+
+/// Column sums and XᵀX over the rows of an embedding matrix that are not missing.
+#[derive(Debug, Clone)]
+pub struct Gram {
+    pub rows: usize,
+    pub dim: usize,
+    pub sum: Vec<f64>,
+    /// dim × dim, row-major.
+    pub xtx: Vec<f64>,
+}
+
+/// Posteriors read back from a backend, in input row order.
+#[derive(Debug, Clone)]
+pub struct Posteriors {
+    pub k: usize,
+    /// n × K responsibilities.
+    pub resp: Vec<f64>,
+    /// Per-row log-likelihood.
+    pub row_loglik: Vec<f64>,
+}
+
+/// What every backend implements. See the module documentation for shapes and semantics.
+pub trait Backend: Sync {
+    /// Data resident on the device for one fit.
+    type Data: Send + Sync;
+    /// A responsibility buffer (n × K) resident on the device.
+    type Resp: Send + Sync;
+
+    /// A short description for logs and reports (e.g. `cpu (2 threads)`).
+    fn describe(&self) -> String;
+
+    /// Uploads the rows once per fit.
+    fn upload(&self, data: &MixtureData) -> Result<Self::Data>;
+
+    /// Allocates a responsibility buffer for K classes.
+    fn alloc_resp(&self, data: &Self::Data, k: usize) -> Result<Self::Resp>;
+
+    /// Overwrites the responsibilities (n × K, input row order) — used by initialisation.
+    fn set_resp(&self, data: &Self::Data, resp: &mut Self::Resp, values: &[f64]) -> Result<()>;
+
+    /// E-step: writes responsibilities and row log-likelihoods into `resp`.
+    fn e_step(
+        &self,
+        data: &Self::Data,
+        params: &KernelParams,
+        resp: &mut Self::Resp,
+    ) -> Result<EStepSummary>;
+
+    /// M-step statistics from the responsibilities in `resp`, about the means in `params`.
+    fn m_stats(
+        &self,
+        data: &Self::Data,
+        params: &KernelParams,
+        resp: &Self::Resp,
+    ) -> Result<SuffStats>;
+
+    /// Reads responsibilities and row log-likelihoods back in input row order.
+    fn read_posteriors(&self, data: &Self::Data, resp: &Self::Resp) -> Result<Posteriors>;
+
+    /// Column sums and XᵀX of the rows of `x` (n × dim, row-major) whose first value is not NaN.
+    fn gram(&self, x: &[f32], n: usize, dim: usize) -> Result<Gram>;
+
+    /// (x − mean) W for every row (W is dim × d, row-major); missing rows come back as NaN.
+    fn project(
+        &self,
+        x: &[f32],
+        n: usize,
+        dim: usize,
+        mean: &[f64],
+        w: &[f64],
+        d: usize,
+    ) -> Result<Vec<f64>>;
+}

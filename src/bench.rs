@@ -1,0 +1,262 @@
+//! Synthetic mixtures with known truth, and timing of single EM iterations. Used by the
+//! `segmix bench` command, the criterion benches and the parameter-recovery tests.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::backend::{Backend, MixtureData};
+use crate::error::{Error, Result};
+use crate::mixture::CovType;
+use crate::mixture::init::{InitFeatures, kmeans};
+use crate::mixture::params::Params;
+use crate::rng::Rng;
+
+/// A table drawn from a known mixture.
+#[derive(Debug, Clone)]
+pub struct Synthetic {
+    pub data: MixtureData,
+    /// True class of each row (0-based).
+    pub truth: Vec<u32>,
+}
+
+/// Draws `n` rows from a K-class mixture with `p` continuous dimensions (full random
+/// covariances) and `n_cat` categorical columns of `levels` levels. `separation` scales the
+/// distance between class means (≈ 3 is well separated for p ≥ 2); `cat_purity` is the
+/// probability of each class's dominant level.
+pub fn synthetic(
+    n: usize,
+    k: usize,
+    p: usize,
+    n_cat: usize,
+    levels: usize,
+    separation: f64,
+    cat_purity: f64,
+    seed: u64,
+) -> Synthetic {
+    let mut rng = Rng::new(seed);
+    let means: Vec<f64> = (0..k * p).map(|_| separation * rng.normal()).collect();
+    let mut chols = Vec::with_capacity(k);
+    for _ in 0..k {
+        // Σ = G Gᵀ / p + 0.3 I, then its Cholesky factor for sampling.
+        let g: Vec<f64> = (0..p * p).map(|_| rng.normal()).collect();
+        let mut sigma = vec![0.0; p * p];
+        for a in 0..p {
+            for b in 0..p {
+                sigma[a * p + b] = (0..p).map(|t| g[a * p + t] * g[b * p + t]).sum::<f64>()
+                    / p as f64
+                    + if a == b { 0.3 } else { 0.0 };
+            }
+        }
+        chols.push(crate::linalg::cholesky(&sigma, p).expect("SPD by construction"));
+    }
+    // Each class prefers one level per categorical column.
+    let dominant: Vec<usize> = (0..k * n_cat).map(|_| rng.below(levels)).collect();
+    let mut x = vec![0.0; n * p];
+    let mut codes = vec![0u32; n * n_cat];
+    let mut truth = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = rng.below(k);
+        truth.push(c as u32);
+        let z: Vec<f64> = (0..p).map(|_| rng.normal()).collect();
+        for a in 0..p {
+            let lz: f64 = (0..=a).map(|t| chols[c][a * p + t] * z[t]).sum();
+            x[i * p + a] = means[c * p + a] + lz;
+        }
+        for j in 0..n_cat {
+            codes[i * n_cat + j] = if rng.uniform() < cat_purity {
+                dominant[c * n_cat + j]
+            } else {
+                rng.below(levels)
+            } as u32;
+        }
+    }
+    let mut data = MixtureData {
+        n,
+        p,
+        x,
+        pattern: Vec::new(),
+        patterns: Vec::new(),
+        n_levels: vec![levels; n_cat],
+        codes,
+    };
+    data.set_patterns(&vec![true; n * p]);
+    Synthetic { data, truth }
+}
+
+/// Median timings (milliseconds) of one EM iteration's parts.
+#[derive(Debug, Clone, Serialize)]
+pub struct IterationTiming {
+    pub backend: String,
+    pub n: usize,
+    pub k: usize,
+    pub p: usize,
+    pub n_cat: usize,
+    pub reps: usize,
+    /// Host: Cholesky factors and kernel parameter layout.
+    pub kernel_params_ms: f64,
+    pub e_step_ms: f64,
+    pub m_stats_ms: f64,
+    /// Host: M-step from the statistics.
+    pub m_step_ms: f64,
+    /// The whole iteration (median of the per-repetition sums).
+    pub iteration_ms: f64,
+    /// Floating-point operations of the O(N K p²) products: 4 N K p².
+    pub gemm_flops: f64,
+    pub gflops: f64,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        0.5 * (v[m - 1] + v[m])
+    }
+}
+
+/// Times `reps` EM iterations at K classes on resident data (setup and one warm-up iteration
+/// excluded) and reports medians.
+pub fn time_iteration<B: Backend>(
+    backend: &B,
+    data: &MixtureData,
+    k: usize,
+    reps: usize,
+    seed: u64,
+) -> Result<IterationTiming> {
+    if k > data.n {
+        return Err(Error::TooManyClasses { k, n: data.n });
+    }
+    let dev = backend.upload(data)?;
+    let feat = InitFeatures::new(data);
+    // A cheap start: k-means on a sample, then one M-step from the hard labels.
+    let km = kmeans(&feat, k, &mut Rng::new(seed));
+    let p = data.p;
+    let mut hard = vec![0.0; data.n * k];
+    for (i, &c) in km.labels.iter().enumerate() {
+        hard[i * k + c as usize] = 1.0;
+    }
+    let mut resp = backend.alloc_resp(&dev, k)?;
+    backend.set_resp(&dev, &mut resp, &hard)?;
+    let mut cov = vec![0.0; k * p * p];
+    for kk in 0..k {
+        for a in 0..p {
+            cov[kk * p * p + a * p + a] = 1.0;
+        }
+    }
+    let theta0 = Params {
+        k,
+        p,
+        cov_type: CovType::Full,
+        reg: 1e-6,
+        weights: vec![1.0 / k as f64; k],
+        n_levels: data.n_levels.clone(),
+        alpha: (0..k)
+            .flat_map(|_| {
+                data.n_levels
+                    .iter()
+                    .flat_map(|&l| std::iter::repeat_n(1.0 / l as f64, l))
+            })
+            .collect(),
+        means: if p > 0 {
+            km.centers.clone()
+        } else {
+            Vec::new()
+        },
+        covariances: cov,
+    };
+    let kp0 = theta0
+        .kernel_params(&data.patterns)
+        .map_err(|_| Error::Numerical("initial parameters".into()))?;
+    let stats = backend.m_stats(&dev, &kp0, &resp)?;
+    let (mut theta, _) = theta0.m_step(&stats, &data.patterns, data.n)?;
+
+    let (mut kp_t, mut e_t, mut m_t, mut h_t, mut all) = (vec![], vec![], vec![], vec![], vec![]);
+    for rep in 0..=reps {
+        let t = Instant::now();
+        let kp = theta
+            .kernel_params(&data.patterns)
+            .map_err(|_| Error::Numerical("covariance not PD".into()))?;
+        let t1 = t.elapsed().as_secs_f64();
+        backend.e_step(&dev, &kp, &mut resp)?;
+        let t2 = t.elapsed().as_secs_f64();
+        let stats = backend.m_stats(&dev, &kp, &resp)?;
+        let t3 = t.elapsed().as_secs_f64();
+        theta = theta.m_step(&stats, &data.patterns, data.n)?.0;
+        let t4 = t.elapsed().as_secs_f64();
+        if rep > 0 {
+            kp_t.push(t1 * 1e3);
+            e_t.push((t2 - t1) * 1e3);
+            m_t.push((t3 - t2) * 1e3);
+            h_t.push((t4 - t3) * 1e3);
+            all.push(t4 * 1e3);
+        }
+    }
+    let flops = 4.0 * data.n as f64 * k as f64 * (p * p) as f64;
+    let iteration_ms = median(&mut all);
+    Ok(IterationTiming {
+        backend: backend.describe(),
+        n: data.n,
+        k,
+        p,
+        n_cat: data.n_cat(),
+        reps,
+        kernel_params_ms: median(&mut kp_t),
+        e_step_ms: median(&mut e_t),
+        m_stats_ms: median(&mut m_t),
+        m_step_ms: median(&mut h_t),
+        iteration_ms,
+        gemm_flops: flops,
+        gflops: flops / (iteration_ms * 1e-3) / 1e9,
+    })
+}
+
+/// Loads a benchmark table from `.npy` files: a float matrix (n × p, the continuous block as
+/// is) and optionally an integer matrix of category codes (n × J, codes 0..L_j − 1).
+pub fn load_npy(x: &std::path::Path, codes: Option<&std::path::Path>) -> Result<MixtureData> {
+    let xm = crate::data::embeddings::read_npy(x)?;
+    let (n, p) = (xm.rows, xm.cols);
+    let xv = xm.into_f64();
+    let (codes, n_levels) = match codes {
+        None => (Vec::new(), Vec::new()),
+        Some(path) => {
+            let cm = crate::data::embeddings::read_npy(path)?;
+            if cm.rows != n {
+                return Err(Error::EmbeddingRows {
+                    file: path.to_path_buf(),
+                    found: cm.rows,
+                    expected: n,
+                });
+            }
+            let j = cm.cols;
+            let raw = cm.into_i64();
+            if raw.iter().any(|&c| c < 0) {
+                return Err(Error::config(format!(
+                    "{}: category codes must be ≥ 0",
+                    path.display()
+                )));
+            }
+            let n_levels = (0..j)
+                .map(|jj| {
+                    (0..n)
+                        .map(|i| raw[i * j + jj] as usize + 1)
+                        .max()
+                        .unwrap_or(1)
+                })
+                .collect();
+            (raw.into_iter().map(|c| c as u32).collect(), n_levels)
+        }
+    };
+    let mut data = MixtureData {
+        n,
+        p,
+        x: xv,
+        pattern: Vec::new(),
+        patterns: Vec::new(),
+        n_levels,
+        codes,
+    };
+    data.set_patterns(&vec![true; n * p]);
+    Ok(data)
+}

@@ -1,0 +1,83 @@
+//! `segmix bench`: EM timings for benchmark scripts (JSON on stdout).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+
+use segmix::backend::CpuBackend;
+use segmix::bench::{load_npy, synthetic, time_iteration};
+use segmix::mixture::em::{FitConfig, NoProgress, fit_sweep};
+use segmix::mixture::parse_k_range;
+
+use super::Global;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Continuous block as a float .npy (n × p); synthetic data when absent.
+    #[arg(long, value_name = "X.npy")]
+    pub x: Option<PathBuf>,
+    /// Category codes as an integer .npy (n × J).
+    #[arg(long, value_name = "CODES.npy")]
+    pub codes: Option<PathBuf>,
+    /// Synthetic rows.
+    #[arg(long, default_value_t = 100_000)]
+    pub n: usize,
+    /// Synthetic continuous dimensions.
+    #[arg(long, default_value_t = 32)]
+    pub d: usize,
+    /// Synthetic categorical columns (4 levels each).
+    #[arg(long, default_value_t = 3)]
+    pub cats: usize,
+    /// Classes for the iteration timing.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Timed iterations (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Also time a full sweep over this K range (e.g. 2..12).
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// Restarts per K in the sweep.
+    #[arg(long, default_value_t = 3)]
+    pub n_init: usize,
+    /// Sweep: maximum iterations per restart.
+    #[arg(long, default_value_t = 100)]
+    pub max_iter: usize,
+    /// Sweep: tolerance on the per-row change of the log-likelihood.
+    #[arg(long, default_value_t = 1e-3)]
+    pub tol: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run(a: BenchArgs, _g: &Global) -> anyhow::Result<()> {
+    let data = match &a.x {
+        Some(x) => load_npy(x, a.codes.as_deref())?,
+        None => synthetic(a.n, a.k, a.d, a.cats, 4, 3.0, 0.7, a.seed).data,
+    };
+    let backend = CpuBackend::new();
+    let timing = time_iteration(&backend, &data, a.k, a.reps, a.seed)?;
+    let mut out = serde_json::json!({ "iteration": timing });
+    if let Some(range) = &a.sweep {
+        let (k_min, k_max) = parse_k_range(range)?;
+        let cfg = FitConfig {
+            k_min,
+            k_max,
+            n_init: a.n_init,
+            max_iter: a.max_iter,
+            tol: a.tol,
+            seed: a.seed,
+            ..FitConfig::default()
+        };
+        let t = Instant::now();
+        let sweep = fit_sweep(&backend, &data, &cfg, &NoProgress)?;
+        let iters: usize = sweep.runs.iter().map(|r| r.iterations).sum();
+        out["sweep"] = serde_json::json!({
+            "k_range": [k_min, k_max], "n_init": a.n_init, "seconds": t.elapsed().as_secs_f64(),
+            "total_iterations": iters, "selected_k": sweep.best_run().k,
+        });
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `segmix fit`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use segmix::backend::CpuBackend;
+use segmix::data::{Roles, parse_column_list};
+use segmix::mixture::em::FitConfig;
+use segmix::mixture::{CovType, Criterion, parse_k_range};
+use segmix::pipeline::{self, FitJob};
+use segmix::report::argmax;
+
+use super::{Global, display, progress::Bar, warn_all};
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// The table: a CSV file with a header line.
+    pub data: PathBuf,
+
+    /// Output folder (created if needed): model.json, assignments.csv, selection.csv.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Categorical columns, comma-separated.
+    #[arg(long, value_name = "A,B,..")]
+    pub cat: Option<String>,
+
+    /// Numeric columns (metrics), comma-separated; modelled after standardization.
+    #[arg(long, value_name = "X,Y,..")]
+    pub num: Option<String>,
+
+    /// Free-text column. Rows with an empty text have no text block (it is integrated out).
+    #[arg(long, value_name = "COL")]
+    pub text: Option<String>,
+
+    /// Precomputed text vectors, one row per data row: .npy (float32/float64) or CSV of floats.
+    #[arg(long, value_name = "FILE")]
+    pub embeddings: Option<PathBuf>,
+
+    /// PCA components kept from the embeddings.
+    #[arg(long, default_value_t = 32, value_name = "D")]
+    pub pca_dims: usize,
+
+    /// Number of classes: one number (4) or an inclusive range (2..8); every K is fitted.
+    #[arg(long, default_value = "2..8")]
+    pub k: String,
+
+    /// Criterion that picks the model (lower is better).
+    #[arg(long, value_enum, default_value_t = Criterion::Bic)]
+    pub criterion: Criterion,
+
+    /// Structure of the class covariances.
+    #[arg(long, value_enum, default_value_t = CovType::Full)]
+    pub covariance: CovType,
+
+    /// Ridge added to covariance diagonals, in standardized units (each continuous column has
+    /// unit variance, so this is a fraction of each column's variance). Raised automatically,
+    /// with a warning, when a covariance is singular.
+    #[arg(long, default_value_t = 1e-6)]
+    pub reg: f64,
+
+    /// Restarts per K (k-means++ initialisations); the best by the criterion is kept.
+    #[arg(long, default_value_t = 5)]
+    pub n_init: usize,
+
+    /// Maximum EM iterations per restart.
+    #[arg(long, default_value_t = 300)]
+    pub max_iter: usize,
+
+    /// Convergence tolerance on the per-row change of the log-likelihood.
+    #[arg(long, default_value_t = 1e-6)]
+    pub tol: f64,
+
+    /// Random seed; a CPU fit is bit-for-bit reproducible for a given seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
+    let roles = Roles {
+        categorical: a
+            .cat
+            .as_deref()
+            .map(|s| parse_column_list("--cat", s))
+            .transpose()?
+            .unwrap_or_default(),
+        numeric: a
+            .num
+            .as_deref()
+            .map(|s| parse_column_list("--num", s))
+            .transpose()?
+            .unwrap_or_default(),
+        text: a.text.clone(),
+    };
+    let (k_min, k_max) = parse_k_range(&a.k)?;
+    let config = FitConfig {
+        k_min,
+        k_max,
+        n_init: a.n_init,
+        max_iter: a.max_iter,
+        tol: a.tol,
+        seed: a.seed,
+        cov_type: a.covariance,
+        reg: a.reg,
+        criterion: a.criterion,
+    };
+    let job = FitJob {
+        data: a.data.clone(),
+        roles,
+        embeddings: a.embeddings.clone(),
+        pca_dims: a.pca_dims,
+        config,
+    };
+    let backend = CpuBackend::new();
+    let bar = Bar::new(g.quiet);
+    let result = pipeline::fit(&backend, &job, &bar);
+    bar.finish();
+    let fit = result?;
+    warn_all(&fit.warnings);
+    pipeline::write_fit(&a.out, &fit)?;
+    if !g.quiet {
+        print_summary(&fit, &a);
+    }
+    Ok(())
+}
+
+fn print_summary(fit: &pipeline::FitOutput, a: &FitArgs) {
+    let m = &fit.model;
+    let s = &m.schema;
+    println!(
+        "{}: {} rows; {} categorical, {} numeric{}; {} continuous dims; {}",
+        display(&a.data),
+        m.fit.n_rows,
+        s.categorical.len(),
+        s.numeric.len(),
+        s.text.as_ref().map_or(String::new(), |t| format!(
+            ", text as {} PCA dims",
+            t.pca.d()
+        )),
+        m.params.p,
+        m.fit.device
+    );
+    println!(
+        "{:>4} {:>16} {:>14} {:>14} {:>14}",
+        "K", "loglik", "BIC", "ICL", "AIC"
+    );
+    for k in m.fit.k_range[0]..=m.fit.k_range[1] {
+        let best = fit.sweep.runs.iter().filter(|r| r.k == k).min_by(|x, y| {
+            x.criteria
+                .get(m.fit.criterion)
+                .total_cmp(&y.criteria.get(m.fit.criterion))
+        });
+        if let Some(r) = best {
+            let mark = if r.k == m.fit.k { " *" } else { "" };
+            println!(
+                "{:>4} {:>16.3} {:>14.3} {:>14.3} {:>14.3}{mark}",
+                k, r.loglik, r.criteria.bic, r.criteria.icl, r.criteria.aic
+            );
+        }
+    }
+    let b = fit.sweep.best_run();
+    println!(
+        "selected K={} by {} (restart {}, {} iterations, {}), {:.2}s",
+        b.k,
+        m.fit.criterion.name(),
+        b.restart,
+        b.iterations,
+        if b.converged {
+            "converged"
+        } else {
+            "NOT converged: raise --max-iter"
+        },
+        m.fit.seconds
+    );
+    let post = &fit.sweep.posteriors;
+    let mut counts = vec![0usize; post.k];
+    for i in 0..post.row_loglik.len() {
+        counts[argmax(&post.resp[i * post.k..(i + 1) * post.k]).0] += 1;
+    }
+    for (c, n) in counts.iter().enumerate() {
+        println!(
+            "  class {:>2}: weight {:.3}, {n} rows",
+            c + 1,
+            m.params.weights[c]
+        );
+    }
+    println!(
+        "wrote {}/{{model.json, assignments.csv, selection.csv}}",
+        display(&a.out)
+    );
+}

@@ -1,0 +1,72 @@
+//! Command-line interface: clap definitions and their translation into validated library
+//! configs. No modelling happens here.
+
+mod bench;
+mod fit;
+mod predict;
+mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Latent segments in tables of categories, free text and metrics.
+#[derive(Debug, Parser)]
+#[command(name = "segmix", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// No progress bar and no summary; warnings and errors still go to stderr.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fit the joint latent class model and write model.json, assignments.csv, selection.csv.
+    Fit(fit::FitArgs),
+    /// Score new rows with a fitted model: classes, posteriors and expected metrics.
+    Predict(predict::PredictArgs),
+    /// Time one EM iteration (and optionally a K sweep) on synthetic or .npy data.
+    Bench(bench::BenchArgs),
+}
+
+/// Shared output options.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub quiet: bool,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(t) = cli.threads {
+        if t == 0 {
+            anyhow::bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()?;
+    }
+    let global = Global { quiet: cli.quiet };
+    match cli.command {
+        Command::Fit(a) => fit::run(a, &global),
+        Command::Predict(a) => predict::run(a, &global),
+        Command::Bench(a) => bench::run(a, &global),
+    }
+}
+
+/// Prints warnings to stderr, one per line.
+pub(crate) fn warn_all(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+pub(crate) fn display(p: &std::path::Path) -> String {
+    PathBuf::from(p).display().to_string()
+}

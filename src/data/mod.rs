@@ -1,0 +1,358 @@
+//! Reading the user's table.
+//!
+//! Input: a CSV file with a header and the column roles chosen on the command line
+//! (`--cat`, `--num`, `--text`). Output: a typed [`Table`] holding only those columns —
+//! categorical columns as raw strings (encoded against a level list later, so `fit` and
+//! `predict` share one code path), numeric columns as `f64` with `NaN` for missing, and the
+//! text column as optional strings.
+//!
+//! Missing values are kept, never dropped: an empty cell, `NA`, `N/A`, `NaN` or `null` (any
+//! case, surrounding spaces ignored) is missing in every role. Every error names the file, the
+//! line (1-based, as an editor shows it), the 0-based data row where it matters, and the column.
+
+pub mod embeddings;
+pub mod prepare;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Code used for a missing categorical value in a code matrix.
+pub const MISSING_CODE: u32 = u32::MAX;
+
+/// Which columns play which role.
+#[derive(Debug, Clone, Default)]
+pub struct Roles {
+    pub categorical: Vec<String>,
+    pub numeric: Vec<String>,
+    pub text: Option<String>,
+}
+
+impl Roles {
+    pub fn is_empty(&self) -> bool {
+        self.categorical.is_empty() && self.numeric.is_empty() && self.text.is_none()
+    }
+}
+
+/// How strictly to read: `fit` needs every role column with at least one value; `predict`
+/// accepts new rows where a column is absent or empty (metrics of ad copy not yet launched).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strictness {
+    Fit,
+    Predict,
+}
+
+#[derive(Debug, Clone)]
+pub struct CategoricalColumn {
+    pub name: String,
+    /// Raw values; `None` is missing.
+    pub values: Vec<Option<String>>,
+    /// False when the column is absent from the file (predict only).
+    pub present: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NumericColumn {
+    pub name: String,
+    /// Values; `NaN` is missing.
+    pub values: Vec<f64>,
+    pub present: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TextColumn {
+    pub name: String,
+    pub values: Vec<Option<String>>,
+}
+
+/// The role columns of one CSV file.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub path: PathBuf,
+    pub n_rows: usize,
+    pub categorical: Vec<CategoricalColumn>,
+    pub numeric: Vec<NumericColumn>,
+    pub text: Option<TextColumn>,
+    /// 1-based file line of each data row (for messages about rows).
+    pub lines: Vec<u64>,
+}
+
+/// True for the cell values segmix reads as missing.
+pub fn is_missing(cell: &str) -> bool {
+    let t = cell.trim();
+    t.is_empty()
+        || t.eq_ignore_ascii_case("na")
+        || t.eq_ignore_ascii_case("n/a")
+        || t.eq_ignore_ascii_case("nan")
+        || t.eq_ignore_ascii_case("null")
+}
+
+enum Slot {
+    Cat(usize),
+    Num(usize),
+    Text,
+}
+
+/// Reads the role columns of `path`.
+pub fn read_table(path: &Path, roles: &Roles, strictness: Strictness) -> Result<Table> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    read_table_from(
+        path,
+        std::io::BufReader::with_capacity(1 << 20, file),
+        roles,
+        strictness,
+    )
+}
+
+/// Reads the role columns from any reader; `path` is used in messages only.
+pub fn read_table_from<R: std::io::Read>(
+    path: &Path,
+    reader: R,
+    roles: &Roles,
+    strictness: Strictness,
+) -> Result<Table> {
+    let file = path.to_path_buf();
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(reader);
+    let mut records = rdr.byte_records();
+
+    let header = match records.next() {
+        None => return Err(Error::EmptyFile { file }),
+        Some(r) => r.map_err(|e| csv_error(&file, e))?,
+    };
+    let mut names = Vec::with_capacity(header.len());
+    for (i, field) in header.iter().enumerate() {
+        let field = if i == 0 {
+            field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field)
+        } else {
+            field
+        };
+        let name = std::str::from_utf8(field).map_err(|_| Error::NotUtf8 {
+            file: file.clone(),
+            line: 1,
+            column: format!("#{}", i + 1),
+        })?;
+        names.push(name.trim().to_string());
+    }
+    let width = names.len();
+
+    // Map each role to its header position; check names exist and are used once.
+    let mut seen: HashMap<&str, ()> = HashMap::new();
+    let mut slots: Vec<(usize, Slot)> = Vec::new();
+    let mut categorical = Vec::new();
+    let mut numeric = Vec::new();
+    let mut text = None;
+    let all_roles = roles
+        .categorical
+        .iter()
+        .map(|c| (c, 0))
+        .chain(roles.numeric.iter().map(|c| (c, 1)))
+        .chain(roles.text.iter().map(|c| (c, 2)));
+    for (name, kind) in all_roles {
+        if seen.insert(name.as_str(), ()).is_some() {
+            return Err(Error::DuplicateRole {
+                file,
+                column: name.clone(),
+            });
+        }
+        let positions: Vec<usize> = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| *n == name)
+            .map(|(i, _)| i)
+            .collect();
+        if positions.len() > 1 {
+            return Err(Error::Csv {
+                file,
+                line: 1,
+                message: format!(
+                    "the header names column {name:?} {} times; rename the copies",
+                    positions.len()
+                ),
+            });
+        }
+        let pos = positions.first().copied();
+        let absent_ok = strictness == Strictness::Predict && kind != 2;
+        if pos.is_none() && !absent_ok {
+            return Err(Error::NoSuchColumn {
+                file,
+                column: name.clone(),
+                available: names
+                    .iter()
+                    .map(|n| format!("{n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        match kind {
+            0 => {
+                if let Some(p) = pos {
+                    slots.push((p, Slot::Cat(categorical.len())));
+                }
+                categorical.push(CategoricalColumn {
+                    name: name.clone(),
+                    values: Vec::new(),
+                    present: pos.is_some(),
+                });
+            }
+            1 => {
+                if let Some(p) = pos {
+                    slots.push((p, Slot::Num(numeric.len())));
+                }
+                numeric.push(NumericColumn {
+                    name: name.clone(),
+                    values: Vec::new(),
+                    present: pos.is_some(),
+                });
+            }
+            _ => {
+                slots.push((pos.expect("text column checked above"), Slot::Text));
+                text = Some(TextColumn {
+                    name: name.clone(),
+                    values: Vec::new(),
+                });
+            }
+        }
+    }
+
+    let mut lines = Vec::new();
+    let mut n_rows = 0usize;
+    for record in records {
+        let record = record.map_err(|e| csv_error(&file, e))?;
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != width {
+            // A line holding a single empty field is a blank line: skip it like csv does.
+            if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
+                continue;
+            }
+            return Err(Error::Ragged {
+                file,
+                line,
+                expected: width,
+                found: record.len(),
+            });
+        }
+        for (pos, slot) in &slots {
+            let bytes = record.get(*pos).unwrap_or(b"");
+            let cell = std::str::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
+                file: file.clone(),
+                line,
+                column: names[*pos].clone(),
+            })?;
+            match slot {
+                Slot::Cat(c) => {
+                    let v = if is_missing(cell) {
+                        None
+                    } else {
+                        Some(cell.trim().to_string())
+                    };
+                    categorical[*c].values.push(v);
+                }
+                Slot::Num(c) => {
+                    let v = if is_missing(cell) {
+                        f64::NAN
+                    } else {
+                        match cell.trim().parse::<f64>() {
+                            Ok(v) if v.is_finite() => v,
+                            _ => {
+                                return Err(Error::NotNumeric {
+                                    file,
+                                    line,
+                                    row: n_rows,
+                                    column: names[*pos].clone(),
+                                    value: cell.to_string(),
+                                });
+                            }
+                        }
+                    };
+                    numeric[*c].values.push(v);
+                }
+                Slot::Text => {
+                    let v = if is_missing(cell) {
+                        None
+                    } else {
+                        Some(cell.to_string())
+                    };
+                    text.as_mut().expect("text slot").values.push(v);
+                }
+            }
+        }
+        lines.push(line);
+        n_rows += 1;
+    }
+    if n_rows == 0 {
+        return Err(Error::Csv {
+            file,
+            line: 1,
+            message: "the file has a header but no data rows".into(),
+        });
+    }
+    for c in &mut categorical {
+        if !c.present {
+            c.values = vec![None; n_rows];
+        }
+    }
+    for c in &mut numeric {
+        if !c.present {
+            c.values = vec![f64::NAN; n_rows];
+        }
+    }
+    if strictness == Strictness::Fit {
+        let all_missing = categorical
+            .iter()
+            .find(|c| c.values.iter().all(Option::is_none))
+            .map(|c| c.name.clone())
+            .or_else(|| {
+                numeric
+                    .iter()
+                    .find(|c| c.values.iter().all(|v| v.is_nan()))
+                    .map(|c| c.name.clone())
+            })
+            .or_else(|| {
+                text.as_ref()
+                    .filter(|t| t.values.iter().all(Option::is_none))
+                    .map(|t| t.name.clone())
+            });
+        if let Some(column) = all_missing {
+            return Err(Error::AllMissing { file, column });
+        }
+    }
+    Ok(Table {
+        path: file,
+        n_rows,
+        categorical,
+        numeric,
+        text,
+        lines,
+    })
+}
+
+fn csv_error(file: &Path, e: csv::Error) -> Error {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.kind() {
+        csv::ErrorKind::Io(_) => Error::Csv {
+            file: file.to_path_buf(),
+            line,
+            message: e.to_string(),
+        },
+        _ => Error::Csv {
+            file: file.to_path_buf(),
+            line,
+            message: format!("malformed CSV: {e}"),
+        },
+    }
+}
+
+/// Parses a comma-separated list of column names (`a,b,c`); empty items are an error.
+pub fn parse_column_list(flag: &str, value: &str) -> Result<Vec<String>> {
+    let items: Vec<String> = value.split(',').map(|s| s.trim().to_string()).collect();
+    if items.iter().any(String::is_empty) {
+        return Err(Error::config(format!(
+            "{flag} {value:?}: column names are separated by commas, with none empty"
+        )));
+    }
+    Ok(items)
+}

@@ -1,0 +1,305 @@
+//! From a [`Table`] (and embeddings) to the [`MixtureData`] the kernels read.
+//!
+//! The [`Schema`] is learned once by `fit` and stored in `model.json`; `predict` applies the same
+//! [`Schema::transform`], so a model scores its own training rows exactly as the fit did.
+//!
+//! The continuous block is `[reduced text, metrics]`, every column standardized to zero mean
+//! and unit variance: PCA scores are divided by the square root of their eigenvalue and metrics
+//! by their standard deviation. The full-covariance model is invariant to this scaling; it puts
+//! k-means++ initialisation and the covariance ridge on one scale.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::embeddings::Matrix;
+use super::{MISSING_CODE, Table};
+use crate::backend::{Backend, MixtureData};
+use crate::error::{Error, Result};
+use crate::reduce::Pca;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoricalSchema {
+    pub name: String,
+    /// Levels in code order (sorted).
+    pub levels: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumericSchema {
+    pub name: String,
+    pub mean: f64,
+    pub sd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextSchema {
+    /// The text column, when one was named.
+    pub column: Option<String>,
+    /// Where the vectors came from: `"embeddings-file"` (or an embedder, later).
+    pub source: String,
+    pub pca: Pca,
+    /// Standard deviation of each PCA score (√eigenvalue) used to standardize it.
+    pub scale: Vec<f64>,
+}
+
+/// Everything needed to turn a table into the model's coordinates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schema {
+    pub categorical: Vec<CategoricalSchema>,
+    pub numeric: Vec<NumericSchema>,
+    pub text: Option<TextSchema>,
+}
+
+/// Messages about the data that do not stop the run.
+pub type Warnings = Vec<String>;
+
+impl Schema {
+    /// Learns levels, standardization and PCA from the training table.
+    pub fn fit<B: Backend>(
+        backend: &B,
+        table: &Table,
+        emb: Option<(&Path, &Matrix)>,
+        pca_dims: usize,
+    ) -> Result<(Schema, Warnings)> {
+        let mut warnings = Vec::new();
+        let categorical = table
+            .categorical
+            .iter()
+            .map(|c| {
+                let levels: BTreeSet<&str> =
+                    c.values.iter().flatten().map(String::as_str).collect();
+                CategoricalSchema {
+                    name: c.name.clone(),
+                    levels: levels.into_iter().map(str::to_string).collect(),
+                }
+            })
+            .collect();
+        let mut numeric = Vec::new();
+        for c in &table.numeric {
+            let obs: Vec<f64> = c.values.iter().copied().filter(|v| !v.is_nan()).collect();
+            let mean = obs.iter().sum::<f64>() / obs.len() as f64;
+            let var = obs.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / obs.len() as f64;
+            let mut sd = var.sqrt();
+            if !(sd > 1e-12 * mean.abs().max(1.0)) {
+                warnings.push(format!(
+                    "column {:?} is constant ({mean}); it carries no information",
+                    c.name
+                ));
+                sd = 1.0;
+            }
+            numeric.push(NumericSchema {
+                name: c.name.clone(),
+                mean,
+                sd,
+            });
+        }
+        let text = match emb {
+            None => None,
+            Some((path, m)) => {
+                check_rows(path, m, table.n_rows)?;
+                let masked = mask_text(table, m);
+                let x = masked.as_ref().map_or(&m.values, |v| v);
+                let (pca, warn) = Pca::fit(backend, x, m.rows, m.cols, pca_dims)?;
+                warnings.extend(warn);
+                let scale = pca.explained_variance.iter().map(|v| v.sqrt()).collect();
+                Some(TextSchema {
+                    column: table.text.as_ref().map(|t| t.name.clone()),
+                    source: "embeddings-file".into(),
+                    pca,
+                    scale,
+                })
+            }
+        };
+        Ok((
+            Schema {
+                categorical,
+                numeric,
+                text,
+            },
+            warnings,
+        ))
+    }
+
+    /// Names of the continuous coordinates, in order.
+    pub fn continuous_names(&self) -> Vec<String> {
+        let text = self.text.as_ref().map_or(0, |t| t.pca.d());
+        (1..=text)
+            .map(|c| format!("text_pc{c}"))
+            .chain(self.numeric.iter().map(|c| c.name.clone()))
+            .collect()
+    }
+
+    /// Index of numeric column `j` in the continuous block.
+    pub fn numeric_coordinate(&self, j: usize) -> usize {
+        self.text.as_ref().map_or(0, |t| t.pca.d()) + j
+    }
+
+    /// Applies the schema. Unknown categorical levels become missing and are reported in one
+    /// warning per column.
+    pub fn transform<B: Backend>(
+        &self,
+        backend: &B,
+        table: &Table,
+        emb: Option<(&Path, &Matrix)>,
+    ) -> Result<(MixtureData, Warnings)> {
+        let mut warnings = Vec::new();
+        let n = table.n_rows;
+        let d_text = self.text.as_ref().map_or(0, |t| t.pca.d());
+        let p = d_text + self.numeric.len();
+        let mut x = vec![0.0; n * p];
+        let mut observed = vec![true; n * p];
+
+        if let Some(ts) = &self.text {
+            let (path, m) = emb.ok_or_else(|| {
+                Error::config("the model was fitted with embeddings; pass --embeddings FILE with one vector per row")
+            })?;
+            check_rows(path, m, n)?;
+            if m.cols != ts.pca.dim {
+                return Err(Error::Embeddings {
+                    file: path.to_path_buf(),
+                    message: format!(
+                        "vectors have {} dimensions but the model expects {}",
+                        m.cols, ts.pca.dim
+                    ),
+                });
+            }
+            let masked = mask_text(table, m);
+            let scores = ts
+                .pca
+                .transform(backend, masked.as_ref().map_or(&m.values, |v| v), n)?;
+            for i in 0..n {
+                for c in 0..d_text {
+                    let v = scores[i * d_text + c];
+                    if v.is_nan() {
+                        observed[i * p + c] = false;
+                    } else {
+                        x[i * p + c] = v / ts.scale[c];
+                    }
+                }
+            }
+        } else if emb.is_some() {
+            return Err(Error::config(
+                "the model was fitted without embeddings; drop --embeddings",
+            ));
+        }
+
+        for (j, ns) in self.numeric.iter().enumerate() {
+            let col = table
+                .numeric
+                .iter()
+                .find(|c| c.name == ns.name)
+                .expect("table read with the schema's roles");
+            for i in 0..n {
+                let v = col.values[i];
+                let t = d_text + j;
+                if v.is_nan() {
+                    observed[i * p + t] = false;
+                } else {
+                    x[i * p + t] = (v - ns.mean) / ns.sd;
+                }
+            }
+        }
+
+        let jn = self.categorical.len();
+        let mut codes = vec![MISSING_CODE; n * jn];
+        for (j, cs) in self.categorical.iter().enumerate() {
+            let col = table
+                .categorical
+                .iter()
+                .find(|c| c.name == cs.name)
+                .expect("table read with the schema's roles");
+            let index: HashMap<&str, u32> = cs
+                .levels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.as_str(), i as u32))
+                .collect();
+            let mut unknown: BTreeMap<&str, usize> = BTreeMap::new();
+            for (i, v) in col.values.iter().enumerate() {
+                if let Some(v) = v {
+                    match index.get(v.as_str()) {
+                        Some(&c) => codes[i * jn + j] = c,
+                        None => *unknown.entry(v.as_str()).or_default() += 1,
+                    }
+                }
+            }
+            if !unknown.is_empty() {
+                let total: usize = unknown.values().sum();
+                let list: Vec<String> = unknown.keys().take(10).map(|l| format!("{l:?}")).collect();
+                warnings.push(format!(
+                    "column {:?}: {total} rows have levels the model never saw ({}{}); they are treated as missing",
+                    cs.name,
+                    list.join(", "),
+                    if unknown.len() > 10 { ", …" } else { "" }
+                ));
+            }
+            if !col.present {
+                warnings.push(format!(
+                    "column {:?} is not in {}; it is treated as missing",
+                    cs.name,
+                    table.path.display()
+                ));
+            }
+        }
+        for c in table.numeric.iter().filter(|c| !c.present) {
+            warnings.push(format!(
+                "column {:?} is not in {}; it is treated as missing",
+                c.name,
+                table.path.display()
+            ));
+        }
+
+        let empty_rows = (0..n)
+            .filter(|&i| {
+                observed[i * p..(i + 1) * p].iter().all(|o| !o)
+                    && codes[i * jn..(i + 1) * jn]
+                        .iter()
+                        .all(|&c| c == MISSING_CODE)
+            })
+            .count();
+        if empty_rows > 0 {
+            warnings.push(format!(
+                "{empty_rows} rows have no observed value in any modelled column; they are kept and get the class weights as posteriors"
+            ));
+        }
+        let mut data = MixtureData {
+            n,
+            p,
+            x,
+            pattern: Vec::new(),
+            patterns: Vec::new(),
+            n_levels: self.categorical.iter().map(|c| c.levels.len()).collect(),
+            codes,
+        };
+        data.set_patterns(&observed);
+        Ok((data, warnings))
+    }
+}
+
+fn check_rows(path: &Path, m: &Matrix, n: usize) -> Result<()> {
+    if m.rows != n {
+        return Err(Error::EmbeddingRows {
+            file: path.to_path_buf(),
+            found: m.rows,
+            expected: n,
+        });
+    }
+    Ok(())
+}
+
+/// Rows whose text cell is missing have no text block, whatever vector the file holds.
+fn mask_text(table: &Table, m: &Matrix) -> Option<Vec<f32>> {
+    let text = table.text.as_ref()?;
+    if text.values.iter().all(Option::is_some) {
+        return None;
+    }
+    let mut v = m.values.clone();
+    for (i, t) in text.values.iter().enumerate() {
+        if t.is_none() {
+            v[i * m.cols..(i + 1) * m.cols].fill(f32::NAN);
+        }
+    }
+    Some(v)
+}

@@ -1,0 +1,335 @@
+//! Mixture parameters and the host side of the M-step.
+
+use serde::{Deserialize, Serialize};
+
+use super::CovType;
+use crate::backend::{KernelParams, SuffStats};
+use crate::error::{Error, Result};
+use crate::linalg;
+
+/// ln 2π.
+const LN_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// Parameters of a fitted (or initial) mixture. Covariances are stored as full p × p matrices
+/// whatever the covariance type; the type only constrains their structure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub k: usize,
+    pub p: usize,
+    pub cov_type: CovType,
+    /// Ridge added to every covariance diagonal (after any automatic raise).
+    pub reg: f64,
+    /// π_k, length K.
+    pub weights: Vec<f64>,
+    /// Levels per categorical column.
+    pub n_levels: Vec<usize>,
+    /// α_kjl, K × total_levels (classes outer; each column's levels contiguous).
+    pub alpha: Vec<f64>,
+    /// μ_k, K × p.
+    pub means: Vec<f64>,
+    /// Σ_k, K × p × p.
+    pub covariances: Vec<f64>,
+}
+
+/// What happened in one M-step that the user should hear about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MStepEvent {
+    /// Class k received (almost) no responsibility; its parameters were kept.
+    Empty { class: usize },
+    /// The ridge had to be raised to keep every covariance positive definite.
+    RegRaised { from: f64, to: f64 },
+}
+
+/// The observed/missing split of one pattern with the conditional quantities of one class:
+/// B = Σ_oo⁻¹ Σ_om and C = Σ_mm − Σ_mo Σ_oo⁻¹ Σ_om.
+struct Conditional {
+    obs: Vec<usize>,
+    mis: Vec<usize>,
+    /// Lower Cholesky factor of Σ_oo.
+    l_oo: Vec<f64>,
+    /// |o| × |m|.
+    b: Vec<f64>,
+    /// |m| × |m|.
+    c: Vec<f64>,
+}
+
+fn conditional(sigma: &[f64], p: usize, observed: &[bool]) -> Option<Conditional> {
+    let obs: Vec<usize> = (0..p).filter(|&t| observed[t]).collect();
+    let mis: Vec<usize> = (0..p).filter(|&t| !observed[t]).collect();
+    let (no, nm) = (obs.len(), mis.len());
+    let s_oo: Vec<f64> = obs
+        .iter()
+        .flat_map(|&a| obs.iter().map(move |&b| sigma[a * p + b]))
+        .collect();
+    let l_oo = if no > 0 {
+        linalg::cholesky(&s_oo, no)?
+    } else {
+        Vec::new()
+    };
+    let s_om: Vec<f64> = obs
+        .iter()
+        .flat_map(|&a| mis.iter().map(move |&b| sigma[a * p + b]))
+        .collect();
+    let b = if no > 0 && nm > 0 {
+        linalg::cholesky_solve(&l_oo, no, &s_om, nm)
+    } else {
+        vec![0.0; no * nm]
+    };
+    let mut c = vec![0.0; nm * nm];
+    for (x, &ma) in mis.iter().enumerate() {
+        for (y, &mb) in mis.iter().enumerate() {
+            let corr: f64 = (0..no).map(|t| s_om[t * nm + x] * b[t * nm + y]).sum();
+            c[x * nm + y] = sigma[ma * p + mb] - corr;
+        }
+    }
+    Some(Conditional {
+        obs,
+        mis,
+        l_oo,
+        b,
+        c,
+    })
+}
+
+impl Params {
+    pub fn total_levels(&self) -> usize {
+        self.n_levels.iter().sum()
+    }
+
+    pub fn covariance(&self, k: usize) -> &[f64] {
+        let pp = self.p * self.p;
+        &self.covariances[k * pp..(k + 1) * pp]
+    }
+
+    /// Lays the parameters out for the kernels: log weights, log α, means, and per (pattern,
+    /// class) the embedded precision Cholesky factor, its log normaliser and the fill matrix A.
+    /// Fails with the class index when a covariance (or a principal sub-matrix) is not
+    /// positive definite.
+    pub fn kernel_params(
+        &self,
+        patterns: &[Vec<bool>],
+    ) -> std::result::Result<KernelParams, usize> {
+        let (k, p) = (self.k, self.p);
+        let pp = p * p;
+        let np = patterns.len();
+        let mut prec_chol = vec![0.0; np * k * pp];
+        let mut log_norm = vec![0.0; np * k];
+        let mut fill = vec![0.0; np * k * pp];
+        for (o, mask) in patterns.iter().enumerate() {
+            for kk in 0..k {
+                let cond = conditional(self.covariance(kk), p, mask).ok_or(kk)?;
+                let no = cond.obs.len();
+                let at = (o * k + kk) * pp;
+                // U_o = L_oo⁻ᵀ embedded at the observed rows and columns.
+                let mut log_det_u = 0.0;
+                if no > 0 {
+                    let linv = linalg::lower_inverse(&cond.l_oo, no);
+                    for (a, &ra) in cond.obs.iter().enumerate() {
+                        for (b, &cb) in cond.obs.iter().enumerate() {
+                            prec_chol[at + ra * p + cb] = linv[b * no + a];
+                        }
+                        log_det_u -= cond.l_oo[a * no + a].ln();
+                    }
+                }
+                log_norm[o * k + kk] = log_det_u - 0.5 * no as f64 * LN_2PI;
+                // A: identity on the observed block, B = Σ_oo⁻¹ Σ_om to the missing columns.
+                let nm = cond.mis.len();
+                for (a, &ra) in cond.obs.iter().enumerate() {
+                    fill[at + ra * p + ra] = 1.0;
+                    for (c, &mc) in cond.mis.iter().enumerate() {
+                        fill[at + ra * p + mc] = cond.b[a * nm + c];
+                    }
+                }
+            }
+        }
+        let log_alpha = self.alpha.iter().map(|a| a.ln()).collect();
+        Ok(KernelParams {
+            k,
+            p,
+            n_patterns: np,
+            log_weights: self.weights.iter().map(|w| w.ln()).collect(),
+            log_alpha,
+            means: self.means.clone(),
+            prec_chol,
+            log_norm,
+            fill,
+        })
+    }
+
+    /// Σ_k Σ_j Σ_l ln α_kjl: the log density (up to a constant) of the symmetric Dirichlet(2)
+    /// prior whose MAP estimate is the Laplace-smoothed α. EM increases ℓ + this at every step.
+    pub fn log_prior(&self) -> f64 {
+        self.alpha.iter().map(|a| a.ln()).sum()
+    }
+
+    /// The M-step: new parameters from statistics computed about `self.means` (the shift), for
+    /// `n` rows. `patterns` must be the pattern table the statistics were computed with.
+    ///
+    /// ```text
+    /// π_k = N_k / n
+    /// α_kjl = (n_kjl + 1) / (N_kj + L_j)                       Laplace smoothing
+    /// μ_k = shift_k + δ_k,   δ_k = Σ r d̂ / N_k
+    /// S_k = Σ r d̂ d̂ᵀ − N_k δ_k δ_kᵀ + Σ_o R_ko C_ko           scatter about μ_k
+    /// full: Σ_k = S_k/N_k + reg I   diag: diag(S_k/N_k) + reg   spherical: tr(S_k/N_k)/p + reg
+    /// tied: Σ = Σ_k S_k / n + reg I
+    /// ```
+    pub fn m_step(
+        &self,
+        stats: &SuffStats,
+        patterns: &[Vec<bool>],
+        n: usize,
+    ) -> Result<(Params, Vec<MStepEvent>)> {
+        let (k, p) = (self.k, self.p);
+        let pp = p * p;
+        let tl = self.total_levels();
+        let nf = n as f64;
+        let mut events = Vec::new();
+        let mut next = self.clone();
+        let empty_below = 1e-10 * nf.max(1.0);
+
+        for kk in 0..k {
+            next.weights[kk] = stats.nk[kk] / nf;
+        }
+        // Categorical probabilities.
+        let mut off = 0;
+        for &l in &self.n_levels {
+            for kk in 0..k {
+                let counts = &stats.cat[kk * tl + off..kk * tl + off + l];
+                let total: f64 = counts.iter().sum();
+                for (lv, &c) in counts.iter().enumerate() {
+                    next.alpha[kk * tl + off + lv] = (c + 1.0) / (total + l as f64);
+                }
+            }
+            off += l;
+        }
+        if p > 0 {
+            let mut scatter = vec![0.0; k * pp];
+            for kk in 0..k {
+                let nk = stats.nk[kk];
+                if nk < empty_below {
+                    events.push(MStepEvent::Empty { class: kk });
+                    continue;
+                }
+                let delta: Vec<f64> = stats.sum_d[kk * p..(kk + 1) * p]
+                    .iter()
+                    .map(|s| s / nk)
+                    .collect();
+                for t in 0..p {
+                    next.means[kk * p + t] = self.means[kk * p + t] + delta[t];
+                }
+                let s = &mut scatter[kk * pp..(kk + 1) * pp];
+                for a in 0..p {
+                    for b in 0..p {
+                        s[a * p + b] = stats.sum_dd[kk * pp + a * p + b] - nk * delta[a] * delta[b];
+                    }
+                }
+                // Conditional covariance of the missing block, weighted by the pattern mass.
+                for (o, mask) in patterns.iter().enumerate() {
+                    let mass = stats.pattern_mass[kk * patterns.len() + o];
+                    if mass <= 0.0 || mask.iter().all(|&m| m) {
+                        continue;
+                    }
+                    let cond = conditional(self.covariance(kk), p, mask).ok_or_else(|| {
+                        Error::Numerical(format!(
+                            "class {}: covariance lost positive definiteness",
+                            kk + 1
+                        ))
+                    })?;
+                    let nm = cond.mis.len();
+                    for (x, &ma) in cond.mis.iter().enumerate() {
+                        for (y, &mb) in cond.mis.iter().enumerate() {
+                            s[ma * p + mb] += mass * cond.c[x * nm + y];
+                        }
+                    }
+                }
+                // Symmetrise: GEMM accumulation leaves last-bit asymmetry.
+                for a in 0..p {
+                    for b in 0..a {
+                        let v = 0.5 * (s[a * p + b] + s[b * p + a]);
+                        s[a * p + b] = v;
+                        s[b * p + a] = v;
+                    }
+                }
+            }
+            let is_empty = |kk: usize| stats.nk[kk] < empty_below;
+            match self.cov_type {
+                CovType::Tied => {
+                    let mut pooled = vec![0.0; pp];
+                    for kk in (0..k).filter(|&kk| !is_empty(kk)) {
+                        for t in 0..pp {
+                            pooled[t] += scatter[kk * pp + t] / nf;
+                        }
+                    }
+                    for kk in 0..k {
+                        next.covariances[kk * pp..(kk + 1) * pp].copy_from_slice(&pooled);
+                    }
+                }
+                cov => {
+                    for kk in (0..k).filter(|&kk| !is_empty(kk)) {
+                        let nk = stats.nk[kk];
+                        let s = &scatter[kk * pp..(kk + 1) * pp];
+                        let c = &mut next.covariances[kk * pp..(kk + 1) * pp];
+                        match cov {
+                            CovType::Full => c.iter_mut().zip(s).for_each(|(c, s)| *c = s / nk),
+                            CovType::Diag => {
+                                c.fill(0.0);
+                                for a in 0..p {
+                                    c[a * p + a] = s[a * p + a] / nk;
+                                }
+                            }
+                            _ => {
+                                let var =
+                                    (0..p).map(|a| s[a * p + a]).sum::<f64>() / (nk * p as f64);
+                                c.fill(0.0);
+                                for a in 0..p {
+                                    c[a * p + a] = var;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            // Ridge, raised ×10 until every covariance is positive definite.
+            let base = next.covariances.clone();
+            let mut reg = self.reg;
+            loop {
+                next.covariances.copy_from_slice(&base);
+                for kk in (0..k).filter(|&kk| !is_empty(kk) || self.cov_type == CovType::Tied) {
+                    for a in 0..p {
+                        next.covariances[kk * pp + a * p + a] += reg;
+                    }
+                }
+                // Empty classes keep their previous covariance (which already holds a ridge).
+                for kk in (0..k).filter(|&kk| is_empty(kk) && self.cov_type != CovType::Tied) {
+                    next.covariances[kk * pp..(kk + 1) * pp].copy_from_slice(self.covariance(kk));
+                }
+                if (0..k).all(|kk| linalg::cholesky(next.covariance(kk), p).is_some()) {
+                    break;
+                }
+                let raised = if reg > 0.0 { reg * 10.0 } else { 1e-10 };
+                if raised > 1e6 {
+                    return Err(Error::Numerical(
+                        "a class covariance stays singular even with a ridge of 1e6; decrease the \
+                         number of classes (--k) or remove constant columns"
+                            .into(),
+                    ));
+                }
+                reg = raised;
+            }
+            if reg != self.reg {
+                events.push(MStepEvent::RegRaised {
+                    from: self.reg,
+                    to: reg,
+                });
+                next.reg = reg;
+            }
+        } else {
+            for kk in 0..k {
+                if stats.nk[kk] < empty_below {
+                    events.push(MStepEvent::Empty { class: kk });
+                }
+            }
+        }
+        Ok((next, events))
+    }
+}

@@ -1,0 +1,84 @@
+//! Class posteriors and expected metrics for rows under fitted parameters.
+//!
+//! The expected value of continuous coordinate c for row i conditions on everything else the
+//! row shows — its categoricals and its *other* observed continuous coordinates — and never on
+//! coordinate c itself (so it is an honest prediction even for rows where the metric is known):
+//!
+//! ```text
+//! E[u_c | rest] = Σ_k p(k | rest) · (μ_kc + Σ_{c,o} Σ_oo⁻¹ (u_o − μ_k,o)),   o = observed \ {c}
+//! ```
+//!
+//! Both factors come from the same kernels as the fit: p(k | rest) is an E-step on the data
+//! with coordinate c masked, and the regression Σ_{c,o} Σ_oo⁻¹ is column c of the fill matrix
+//! A_{o,k} the M-step uses.
+
+use rayon::prelude::*;
+
+use super::params::Params;
+use crate::backend::{Backend, MixtureData, Posteriors};
+use crate::error::{Error, Result};
+
+/// Posteriors and row log-likelihoods of every row under `params`.
+pub fn posteriors<B: Backend>(
+    backend: &B,
+    data: &MixtureData,
+    params: &Params,
+) -> Result<Posteriors> {
+    let dev = backend.upload(data)?;
+    let kp = params.kernel_params(&data.patterns).map_err(|k| {
+        Error::Numerical(format!(
+            "class {}: covariance is not positive definite",
+            k + 1
+        ))
+    })?;
+    let mut resp = backend.alloc_resp(&dev, params.k)?;
+    backend.e_step(&dev, &kp, &mut resp)?;
+    backend.read_posteriors(&dev, &resp)
+}
+
+/// E[u_c | everything else observed in the row], in the model's (standardized) units.
+pub fn expected_coordinate<B: Backend>(
+    backend: &B,
+    data: &MixtureData,
+    params: &Params,
+    c: usize,
+) -> Result<Vec<f64>> {
+    let (n, p, k) = (data.n, data.p, params.k);
+    assert!(c < p);
+    // The data with coordinate c hidden.
+    let mut masked = data.clone();
+    let mut observed = vec![false; n * p];
+    for i in 0..n {
+        let mask = &data.patterns[data.pattern[i] as usize];
+        observed[i * p..(i + 1) * p].copy_from_slice(mask);
+        observed[i * p + c] = false;
+        masked.x[i * p + c] = 0.0;
+    }
+    masked.set_patterns(&observed);
+    let post = posteriors(backend, &masked, params)?;
+    let kp = params.kernel_params(&masked.patterns).map_err(|k| {
+        Error::Numerical(format!(
+            "class {}: covariance is not positive definite",
+            k + 1
+        ))
+    })?;
+    Ok((0..n)
+        .into_par_iter()
+        .map(|i| {
+            let o = masked.pattern[i] as usize;
+            let mask = &masked.patterns[o];
+            let x = &masked.x[i * p..(i + 1) * p];
+            (0..k)
+                .map(|kk| {
+                    let mu = &params.means[kk * p..(kk + 1) * p];
+                    let a = kp.fill(o, kk);
+                    let reg: f64 = (0..p)
+                        .filter(|&t| mask[t])
+                        .map(|t| (x[t] - mu[t]) * a[t * p + c])
+                        .sum();
+                    post.resp[i * k + kk] * (mu[c] + reg)
+                })
+                .sum()
+        })
+        .collect())
+}

@@ -1,0 +1,117 @@
+//! `model.json`: everything `predict` needs, versioned.
+//!
+//! Floats are written with shortest round-trip formatting and read back bit-exactly, so a
+//! model scores its training rows exactly as the fit did.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::prepare::Schema;
+use crate::error::{Error, Result};
+use crate::mixture::params::Params;
+use crate::mixture::{Criteria, Criterion};
+
+/// The `format` field of every segmix model file.
+pub const FORMAT: &str = "segmix-model";
+/// Current model file version; bump on any incompatible change.
+pub const VERSION: u32 = 1;
+
+/// Summary of the selected fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitSummary {
+    pub n_rows: usize,
+    pub k: usize,
+    pub restart: usize,
+    pub criterion: Criterion,
+    pub loglik: f64,
+    pub n_params: usize,
+    pub criteria: Criteria,
+    pub iterations: usize,
+    pub converged: bool,
+    pub seed: u64,
+    pub k_range: [usize; 2],
+    pub n_init: usize,
+    pub seconds: f64,
+    pub device: String,
+}
+
+/// The whole model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub format: String,
+    pub version: u32,
+    pub segmix_version: String,
+    pub schema: Schema,
+    /// Names of the continuous coordinates (`text_pc1..`, then the metrics).
+    pub continuous: Vec<String>,
+    pub params: Params,
+    pub fit: FitSummary,
+}
+
+impl ModelFile {
+    pub fn new(schema: Schema, params: Params, fit: FitSummary) -> Self {
+        ModelFile {
+            format: FORMAT.into(),
+            version: VERSION,
+            segmix_version: env!("CARGO_PKG_VERSION").into(),
+            continuous: schema.continuous_names(),
+            schema,
+            params,
+            fit,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("model serializes")
+    }
+
+    /// Reads and checks a model file.
+    pub fn load(path: &Path) -> Result<ModelFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bad = |message: String| Error::Model {
+            path: path.to_path_buf(),
+            message,
+        };
+        let probe: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not a JSON file ({e})")))?;
+        if probe.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(bad(
+                "not a segmix model (no \"format\": \"segmix-model\")".into()
+            ));
+        }
+        let version = probe.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+        if version != VERSION as u64 {
+            return Err(bad(format!(
+                "model file version {version}; this segmix ({}) reads version {VERSION}. Refit with this version",
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
+        let m: ModelFile =
+            serde_json::from_value(probe).map_err(|e| bad(format!("malformed model: {e}")))?;
+        m.check().map_err(bad)?;
+        Ok(m)
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        let p = &self.params;
+        let tl = p.total_levels();
+        let ok = p.weights.len() == p.k
+            && p.means.len() == p.k * p.p
+            && p.covariances.len() == p.k * p.p * p.p
+            && p.alpha.len() == p.k * tl
+            && self.continuous.len() == p.p
+            && self.schema.categorical.len() == p.n_levels.len()
+            && self
+                .schema
+                .categorical
+                .iter()
+                .zip(&p.n_levels)
+                .all(|(c, &l)| c.levels.len() == l);
+        if ok {
+            Ok(())
+        } else {
+            Err("inconsistent parameter shapes; the file was edited or truncated".into())
+        }
+    }
+}

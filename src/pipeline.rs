@@ -1,0 +1,151 @@
+//! The end-to-end flows behind `segmix fit` and `segmix predict`, as library calls: read →
+//! prepare → fit (or score) → write. The CLI only turns arguments into these configs.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::backend::{Backend, Posteriors};
+use crate::data::embeddings::{Matrix, read_matrix};
+use crate::data::prepare::Schema;
+use crate::data::{Roles, Strictness, read_table};
+use crate::error::{Error, Result};
+use crate::mixture::em::{FitConfig, Progress, Sweep, fit_sweep};
+use crate::mixture::predict;
+use crate::model::{FitSummary, ModelFile};
+use crate::report;
+
+/// Inputs of a fit.
+#[derive(Debug, Clone)]
+pub struct FitJob {
+    pub data: PathBuf,
+    pub roles: Roles,
+    pub embeddings: Option<PathBuf>,
+    /// Target number of PCA components for the text block.
+    pub pca_dims: usize,
+    pub config: FitConfig,
+}
+
+/// A finished fit, ready to be written.
+#[derive(Debug)]
+pub struct FitOutput {
+    pub model: ModelFile,
+    pub sweep: Sweep,
+    /// Messages about the data and the fit that did not stop it.
+    pub warnings: Vec<String>,
+}
+
+fn load_embeddings(path: Option<&Path>) -> Result<Option<(PathBuf, Matrix)>> {
+    path.map(|p| read_matrix(p).map(|m| (p.to_path_buf(), m)))
+        .transpose()
+}
+
+/// Reads, prepares and fits.
+pub fn fit<B: Backend>(backend: &B, job: &FitJob, progress: &dyn Progress) -> Result<FitOutput> {
+    let t0 = Instant::now();
+    if job.roles.categorical.is_empty() && job.roles.numeric.is_empty() && job.embeddings.is_none()
+    {
+        return Err(Error::config(if job.roles.text.is_some() {
+            "--text needs vectors: pass --embeddings FILE with one precomputed vector per row \
+             (the built-in sentence embedder is not part of this build yet)"
+        } else {
+            "nothing to model: name columns with --cat, --num and/or --text with --embeddings"
+        }));
+    }
+    if job.pca_dims == 0 {
+        return Err(Error::config("--pca-dims must be at least 1"));
+    }
+    let table = read_table(&job.data, &job.roles, Strictness::Fit)?;
+    job.config.check(table.n_rows)?;
+    let emb = load_embeddings(job.embeddings.as_deref())?;
+    let emb_ref = emb.as_ref().map(|(p, m)| (p.as_path(), m));
+    let (schema, mut warnings) = Schema::fit(backend, &table, emb_ref, job.pca_dims)?;
+    let (data, w2) = schema.transform(backend, &table, emb_ref)?;
+    warnings.extend(w2);
+    let sweep = fit_sweep(backend, &data, &job.config, progress)?;
+    for r in &sweep.runs {
+        warnings.extend(r.warnings.iter().cloned());
+    }
+    let best = sweep.best_run();
+    let fit = FitSummary {
+        n_rows: data.n,
+        k: best.k,
+        restart: best.restart,
+        criterion: job.config.criterion,
+        loglik: best.loglik,
+        n_params: best.n_params,
+        criteria: best.criteria,
+        iterations: best.iterations,
+        converged: best.converged,
+        seed: job.config.seed,
+        k_range: [job.config.k_min, job.config.k_max],
+        n_init: job.config.n_init,
+        seconds: t0.elapsed().as_secs_f64(),
+        device: backend.describe(),
+    };
+    let model = ModelFile::new(schema, sweep.params.clone(), fit);
+    Ok(FitOutput {
+        model,
+        sweep,
+        warnings,
+    })
+}
+
+/// Writes `assignments.csv`, `selection.csv` and `model.json` into `out`.
+pub fn write_fit(out: &Path, fit: &FitOutput) -> Result<()> {
+    report::ensure_dir(out)?;
+    report::write_assignments(&out.join("assignments.csv"), &fit.sweep.posteriors, &[])?;
+    report::write_selection(&out.join("selection.csv"), &fit.sweep.runs)?;
+    let json = fit.model.to_json();
+    report::write_atomic(&out.join("model.json"), |w| w.write_all(json.as_bytes()))
+}
+
+/// Scores of new rows.
+#[derive(Debug)]
+pub struct Prediction {
+    pub posteriors: Posteriors,
+    /// `expected_<col>` for every numeric column, in the column's original units.
+    pub expected: Vec<(String, Vec<f64>)>,
+    pub warnings: Vec<String>,
+}
+
+/// Scores the rows of `data` with a fitted model.
+pub fn predict<B: Backend>(
+    backend: &B,
+    model: &ModelFile,
+    data: &Path,
+    embeddings: Option<&Path>,
+) -> Result<Prediction> {
+    let schema = &model.schema;
+    let roles = Roles {
+        categorical: schema.categorical.iter().map(|c| c.name.clone()).collect(),
+        numeric: schema.numeric.iter().map(|c| c.name.clone()).collect(),
+        text: schema.text.as_ref().and_then(|t| t.column.clone()),
+    };
+    let table = read_table(data, &roles, Strictness::Predict)?;
+    let emb = load_embeddings(embeddings)?;
+    let (mdata, warnings) =
+        schema.transform(backend, &table, emb.as_ref().map(|(p, m)| (p.as_path(), m)))?;
+    let posteriors = predict::posteriors(backend, &mdata, &model.params)?;
+    let mut expected = Vec::new();
+    for (j, ns) in schema.numeric.iter().enumerate() {
+        let c = schema.numeric_coordinate(j);
+        let z = predict::expected_coordinate(backend, &mdata, &model.params, c)?;
+        expected.push((
+            format!("expected_{}", ns.name),
+            z.into_iter().map(|v| ns.mean + ns.sd * v).collect(),
+        ));
+    }
+    Ok(Prediction {
+        posteriors,
+        expected,
+        warnings,
+    })
+}
+
+/// Writes the prediction file: the assignment columns plus `expected_<col>`.
+pub fn write_prediction(path: &Path, pred: &Prediction) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        report::ensure_dir(dir)?;
+    }
+    report::write_assignments(path, &pred.posteriors, &pred.expected)
+}

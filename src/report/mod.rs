@@ -1,0 +1,120 @@
+//! Files a fit or a prediction writes. Every file is written to a temporary name in the same
+//! folder and renamed into place, so a failed run never leaves a half-written file.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::backend::Posteriors;
+use crate::error::{Error, Result};
+use crate::mixture::em::RunRecord;
+
+/// Writes `path` atomically: `write` fills a temporary file beside it, which is then renamed.
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        write(&mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+/// Creates the output folder (and parents) if needed.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+}
+
+/// `assignments.csv` (and the prediction file): `row,class,max_posterior,loglik,post_1..post_K`
+/// followed by any `extra` columns (name, one value per row).
+pub fn write_assignments(
+    path: &Path,
+    post: &Posteriors,
+    extra: &[(String, Vec<f64>)],
+) -> Result<()> {
+    let k = post.k;
+    let n = post.row_loglik.len();
+    write_atomic(path, |w| {
+        write!(w, "row,class,max_posterior,loglik")?;
+        for c in 1..=k {
+            write!(w, ",post_{c}")?;
+        }
+        for (name, _) in extra {
+            write!(w, ",{}", csv_field(name))?;
+        }
+        writeln!(w)?;
+        for i in 0..n {
+            let r = &post.resp[i * k..(i + 1) * k];
+            let (best, max) = argmax(r);
+            write!(w, "{i},{},{max},{}", best + 1, post.row_loglik[i])?;
+            for v in r {
+                write!(w, ",{v}")?;
+            }
+            for (_, values) in extra {
+                write!(w, ",{}", values[i])?;
+            }
+            writeln!(w)?;
+        }
+        Ok(())
+    })
+}
+
+/// Index and value of the largest entry (the first on ties).
+pub fn argmax(r: &[f64]) -> (usize, f64) {
+    r.iter().enumerate().fold(
+        (0, f64::NEG_INFINITY),
+        |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+    )
+}
+
+/// `selection.csv`: one line per (k, restart).
+pub fn write_selection(path: &Path, runs: &[RunRecord]) -> Result<()> {
+    write_atomic(path, |w| {
+        writeln!(
+            w,
+            "k,restart,loglik,n_params,bic,icl,aic,iterations,converged,seconds"
+        )?;
+        for r in runs {
+            writeln!(
+                w,
+                "{},{},{},{},{},{},{},{},{},{:.6}",
+                r.k,
+                r.restart,
+                r.loglik,
+                r.n_params,
+                r.criteria.bic,
+                r.criteria.icl,
+                r.criteria.aic,
+                r.iterations,
+                r.converged,
+                r.seconds
+            )?;
+        }
+        Ok(())
+    })
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
