@@ -10,6 +10,7 @@ pub mod bench;
 pub mod data;
 pub mod error;
 pub mod linalg;
+pub mod metrics;
 pub mod mixture;
 pub mod model;
 pub mod par;

@@ -1,14 +1,29 @@
 //! The CPU backend: the fallback for machines without a GPU and the oracle every other backend
-//! is tested against. f64 throughout; rayon over fixed row blocks; the O(N K p²) products are
-//! GEMMs (ndarray → matrixmultiply) on cache-sized sub-chunks of `CHUNK` rows.
+//! is tested against. f64 throughout; rayon over fixed row blocks reduced in a fixed tree
+//! (bit-for-bit reproducible); the O(N K p²) products are GEMMs on cache-sized chunks.
+//!
+//! ## How the E- and M-step become two skinny GEMMs
+//! With the quadratic features f(x) = [vech(x xᵀ), x] (p(p+1)/2 + p values per row):
+//!
+//! * E-step: ‖(x − μ_k) U_k‖² = f(x)·w_k + c_k for a weight vector w_k built from
+//!   Λ_k = U_k U_kᵀ (see [`e_step_operands`]), so the distances of a chunk to every class are
+//!   one product F W with F = f(X_chunk) (rows × n_f) and W (n_f × K);
+//! * M-step: Σ_i r_ik f(x_i) = (Fᵀ R)_k holds Σ r x xᵀ (upper triangle) and Σ r x of every class,
+//!   again one product, converted to moments about the shift μ_k per block.
+//!
+//! Both use the symmetry of Λ and of x xᵀ, so they do half the arithmetic of the textbook
+//! (x − μ)U and Σ r d dᵀ products. The fused [`Backend::e_step_stats`] builds F once per chunk
+//! for both. Rows with missing coordinates (own blocks, grouped by pattern) take the general
+//! path: the same E-step (U is zero at missing coordinates, x is 0 there) and, for the M-step,
+//! the conditional-mean fill d̂ = d₀ A_{o,k} per class.
 //!
 //! Each kernel here is the twin of a WGSL shader of the same name (`shaders/<kernel>.wgsl`,
 //! added with the GPU backend) and has the same inputs in the same order.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 use rayon::prelude::*;
 
+use super::matmul::matmul;
 use super::{Backend, EStepSummary, Gram, KernelParams, MixtureData, Posteriors, SuffStats};
 use crate::data::MISSING_CODE;
 use crate::error::{Error, Result};
@@ -16,8 +31,8 @@ use crate::par::tree_reduce;
 
 /// Rows per block: the unit of parallel work and of the deterministic reduction tree.
 const BLOCK: usize = 4096;
-/// Rows per GEMM sub-chunk: small enough that the chunk, its deviations and products stay in L2.
-const CHUNK: usize = 256;
+/// Rows per GEMM chunk: the chunk's features (CHUNK × n_f) stay in L2.
+const CHUNK: usize = 128;
 
 /// The CPU implementation of [`Backend`].
 #[derive(Debug, Clone, Default)]
@@ -64,27 +79,6 @@ pub struct CpuResp {
     row_loglik: Vec<f64>,
 }
 
-/// Writes the deviations d = x − μ of a chunk into `d`, zero at unobserved coordinates.
-fn deviations(
-    x: ArrayView2<f64>,
-    mu: &[f64],
-    observed: &[bool],
-    complete: bool,
-    mut d: ArrayViewMut2<f64>,
-) {
-    for (xr, mut dr) in x.rows().into_iter().zip(d.rows_mut()) {
-        if complete {
-            for ((dv, &xv), &m) in dr.iter_mut().zip(xr.iter()).zip(mu) {
-                *dv = xv - m;
-            }
-        } else {
-            for (((dv, &xv), &m), &o) in dr.iter_mut().zip(xr.iter()).zip(mu).zip(observed) {
-                *dv = if o { xv - m } else { 0.0 };
-            }
-        }
-    }
-}
-
 impl Backend for CpuBackend {
     type Data = CpuData;
     type Resp = CpuResp;
@@ -125,14 +119,13 @@ impl Backend for CpuBackend {
             });
             start = end;
         }
-        let offsets = data.level_offsets();
         Ok(CpuData {
             n,
             p,
             n_cat: j,
+            offsets: data.level_offsets(),
             total_levels: data.total_levels(),
             n_patterns: data.patterns.len(),
-            offsets,
             order,
             x,
             codes,
@@ -172,26 +165,29 @@ impl Backend for CpuBackend {
         params: &KernelParams,
         resp: &mut CpuResp,
     ) -> Result<EStepSummary> {
-        check_params(data, params, resp.k)?;
-        let k = resp.k;
-        let mut items = split_blocks(data, resp);
-        let summary = tree_reduce(
-            &mut items,
-            &|item: &mut BlockMut| e_step_block(data, params, item),
-            &|a, b| a.merge(b),
-        );
-        if !summary.loglik.is_finite() {
-            return Err(non_finite(data, resp, k));
-        }
-        Ok(summary)
+        Ok(self.run_e_step(data, params, resp, false)?.0)
+    }
+
+    fn e_step_stats(
+        &self,
+        data: &CpuData,
+        params: &KernelParams,
+        resp: &mut CpuResp,
+    ) -> Result<(EStepSummary, SuffStats)> {
+        let (summary, stats) = self.run_e_step(data, params, resp, true)?;
+        Ok((summary, stats.expect("statistics requested")))
     }
 
     fn m_stats(&self, data: &CpuData, params: &KernelParams, resp: &CpuResp) -> Result<SuffStats> {
         check_params(data, params, resp.k)?;
+        let k = resp.k;
         let mut blocks = data.blocks.clone();
         Ok(tree_reduce(
             &mut blocks,
-            &|b: &mut Block| m_stats_block(data, params, resp, b),
+            &|b: &mut Block| {
+                let r = &resp.resp[b.start * k..(b.start + b.len) * k];
+                m_stats_block(data, params, r, b)
+            },
             &|a, b| a.merge(&b),
         ))
     }
@@ -267,7 +263,7 @@ impl Backend for CpuBackend {
                     }
                 }
                 let mut o = ArrayViewMut2::from_shape((rows, d), out_chunk).expect("out shape");
-                general_mat_mul(1.0, &centered, &w, 0.0, &mut o);
+                matmul(&mut o, &centered.view(), &w, false);
                 for r in 0..rows {
                     if x[(lo + r) * dim].is_nan() {
                         o.row_mut(r).fill(f64::NAN);
@@ -275,6 +271,38 @@ impl Backend for CpuBackend {
                 }
             });
         Ok(out)
+    }
+}
+
+impl CpuBackend {
+    fn run_e_step(
+        &self,
+        data: &CpuData,
+        params: &KernelParams,
+        resp: &mut CpuResp,
+        with_stats: bool,
+    ) -> Result<(EStepSummary, Option<SuffStats>)> {
+        check_params(data, params, resp.k)?;
+        let k = resp.k;
+        let ops: Vec<_> = (0..data.n_patterns)
+            .map(|o| e_step_operands(params, o))
+            .collect();
+        let mut items = split_blocks(data, resp);
+        let (summary, stats) = tree_reduce(
+            &mut items,
+            &|item: &mut BlockMut| e_step_block(data, params, &ops, item, with_stats),
+            &|(a, sa), (b, sb)| {
+                let stats = match (sa, sb) {
+                    (Some(x), Some(y)) => Some(x.merge(&y)),
+                    _ => None,
+                };
+                (a.merge(b), stats)
+            },
+        );
+        if !summary.loglik.is_finite() {
+            return Err(non_finite(data, resp, k));
+        }
+        Ok((summary, stats))
     }
 }
 
@@ -331,16 +359,152 @@ fn split_blocks<'a>(data: &CpuData, resp: &'a mut CpuResp) -> Vec<BlockMut<'a>> 
     out
 }
 
-/// The `e_step` kernel on one block (one missing-value pattern).
+/// Number of quadratic features p(p+1)/2 plus the p linear ones.
+fn n_features(p: usize) -> usize {
+    p * (p + 1) / 2 + p
+}
+
+/// Writes f(x) = [vech(x xᵀ), x] of a chunk's rows into `f` (rows × n_features): x_a x_b for
+/// a ≤ b in row-major upper-triangle order, then x itself.
+fn features(x: &[f64], p: usize, rows: usize, f: &mut Array2<f64>) {
+    for i in 0..rows {
+        let xr = &x[i * p..(i + 1) * p];
+        let mut fr = f.row_mut(i);
+        let fr = fr.as_slice_mut().expect("contiguous row");
+        let mut t = 0;
+        for a in 0..p {
+            let xa = xr[a];
+            for (dst, &xb) in fr[t..t + p - a].iter_mut().zip(&xr[a..]) {
+                *dst = xa * xb;
+            }
+            t += p - a;
+        }
+        fr[t..t + p].copy_from_slice(xr);
+    }
+}
+
+/// Per-pattern operands of the E-step. With Λ = U Uᵀ (zero at missing coordinates, where x
+/// also holds 0) the squared Mahalanobis distance is linear in the features:
+///
+/// ‖(x − μ_k) U_k‖² = f(x)·w_k + c_k,  w_k = [vech(Λ_k) with off-diagonals doubled, −2 Λ_k μ_k],
+/// c_k = μ_kᵀ Λ_k μ_k.
+fn e_step_operands(params: &KernelParams, o: usize) -> (Array2<f64>, Vec<f64>) {
+    let (p, k) = (params.p, params.k);
+    let mut w = Array2::<f64>::zeros((n_features(p), k));
+    let mut c = vec![0.0; k];
+    let mut lam = vec![0.0; p * p];
+    for kk in 0..k {
+        let u = params.prec_chol(o, kk);
+        let mu = &params.means[kk * p..(kk + 1) * p];
+        for a in 0..p {
+            for b in a..p {
+                // U is upper triangular: (U Uᵀ)_ab = Σ_{t ≥ max(a,b)} U_at U_bt.
+                let v: f64 = (b..p).map(|t| u[a * p + t] * u[b * p + t]).sum();
+                lam[a * p + b] = v;
+                lam[b * p + a] = v;
+            }
+        }
+        let mut t = 0;
+        for a in 0..p {
+            for b in a..p {
+                w[[t, kk]] = if a == b {
+                    lam[a * p + b]
+                } else {
+                    2.0 * lam[a * p + b]
+                };
+                t += 1;
+            }
+        }
+        for a in 0..p {
+            let lmu: f64 = (0..p).map(|b| lam[a * p + b] * mu[b]).sum();
+            w[[t + a, kk]] = -2.0 * lmu;
+            c[kk] += mu[a] * lmu;
+        }
+    }
+    (w, c)
+}
+
+/// Adds N_k, the pattern mass and the categorical counts of a chunk to `st`.
+fn count_chunk(
+    data: &CpuData,
+    pattern: usize,
+    start: usize,
+    r: &[f64],
+    rows: usize,
+    st: &mut SuffStats,
+) {
+    let (k, j, tl) = (st.k, data.n_cat, data.total_levels);
+    for kk in 0..k {
+        let mass: f64 = (0..rows).map(|i| r[i * k + kk]).sum();
+        st.nk[kk] += mass;
+        st.pattern_mass[kk * data.n_patterns + pattern] += mass;
+    }
+    for i in 0..rows {
+        let codes = &data.codes[(start + i) * j..(start + i + 1) * j];
+        for (jj, &code) in codes.iter().enumerate() {
+            if code != MISSING_CODE {
+                let col = data.offsets[jj] + code as usize;
+                for kk in 0..k {
+                    st.cat[kk * tl + col] += r[i * k + kk];
+                }
+            }
+        }
+    }
+}
+
+/// Converts raw moments f(X)ᵀ R of complete rows (n_f × K) into moments about the shift μ_k:
+/// Σ r (x − μ) = s − N μ and Σ r (x − μ)(x − μ)ᵀ = S − μ sᵀ − s μᵀ + N μ μᵀ, added to `st`
+/// (whose N_k must already hold the same rows' mass).
+fn add_shifted_moments(raw: &Array2<f64>, params: &KernelParams, st: &mut SuffStats) {
+    let (p, k) = (params.p, params.k);
+    let lin = p * (p + 1) / 2;
+    for kk in 0..k {
+        let mu = &params.means[kk * p..(kk + 1) * p];
+        let nk = st.nk[kk];
+        let sx: Vec<f64> = (0..p).map(|a| raw[[lin + a, kk]]).collect();
+        let dd = &mut st.sum_dd[kk * p * p..(kk + 1) * p * p];
+        let mut t = 0;
+        for a in 0..p {
+            for b in a..p {
+                let v = raw[[t, kk]] - mu[a] * sx[b] - sx[a] * mu[b] + nk * mu[a] * mu[b];
+                dd[a * p + b] += v;
+                if a != b {
+                    dd[b * p + a] += v;
+                }
+                t += 1;
+            }
+        }
+        for a in 0..p {
+            st.sum_d[kk * p + a] += sx[a] - nk * mu[a];
+        }
+    }
+}
+
+/// The `e_step` kernel on one block (one missing-value pattern), optionally fused with the
+/// complete-row `m_stats` of the same chunk.
 ///
 /// log p_ik = log π_k + Σ_j log α_kj[x_ij] + log det U_{o,k} − |o|/2 ln 2π − ½‖(x_i − μ_k)_o U_{o,k}‖²
 /// r_ik = exp(log p_ik − lse_i),  lse_i = m_i + ln Σ_k exp(log p_ik − m_i),  m_i = max_k log p_ik
-fn e_step_block(data: &CpuData, params: &KernelParams, item: &mut BlockMut) -> EStepSummary {
+fn e_step_block(
+    data: &CpuData,
+    params: &KernelParams,
+    ops: &[(Array2<f64>, Vec<f64>)],
+    item: &mut BlockMut,
+    with_stats: bool,
+) -> (EStepSummary, Option<SuffStats>) {
     let (p, k, j) = (data.p, params.k, data.n_cat);
     let b = item.block;
     let o = b.pattern;
-    let mut d = Array2::<f64>::zeros((CHUNK, p));
-    let mut y = Array2::<f64>::zeros((CHUNK, p));
+    let (w, c) = &ops[o];
+    let fuse = with_stats && data.complete[o];
+    let mut st = with_stats.then(|| SuffStats::zeros(k, p, data.total_levels, data.n_patterns));
+    let mut raw = Array2::<f64>::zeros(if fuse && p > 0 {
+        (n_features(p), k)
+    } else {
+        (0, 0)
+    });
+    let mut f = Array2::<f64>::zeros((CHUNK, n_features(p)));
+    let mut q = Array2::<f64>::zeros((CHUNK, k));
     let mut logp = vec![0.0; CHUNK * k];
     let mut summary = EStepSummary::default();
     for c0 in (0..b.len).step_by(CHUNK) {
@@ -350,29 +514,18 @@ fn e_step_block(data: &CpuData, params: &KernelParams, item: &mut BlockMut) -> E
             logp[i * k..(i + 1) * k].copy_from_slice(&params.log_weights);
         }
         if p > 0 {
-            let x = ArrayView2::from_shape((rows, p), &data.x[start * p..(start + rows) * p])
-                .expect("x shape");
-            for kk in 0..k {
-                let mu = &params.means[kk * p..(kk + 1) * p];
-                deviations(
-                    x,
-                    mu,
-                    &data.observed[o],
-                    data.complete[o],
-                    d.slice_mut(s![..rows, ..]),
-                );
-                let u = ArrayView2::from_shape((p, p), params.prec_chol(o, kk)).expect("U shape");
-                general_mat_mul(
-                    1.0,
-                    &d.slice(s![..rows, ..]),
-                    &u,
-                    0.0,
-                    &mut y.slice_mut(s![..rows, ..]),
-                );
-                let norm = params.log_norm[o * k + kk];
-                for i in 0..rows {
-                    let q: f64 = y.row(i).iter().map(|v| v * v).sum();
-                    logp[i * k + kk] += norm - 0.5 * q;
+            features(&data.x[start * p..(start + rows) * p], p, rows, &mut f);
+            matmul(
+                &mut q.slice_mut(s![..rows, ..]),
+                &f.slice(s![..rows, ..]),
+                &w.view(),
+                false,
+            );
+            for i in 0..rows {
+                for kk in 0..k {
+                    // Rounding can make a tiny distance negative; it is a squared norm.
+                    let dist = (q[[i, kk]] + c[kk]).max(0.0);
+                    logp[i * k + kk] += params.log_norm[o * k + kk] - 0.5 * dist;
                 }
             }
         }
@@ -407,87 +560,108 @@ fn e_step_block(data: &CpuData, params: &KernelParams, item: &mut BlockMut) -> E
             summary.loglik += lse;
             summary.entropy += ent;
         }
+        if fuse {
+            let r = &item.resp[c0 * k..(c0 + rows) * k];
+            let st = st.as_mut().expect("stats");
+            count_chunk(data, o, start, r, rows, st);
+            if p > 0 {
+                let r_view = ArrayView2::from_shape((rows, k), r).expect("r shape");
+                matmul(
+                    &mut raw.view_mut(),
+                    &f.slice(s![..rows, ..]).t(),
+                    &r_view,
+                    true,
+                );
+            }
+        }
     }
-    summary
+    if let Some(st) = st.as_mut() {
+        if fuse {
+            if p > 0 {
+                add_shifted_moments(&raw, params, st);
+            }
+        } else {
+            *st = m_stats_block(data, params, item.resp, &b);
+        }
+    }
+    (summary, st)
 }
 
-/// The `m_stats` kernel on one block: with d̂ = d₀ A_{o,k} (the conditional-mean fill; d₀ for a
-/// complete row), accumulates N_k, Σ r d̂, Σ r d̂ d̂ᵀ, the pattern mass and categorical counts.
-fn m_stats_block(data: &CpuData, params: &KernelParams, resp: &CpuResp, b: &Block) -> SuffStats {
-    let (p, k, j) = (data.p, params.k, data.n_cat);
+/// The `m_stats` kernel on one block: N_k, Σ r d̂, Σ r d̂ d̂ᵀ about the shift μ_k, the pattern
+/// mass and categorical counts, where d̂ = d₀ A_{o,k} is the conditional-mean fill of the
+/// deviation (d₀ itself for a complete row). `r` holds the block's responsibilities.
+fn m_stats_block(data: &CpuData, params: &KernelParams, r_block: &[f64], b: &Block) -> SuffStats {
+    let (p, k) = (data.p, params.k);
     let o = b.pattern;
     let complete = data.complete[o];
     let mut st = SuffStats::zeros(k, p, data.total_levels, data.n_patterns);
-    let mut d = Array2::<f64>::zeros((CHUNK, p));
-    let mut dh = Array2::<f64>::zeros((CHUNK, p));
-    let mut w = Array2::<f64>::zeros((CHUNK, p));
+    let nf = if complete && p > 0 { n_features(p) } else { 0 };
+    let mut f = Array2::<f64>::zeros((if nf > 0 { CHUNK } else { 0 }, nf));
+    let mut raw = Array2::<f64>::zeros((nf, k));
+    let pc = if complete { 0 } else { p };
+    let mut d = Array2::<f64>::zeros((CHUNK, pc));
+    let mut dh = Array2::<f64>::zeros((CHUNK, pc));
+    let mut w = Array2::<f64>::zeros((CHUNK, pc));
+    let observed = &data.observed[o];
     for c0 in (0..b.len).step_by(CHUNK) {
         let rows = CHUNK.min(b.len - c0);
         let start = b.start + c0;
-        let r = &resp.resp[start * k..(start + rows) * k];
+        let r = &r_block[c0 * k..(c0 + rows) * k];
+        count_chunk(data, o, start, r, rows, &mut st);
+        if p == 0 {
+            continue;
+        }
+        let x = &data.x[start * p..(start + rows) * p];
+        if complete {
+            features(x, p, rows, &mut f);
+            let r_view = ArrayView2::from_shape((rows, k), r).expect("r shape");
+            matmul(
+                &mut raw.view_mut(),
+                &f.slice(s![..rows, ..]).t(),
+                &r_view,
+                true,
+            );
+            continue;
+        }
         for kk in 0..k {
-            let mass: f64 = (0..rows).map(|i| r[i * k + kk]).sum();
-            st.nk[kk] += mass;
-            st.pattern_mass[kk * data.n_patterns + o] += mass;
-        }
-        if p > 0 {
-            let x = ArrayView2::from_shape((rows, p), &data.x[start * p..(start + rows) * p])
-                .expect("x shape");
-            for kk in 0..k {
-                let mu = &params.means[kk * p..(kk + 1) * p];
-                deviations(
-                    x,
-                    mu,
-                    &data.observed[o],
-                    complete,
-                    d.slice_mut(s![..rows, ..]),
-                );
-                let dhat = if complete {
-                    d.slice(s![..rows, ..])
-                } else {
-                    let a = ArrayView2::from_shape((p, p), params.fill(o, kk)).expect("A shape");
-                    general_mat_mul(
-                        1.0,
-                        &d.slice(s![..rows, ..]),
-                        &a,
-                        0.0,
-                        &mut dh.slice_mut(s![..rows, ..]),
-                    );
-                    dh.slice(s![..rows, ..])
-                };
-                let sum_d = &mut st.sum_d[kk * p..(kk + 1) * p];
-                for i in 0..rows {
-                    let ri = r[i * k + kk];
-                    for ((wv, &dv), sd) in w
-                        .row_mut(i)
-                        .iter_mut()
-                        .zip(dhat.row(i))
-                        .zip(sum_d.iter_mut())
-                    {
-                        *wv = ri * dv;
-                        *sd += *wv;
-                    }
-                }
-                let mut s_k =
-                    ArrayViewMut2::from_shape((p, p), &mut st.sum_dd[kk * p * p..(kk + 1) * p * p])
-                        .expect("S shape");
-                general_mat_mul(1.0, &w.slice(s![..rows, ..]).t(), &dhat, 1.0, &mut s_k);
-            }
-        }
-        if j > 0 {
-            let tl = data.total_levels;
+            let mu = &params.means[kk * p..(kk + 1) * p];
             for i in 0..rows {
-                let codes = &data.codes[(start + i) * j..(start + i + 1) * j];
-                for (jj, &code) in codes.iter().enumerate() {
-                    if code != MISSING_CODE {
-                        let col = data.offsets[jj] + code as usize;
-                        for kk in 0..k {
-                            st.cat[kk * tl + col] += r[i * k + kk];
-                        }
-                    }
+                for t in 0..p {
+                    d[[i, t]] = if observed[t] {
+                        x[i * p + t] - mu[t]
+                    } else {
+                        0.0
+                    };
                 }
             }
+            let a = ArrayView2::from_shape((p, p), params.fill(o, kk)).expect("A shape");
+            matmul(
+                &mut dh.slice_mut(s![..rows, ..]),
+                &d.slice(s![..rows, ..]),
+                &a,
+                false,
+            );
+            let sum_d = &mut st.sum_d[kk * p..(kk + 1) * p];
+            for i in 0..rows {
+                let ri = r[i * k + kk];
+                for t in 0..p {
+                    w[[i, t]] = ri * dh[[i, t]];
+                    sum_d[t] += w[[i, t]];
+                }
+            }
+            let mut s_k =
+                ArrayViewMut2::from_shape((p, p), &mut st.sum_dd[kk * p * p..(kk + 1) * p * p])
+                    .expect("S shape");
+            matmul(
+                &mut s_k,
+                &w.slice(s![..rows, ..]).t(),
+                &dh.slice(s![..rows, ..]),
+                true,
+            );
         }
+    }
+    if complete && p > 0 {
+        add_shifted_moments(&raw, params, &mut st);
     }
     st
 }
@@ -519,7 +693,7 @@ fn gram_block(x: &[f32], dim: usize, lo: usize, hi: usize) -> Gram {
         if rows > 0 {
             let c = chunk.slice(s![..rows, ..]);
             let mut xtx = ArrayViewMut2::from_shape((dim, dim), &mut g.xtx).expect("gram shape");
-            general_mat_mul(1.0, &c.t(), &c, 1.0, &mut xtx);
+            matmul(&mut xtx, &c.t(), &c, true);
             g.rows += rows;
         }
         s0 = s1;

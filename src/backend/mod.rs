@@ -38,6 +38,7 @@
 //! the data size, never on thread timing, so a CPU fit is bit-for-bit reproducible.
 
 pub mod cpu;
+pub mod matmul;
 
 use crate::error::Result;
 pub use cpu::CpuBackend;
@@ -239,6 +240,20 @@ pub trait Backend: Sync {
         params: &KernelParams,
         resp: &mut Self::Resp,
     ) -> Result<EStepSummary>;
+
+    /// E-step fused with the statistics of the M-step that follows it: writes `resp` like
+    /// [`Backend::e_step`] and returns the [`SuffStats`] of those responsibilities about the means
+    /// in `params`, in one pass over the data. The default runs the two kernels in turn.
+    fn e_step_stats(
+        &self,
+        data: &Self::Data,
+        params: &KernelParams,
+        resp: &mut Self::Resp,
+    ) -> Result<(EStepSummary, SuffStats)> {
+        let summary = self.e_step(data, params, resp)?;
+        let stats = self.m_stats(data, params, resp)?;
+        Ok((summary, stats))
+    }
 
     /// M-step statistics from the responsibilities in `resp`, about the means in `params`.
     fn m_stats(

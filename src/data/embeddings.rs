@@ -133,7 +133,11 @@ pub fn read_npy(path: &Path) -> Result<Npy> {
         .ok_or_else(|| bad("truncated or unreadable .npy header".into()))?;
     let descr =
         dict_value(header, "descr").ok_or_else(|| bad("the .npy header has no 'descr'".into()))?;
-    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
+    let quote = descr.chars().next().filter(|c| *c == '\'' || *c == '"');
+    let descr = match quote {
+        Some(q) => descr[1..].split(q).next().unwrap_or(""),
+        None => descr.split([',', '}']).next().unwrap_or("").trim(),
+    };
     if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
         return Err(bad(
             "Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into(),

@@ -201,7 +201,8 @@ pub fn fit_one<B: Backend>(
     let (loglik, entropy) = loop {
         iterations += 1;
         let kp = kernel_params(&theta, data)?;
-        let s = backend.e_step(dev, &kp, &mut resp)?;
+        // The statistics of the next M-step come from the same pass as this E-step.
+        let (s, stats) = backend.e_step_stats(dev, &kp, &mut resp)?;
         let objective = s.loglik + theta.log_prior();
         progress.iteration(k, restart, iterations, s.loglik);
         if let Some(&prev) = trace.last() {
@@ -213,7 +214,6 @@ pub fn fit_one<B: Backend>(
         if converged || iterations >= cfg.max_iter {
             break (s.loglik, s.entropy);
         }
-        let stats = backend.m_stats(dev, &kp, &resp)?;
         let (next, ev) = theta.m_step(&stats, &data.patterns, n)?;
         theta = next;
         events.extend(ev);

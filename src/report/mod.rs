@@ -63,12 +63,18 @@ pub fn write_assignments(
         for i in 0..n {
             let r = &post.resp[i * k..(i + 1) * k];
             let (best, max) = argmax(r);
-            write!(w, "{i},{},{max},{}", best + 1, post.row_loglik[i])?;
-            for v in r {
-                write!(w, ",{v}")?;
+            write!(
+                w,
+                "{i},{},{},{}",
+                best + 1,
+                Num(max),
+                Num(post.row_loglik[i])
+            )?;
+            for &v in r {
+                write!(w, ",{}", Num(v))?;
             }
             for (_, values) in extra {
-                write!(w, ",{}", values[i])?;
+                write!(w, ",{}", Num(values[i]))?;
             }
             writeln!(w)?;
         }
@@ -116,5 +122,53 @@ fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
+    }
+}
+
+/// Formats a float with the shortest representation that reads back to the same bits:
+/// positional for ordinary magnitudes, exponent form below 1e-4 and from 1e15 up.
+/// Non-finite values are written as `NaN`, `inf`, `-inf`.
+#[derive(Debug, Clone, Copy)]
+pub struct Num(pub f64);
+
+impl std::fmt::Display for Num {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        let a = v.abs();
+        if v != 0.0 && v.is_finite() && !(1e-4..1e15).contains(&a) {
+            write!(f, "{v:e}")
+        } else {
+            write!(f, "{v}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Num;
+
+    #[test]
+    fn numbers_round_trip_and_stay_short() {
+        for v in [
+            0.0,
+            1.0,
+            -2.5,
+            0.1,
+            1e-4,
+            4.825914741376287e-20,
+            123456.789,
+            1e15,
+            -3.3e-300,
+            f64::MIN_POSITIVE,
+        ] {
+            let s = Num(v).to_string();
+            assert_eq!(s.parse::<f64>().unwrap().to_bits(), v.to_bits(), "{s}");
+            assert!(s.len() < 26, "{s}");
+        }
+        assert_eq!(
+            Num(4.825914741376287e-20).to_string(),
+            "4.825914741376287e-20"
+        );
+        assert_eq!(Num(0.25).to_string(), "0.25");
     }
 }
