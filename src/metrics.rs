@@ -3,14 +3,14 @@
 
 use std::collections::HashMap;
 
-fn contingency(
-    a: &[u32],
-    b: &[u32],
-) -> (
+/// Cell, row and column counts of the contingency table.
+type Contingency = (
     HashMap<(u32, u32), f64>,
     HashMap<u32, f64>,
     HashMap<u32, f64>,
-) {
+);
+
+fn contingency(a: &[u32], b: &[u32]) -> Contingency {
     assert_eq!(a.len(), b.len(), "partitions of different lengths");
     let mut cells = HashMap::new();
     let mut rows = HashMap::new();

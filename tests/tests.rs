@@ -1,1 +1,7 @@
-//! Integration tests.
+//! segmix integration tests: one binary (linking is the slow part of a test build), one module
+//! per area.
+
+mod cli;
+mod data_errors;
+mod em;
+mod util;

@@ -82,7 +82,7 @@ impl Schema {
             let mean = obs.iter().sum::<f64>() / obs.len() as f64;
             let var = obs.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / obs.len() as f64;
             let mut sd = var.sqrt();
-            if !(sd > 1e-12 * mean.abs().max(1.0)) {
+            if sd.is_nan() || sd <= 1e-12 * mean.abs().max(1.0) {
                 warnings.push(format!(
                     "column {:?} is constant ({mean}); it carries no information",
                     c.name

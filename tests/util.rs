@@ -1,0 +1,51 @@
+//! Shared helpers.
+
+use std::path::{Path, PathBuf};
+
+use segmix::backend::CpuBackend;
+use segmix::data::Roles;
+use segmix::mixture::em::{FitConfig, NoProgress};
+use segmix::pipeline::{self, FitJob, FitOutput};
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+pub fn roles(cat: &[&str], num: &[&str], text: Option<&str>) -> Roles {
+    Roles {
+        categorical: cat.iter().map(|s| s.to_string()).collect(),
+        numeric: num.iter().map(|s| s.to_string()).collect(),
+        text: text.map(str::to_string),
+    }
+}
+
+/// Fits through the library pipeline with the CPU backend.
+pub fn fit(
+    data: &Path,
+    roles: Roles,
+    embeddings: Option<&Path>,
+    config: FitConfig,
+) -> segmix::Result<FitOutput> {
+    let job = FitJob {
+        data: data.to_path_buf(),
+        roles,
+        embeddings: embeddings.map(Path::to_path_buf),
+        pca_dims: 8,
+        config,
+    };
+    pipeline::fit(&CpuBackend::new(), &job, &NoProgress)
+}
+
+/// Hard labels (argmax) of an n × k posterior matrix.
+pub fn labels(resp: &[f64], k: usize) -> Vec<u32> {
+    resp.chunks_exact(k)
+        .map(|r| segmix::report::argmax(r).0 as u32)
+        .collect()
+}
+
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
