@@ -25,11 +25,7 @@ fn params_for(data: &segmix::backend::MixtureData, k: usize) -> Params {
         weights: vec![1.0 / k as f64; k],
         n_levels: data.n_levels.clone(),
         alpha: (0..k)
-            .flat_map(|_| {
-                data.n_levels
-                    .iter()
-                    .flat_map(|&l| std::iter::repeat_n(1.0 / l as f64, l))
-            })
+            .flat_map(|_| data.n_levels.iter().flat_map(|&l| std::iter::repeat_n(1.0 / l as f64, l)))
             .collect(),
         means: (0..k * p).map(|i| data.x[i % data.x.len()]).collect(),
         covariances: cov,
@@ -40,11 +36,7 @@ fn kernels(c: &mut Criterion) {
     let backend = CpuBackend::new();
     let mut group = c.benchmark_group("cpu");
     group.sample_size(10);
-    for &(n, k, p) in &[
-        (100_000usize, 10usize, 32usize),
-        (100_000, 4, 8),
-        (20_000, 16, 48),
-    ] {
+    for &(n, k, p) in &[(100_000usize, 10usize, 32usize), (100_000, 4, 8), (20_000, 16, 48)] {
         let data = synthetic(n, k, p, 3, 4, 3.0, 0.7, 1).data;
         let dev = backend.upload(&data).unwrap();
         let theta = params_for(&data, k);
@@ -61,9 +53,7 @@ fn kernels(c: &mut Criterion) {
         });
     }
     let (n, dim) = (50_000usize, 384usize);
-    let x: Vec<f32> = (0..n * dim)
-        .map(|i| ((i * 2654435761) % 1000) as f32 / 1000.0)
-        .collect();
+    let x: Vec<f32> = (0..n * dim).map(|i| ((i * 2654435761) % 1000) as f32 / 1000.0).collect();
     group.throughput(Throughput::Elements(n as u64));
     group.bench_function(BenchmarkId::new("gram", format!("n{n}_d{dim}")), |b| {
         b.iter(|| backend.gram(&x, n, dim).unwrap())

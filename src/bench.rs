@@ -43,8 +43,7 @@ pub fn synthetic(
         let mut sigma = vec![0.0; p * p];
         for a in 0..p {
             for b in 0..p {
-                sigma[a * p + b] = (0..p).map(|t| g[a * p + t] * g[b * p + t]).sum::<f64>()
-                    / p as f64
+                sigma[a * p + b] = (0..p).map(|t| g[a * p + t] * g[b * p + t]).sum::<f64>() / p as f64
                     + if a == b { 0.3 } else { 0.0 };
             }
         }
@@ -64,22 +63,12 @@ pub fn synthetic(
             x[i * p + a] = means[c * p + a] + lz;
         }
         for j in 0..n_cat {
-            codes[i * n_cat + j] = if rng.uniform() < cat_purity {
-                dominant[c * n_cat + j]
-            } else {
-                rng.below(levels)
-            } as u32;
+            codes[i * n_cat + j] =
+                if rng.uniform() < cat_purity { dominant[c * n_cat + j] } else { rng.below(levels) } as u32;
         }
     }
-    let mut data = MixtureData {
-        n,
-        p,
-        x,
-        pattern: Vec::new(),
-        patterns: Vec::new(),
-        n_levels: vec![levels; n_cat],
-        codes,
-    };
+    let mut data =
+        MixtureData { n, p, x, pattern: Vec::new(), patterns: Vec::new(), n_levels: vec![levels; n_cat], codes };
     data.set_patterns(&vec![true; n * p]);
     Synthetic { data, truth }
 }
@@ -111,11 +100,7 @@ pub struct IterationTiming {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        0.5 * (v[m - 1] + v[m])
-    }
+    if v.len() % 2 == 1 { v[m] } else { 0.5 * (v[m - 1] + v[m]) }
 }
 
 /// Times `reps` EM iterations at K classes on resident data (setup and one warm-up iteration
@@ -155,32 +140,19 @@ pub fn time_iteration<B: Backend>(
         weights: vec![1.0 / k as f64; k],
         n_levels: data.n_levels.clone(),
         alpha: (0..k)
-            .flat_map(|_| {
-                data.n_levels
-                    .iter()
-                    .flat_map(|&l| std::iter::repeat_n(1.0 / l as f64, l))
-            })
+            .flat_map(|_| data.n_levels.iter().flat_map(|&l| std::iter::repeat_n(1.0 / l as f64, l)))
             .collect(),
-        means: if p > 0 {
-            km.centers.clone()
-        } else {
-            Vec::new()
-        },
+        means: if p > 0 { km.centers.clone() } else { Vec::new() },
         covariances: cov,
     };
-    let kp0 = theta0
-        .kernel_params(&data.patterns)
-        .map_err(|_| Error::Numerical("initial parameters".into()))?;
+    let kp0 = theta0.kernel_params(&data.patterns).map_err(|_| Error::Numerical("initial parameters".into()))?;
     let stats = backend.m_stats(&dev, &kp0, &resp)?;
     let (mut theta, _) = theta0.m_step(&stats, &data.patterns, data.n)?;
 
-    let (mut kp_t, mut e_t, mut m_t, mut fused_t, mut h_t, mut all) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut kp_t, mut e_t, mut m_t, mut fused_t, mut h_t, mut all) = (vec![], vec![], vec![], vec![], vec![], vec![]);
     for rep in 0..=reps {
         // The separate kernels, for the per-kernel columns.
-        let kp = theta
-            .kernel_params(&data.patterns)
-            .map_err(|_| Error::Numerical("covariance not PD".into()))?;
+        let kp = theta.kernel_params(&data.patterns).map_err(|_| Error::Numerical("covariance not PD".into()))?;
         let t = Instant::now();
         backend.e_step(&dev, &kp, &mut resp)?;
         let te = t.elapsed().as_secs_f64();
@@ -188,9 +160,7 @@ pub fn time_iteration<B: Backend>(
         let tm = t.elapsed().as_secs_f64() - te;
         // One EM iteration as the driver runs it.
         let t = Instant::now();
-        let kp = theta
-            .kernel_params(&data.patterns)
-            .map_err(|_| Error::Numerical("covariance not PD".into()))?;
+        let kp = theta.kernel_params(&data.patterns).map_err(|_| Error::Numerical("covariance not PD".into()))?;
         let t1 = t.elapsed().as_secs_f64();
         let (_, stats) = backend.e_step_stats(&dev, &kp, &mut resp)?;
         let t2 = t.elapsed().as_secs_f64();
@@ -236,40 +206,18 @@ pub fn load_npy(x: &std::path::Path, codes: Option<&std::path::Path>) -> Result<
         Some(path) => {
             let cm = crate::data::embeddings::read_npy(path)?;
             if cm.rows != n {
-                return Err(Error::EmbeddingRows {
-                    file: path.to_path_buf(),
-                    found: cm.rows,
-                    expected: n,
-                });
+                return Err(Error::EmbeddingRows { file: path.to_path_buf(), found: cm.rows, expected: n });
             }
             let j = cm.cols;
             let raw = cm.into_i64();
             if raw.iter().any(|&c| c < 0) {
-                return Err(Error::config(format!(
-                    "{}: category codes must be ≥ 0",
-                    path.display()
-                )));
+                return Err(Error::config(format!("{}: category codes must be ≥ 0", path.display())));
             }
-            let n_levels = (0..j)
-                .map(|jj| {
-                    (0..n)
-                        .map(|i| raw[i * j + jj] as usize + 1)
-                        .max()
-                        .unwrap_or(1)
-                })
-                .collect();
+            let n_levels = (0..j).map(|jj| (0..n).map(|i| raw[i * j + jj] as usize + 1).max().unwrap_or(1)).collect();
             (raw.into_iter().map(|c| c as u32).collect(), n_levels)
         }
     };
-    let mut data = MixtureData {
-        n,
-        p,
-        x: xv,
-        pattern: Vec::new(),
-        patterns: Vec::new(),
-        n_levels,
-        codes,
-    };
+    let mut data = MixtureData { n, p, x: xv, pattern: Vec::new(), patterns: Vec::new(), n_levels, codes };
     data.set_patterns(&vec![true; n * p]);
     Ok(data)
 }

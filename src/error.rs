@@ -20,39 +20,22 @@ pub enum Error {
     EmptyFile { file: PathBuf },
 
     #[error("{file}: line {line}: {message}")]
-    Csv {
-        file: PathBuf,
-        line: u64,
-        message: String,
-    },
+    Csv { file: PathBuf, line: u64, message: String },
 
     #[error(
         "{file}: line {line} has {found} fields but the header has {expected}; \
          every row needs the same number of fields (quote cells that contain commas)"
     )]
-    Ragged {
-        file: PathBuf,
-        line: u64,
-        expected: usize,
-        found: usize,
-    },
+    Ragged { file: PathBuf, line: u64, expected: usize, found: usize },
 
     #[error(
         "{file}: line {line}, column {column:?}: the bytes are not valid UTF-8; \
          re-save the file as UTF-8"
     )]
-    NotUtf8 {
-        file: PathBuf,
-        line: u64,
-        column: String,
-    },
+    NotUtf8 { file: PathBuf, line: u64, column: String },
 
     #[error("{file}: there is no column {column:?} (the header has: {available})")]
-    NoSuchColumn {
-        file: PathBuf,
-        column: String,
-        available: String,
-    },
+    NoSuchColumn { file: PathBuf, column: String, available: String },
 
     #[error("{file}: column {column:?} is named twice in the roles (--cat/--num/--text)")]
     DuplicateRole { file: PathBuf, column: String },
@@ -61,13 +44,7 @@ pub enum Error {
         "{file}: line {line} (row {row}), column {column:?}: {value:?} is not a number; \
          fix it, or leave the cell empty (or NA) to mark it missing"
     )]
-    NotNumeric {
-        file: PathBuf,
-        line: u64,
-        row: usize,
-        column: String,
-        value: String,
-    },
+    NotNumeric { file: PathBuf, line: u64, row: usize, column: String, value: String },
 
     #[error(
         "{file}: column {column:?} has no value in any row; drop it from the roles \
@@ -82,11 +59,7 @@ pub enum Error {
         "{file}: {found} embedding rows but the table has {expected} rows; \
          the embeddings must have one row per data row, in the same order"
     )]
-    EmbeddingRows {
-        file: PathBuf,
-        found: usize,
-        expected: usize,
-    },
+    EmbeddingRows { file: PathBuf, found: usize, expected: usize },
 
     #[error(
         "K = {k} is larger than the number of rows ({n}); ask for fewer classes (--k) \
@@ -106,10 +79,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
     pub(crate) fn config(message: impl Into<String>) -> Self {
         Error::Config(message.into())

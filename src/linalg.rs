@@ -293,8 +293,8 @@ mod tests {
         let mut a = vec![0.0; n * n];
         for i in 0..n {
             for j in 0..n {
-                a[i * n + j] = (0..n).map(|k| g[i * n + k] * g[j * n + k]).sum::<f64>()
-                    + if i == j { 0.5 } else { 0.0 };
+                a[i * n + j] =
+                    (0..n).map(|k| g[i * n + k] * g[j * n + k]).sum::<f64>() + if i == j { 0.5 } else { 0.0 };
             }
         }
         a
@@ -354,13 +354,8 @@ mod tests {
             }
             for i in 0..n {
                 for j in 0..n {
-                    let s: f64 = (0..n)
-                        .map(|k| vecs[i * n + k] * vals[k] * vecs[j * n + k])
-                        .sum();
-                    assert!(
-                        (s - a[i * n + j]).abs() < 1e-8 * (1.0 + a[i * n + j].abs()),
-                        "n={n}"
-                    );
+                    let s: f64 = (0..n).map(|k| vecs[i * n + k] * vals[k] * vecs[j * n + k]).sum();
+                    assert!((s - a[i * n + j]).abs() < 1e-8 * (1.0 + a[i * n + j].abs()), "n={n}");
                     let o: f64 = (0..n).map(|k| vecs[k * n + i] * vecs[k * n + j]).sum();
                     assert!((o - if i == j { 1.0 } else { 0.0 }).abs() < 1e-10);
                 }

@@ -4,11 +4,7 @@
 use std::collections::HashMap;
 
 /// Cell, row and column counts of the contingency table.
-type Contingency = (
-    HashMap<(u32, u32), f64>,
-    HashMap<u32, f64>,
-    HashMap<u32, f64>,
-);
+type Contingency = (HashMap<(u32, u32), f64>, HashMap<u32, f64>, HashMap<u32, f64>);
 
 fn contingency(a: &[u32], b: &[u32]) -> Contingency {
     assert_eq!(a.len(), b.len(), "partitions of different lengths");
@@ -51,16 +47,9 @@ pub fn normalized_mutual_info(a: &[u32], b: &[u32]) -> f64 {
     if ha == 0.0 && hb == 0.0 {
         return 1.0;
     }
-    let mi: f64 = cells
-        .iter()
-        .map(|(&(x, y), &c)| (c / n) * ((c * n) / (rows[&x] * cols[&y])).ln())
-        .sum();
+    let mi: f64 = cells.iter().map(|(&(x, y), &c)| (c / n) * ((c * n) / (rows[&x] * cols[&y])).ln()).sum();
     let denom = 0.5 * (ha + hb);
-    if denom <= 0.0 {
-        0.0
-    } else {
-        (mi / denom).clamp(0.0, 1.0)
-    }
+    if denom <= 0.0 { 0.0 } else { (mi / denom).clamp(0.0, 1.0) }
 }
 
 #[cfg(test)]
@@ -74,11 +63,7 @@ mod tests {
 
     #[test]
     fn matches_scikit_learn() {
-        assert!(
-            (adjusted_rand_index(&A, &B) - 0.20454545454545456).abs() < 1e-12,
-            "{}",
-            adjusted_rand_index(&A, &B)
-        );
+        assert!((adjusted_rand_index(&A, &B) - 0.20454545454545456).abs() < 1e-12, "{}", adjusted_rand_index(&A, &B));
         assert!(
             (normalized_mutual_info(&A, &B) - 0.44270128334605).abs() < 1e-12,
             "{}",

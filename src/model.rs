@@ -69,16 +69,11 @@ impl ModelFile {
     /// Reads and checks a model file.
     pub fn load(path: &Path) -> Result<ModelFile> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let bad = |message: String| Error::Model {
-            path: path.to_path_buf(),
-            message,
-        };
+        let bad = |message: String| Error::Model { path: path.to_path_buf(), message };
         let probe: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| bad(format!("not a JSON file ({e})")))?;
         if probe.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
-            return Err(bad(
-                "not a segmix model (no \"format\": \"segmix-model\")".into()
-            ));
+            return Err(bad("not a segmix model (no \"format\": \"segmix-model\")".into()));
         }
         let version = probe.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
         if version != VERSION as u64 {
@@ -87,8 +82,7 @@ impl ModelFile {
                 env!("CARGO_PKG_VERSION")
             )));
         }
-        let m: ModelFile =
-            serde_json::from_value(probe).map_err(|e| bad(format!("malformed model: {e}")))?;
+        let m: ModelFile = serde_json::from_value(probe).map_err(|e| bad(format!("malformed model: {e}")))?;
         m.check().map_err(bad)?;
         Ok(m)
     }
@@ -102,16 +96,7 @@ impl ModelFile {
             && p.alpha.len() == p.k * tl
             && self.continuous.len() == p.p
             && self.schema.categorical.len() == p.n_levels.len()
-            && self
-                .schema
-                .categorical
-                .iter()
-                .zip(&p.n_levels)
-                .all(|(c, &l)| c.levels.len() == l);
-        if ok {
-            Ok(())
-        } else {
-            Err("inconsistent parameter shapes; the file was edited or truncated".into())
-        }
+            && self.schema.categorical.iter().zip(&p.n_levels).all(|(c, &l)| c.levels.len() == l);
+        if ok { Ok(()) } else { Err("inconsistent parameter shapes; the file was edited or truncated".into()) }
     }
 }

@@ -14,9 +14,6 @@ pub fn tree_reduce<I: Send, T: Send>(
     }
     let mid = items.len() / 2;
     let (a, b) = items.split_at_mut(mid);
-    let (x, y) = rayon::join(
-        || tree_reduce(a, leaf, merge),
-        || tree_reduce(b, leaf, merge),
-    );
+    let (x, y) = rayon::join(|| tree_reduce(a, leaf, merge), || tree_reduce(b, leaf, merge));
     merge(x, y)
 }

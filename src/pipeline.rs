@@ -35,15 +35,13 @@ pub struct FitOutput {
 }
 
 fn load_embeddings(path: Option<&Path>) -> Result<Option<(PathBuf, Matrix)>> {
-    path.map(|p| read_matrix(p).map(|m| (p.to_path_buf(), m)))
-        .transpose()
+    path.map(|p| read_matrix(p).map(|m| (p.to_path_buf(), m))).transpose()
 }
 
 /// Reads, prepares and fits.
 pub fn fit<B: Backend>(backend: &B, job: &FitJob, progress: &dyn Progress) -> Result<FitOutput> {
     let t0 = Instant::now();
-    if job.roles.categorical.is_empty() && job.roles.numeric.is_empty() && job.embeddings.is_none()
-    {
+    if job.roles.categorical.is_empty() && job.roles.numeric.is_empty() && job.embeddings.is_none() {
         return Err(Error::config(if job.roles.text.is_some() {
             "--text needs vectors: pass --embeddings FILE with one precomputed vector per row \
              (the built-in sentence embedder is not part of this build yet)"
@@ -83,11 +81,7 @@ pub fn fit<B: Backend>(backend: &B, job: &FitJob, progress: &dyn Progress) -> Re
         device: backend.describe(),
     };
     let model = ModelFile::new(schema, sweep.params.clone(), fit);
-    Ok(FitOutput {
-        model,
-        sweep,
-        warnings,
-    })
+    Ok(FitOutput { model, sweep, warnings })
 }
 
 /// Writes `assignments.csv`, `selection.csv` and `model.json` into `out`.
@@ -123,23 +117,15 @@ pub fn predict<B: Backend>(
     };
     let table = read_table(data, &roles, Strictness::Predict)?;
     let emb = load_embeddings(embeddings)?;
-    let (mdata, warnings) =
-        schema.transform(backend, &table, emb.as_ref().map(|(p, m)| (p.as_path(), m)))?;
+    let (mdata, warnings) = schema.transform(backend, &table, emb.as_ref().map(|(p, m)| (p.as_path(), m)))?;
     let posteriors = predict::posteriors(backend, &mdata, &model.params)?;
     let mut expected = Vec::new();
     for (j, ns) in schema.numeric.iter().enumerate() {
         let c = schema.numeric_coordinate(j);
         let z = predict::expected_coordinate(backend, &mdata, &model.params, c)?;
-        expected.push((
-            format!("expected_{}", ns.name),
-            z.into_iter().map(|v| ns.mean + ns.sd * v).collect(),
-        ));
+        expected.push((format!("expected_{}", ns.name), z.into_iter().map(|v| ns.mean + ns.sd * v).collect()));
     }
-    Ok(Prediction {
-        posteriors,
-        expected,
-        warnings,
-    })
+    Ok(Prediction { posteriors, expected, warnings })
 }
 
 /// Writes the prediction file: the assignment columns plus `expected_<col>`.

@@ -33,18 +33,10 @@ impl Pca {
     /// Fits on the non-missing rows of `x` (n × dim, row-major; missing rows are NaN).
     /// Keeps at most `d` components, fewer when the data has lower rank. Returns the PCA and a
     /// warning when fewer than `d` components carry variance.
-    pub fn fit<B: Backend>(
-        backend: &B,
-        x: &[f32],
-        n: usize,
-        dim: usize,
-        d: usize,
-    ) -> Result<(Pca, Option<String>)> {
+    pub fn fit<B: Backend>(backend: &B, x: &[f32], n: usize, dim: usize, d: usize) -> Result<(Pca, Option<String>)> {
         let g = backend.gram(x, n, dim)?;
         if g.rows < 2 {
-            return Err(Error::config(
-                "PCA needs at least two rows with an embedding",
-            ));
+            return Err(Error::config("PCA needs at least two rows with an embedding"));
         }
         let nf = g.rows as f64;
         let mean: Vec<f64> = g.sum.iter().map(|s| s / nf).collect();
@@ -58,38 +50,22 @@ impl Pca {
         let total_variance: f64 = (0..dim).map(|a| cov[a * dim + a]).sum();
         let (values, vectors) = linalg::symmetric_eigen(&cov, dim);
         let floor = values.first().copied().unwrap_or(0.0).max(0.0) * 1e-10;
-        let keep = values
-            .iter()
-            .take(d.min(g.rows - 1))
-            .take_while(|&&v| v > floor && v > 0.0)
-            .count();
-        let warning = (keep < d).then(|| {
-            format!("PCA kept {keep} components instead of {d}: the embeddings have no variance beyond that")
-        });
+        let keep = values.iter().take(d.min(g.rows - 1)).take_while(|&&v| v > floor && v > 0.0).count();
+        let warning = (keep < d)
+            .then(|| format!("PCA kept {keep} components instead of {d}: the embeddings have no variance beyond that"));
         if keep == 0 {
-            return Err(Error::config(
-                "the embeddings have no variance (every row is the same vector)",
-            ));
+            return Err(Error::config("the embeddings have no variance (every row is the same vector)"));
         }
         let mut components = Vec::with_capacity(keep);
         for c in 0..keep {
             let mut axis: Vec<f64> = (0..dim).map(|r| vectors[r * dim + c]).collect();
-            let big = axis
-                .iter()
-                .copied()
-                .fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
+            let big = axis.iter().copied().fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
             if big < 0.0 {
                 axis.iter_mut().for_each(|v| *v = -*v);
             }
             components.push(axis);
         }
-        let pca = Pca {
-            dim,
-            mean,
-            components,
-            explained_variance: values[..keep].to_vec(),
-            total_variance,
-        };
+        let pca = Pca { dim, mean, components, explained_variance: values[..keep].to_vec(), total_variance };
         Ok((pca, warning))
     }
 

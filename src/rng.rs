@@ -22,19 +22,13 @@ impl Rng {
     /// A generator whose stream depends only on `seed`.
     pub fn new(seed: u64) -> Self {
         let mut st = seed;
-        let s = [
-            splitmix64(&mut st),
-            splitmix64(&mut st),
-            splitmix64(&mut st),
-            splitmix64(&mut st),
-        ];
+        let s = [splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st)];
         Rng { s }
     }
 
     /// An independent stream for a sub-task (e.g. one (K, restart) pair of a sweep).
     pub fn derive(seed: u64, a: u64, b: u64) -> Self {
-        let mut st =
-            seed ^ a.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ b.wrapping_mul(0xA076_1D64_78BD_642F);
+        let mut st = seed ^ a.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ b.wrapping_mul(0xA076_1D64_78BD_642F);
         Rng::new(splitmix64(&mut st))
     }
 
@@ -105,10 +99,7 @@ mod tests {
             .collect();
         let mut r = Rng::new(7);
         assert_eq!(a, (0..4).map(|_| r.next_u64()).collect::<Vec<_>>());
-        assert_ne!(
-            Rng::derive(7, 2, 0).next_u64(),
-            Rng::derive(7, 3, 0).next_u64()
-        );
+        assert_ne!(Rng::derive(7, 2, 0).next_u64(), Rng::derive(7, 3, 0).next_u64());
     }
 
     #[test]

@@ -6,28 +6,17 @@ use std::process::Command;
 use crate::util::{repo_file, write};
 
 fn segmix(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_segmix"))
-        .args(args)
-        .output()
-        .expect("run segmix")
+    Command::new(env!("CARGO_BIN_EXE_segmix")).args(args).output().expect("run segmix")
 }
 
 fn ok(args: &[&str]) -> String {
     let out = segmix(args);
-    assert!(
-        out.status.success(),
-        "segmix {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "segmix {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn lines(p: &Path) -> Vec<String> {
-    std::fs::read_to_string(p)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    std::fs::read_to_string(p).unwrap().lines().map(str::to_string).collect()
 }
 
 #[test]
@@ -56,10 +45,7 @@ fn fit_writes_the_three_files_and_predict_reproduces_assignments() {
     let model: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
     let k = model["params"]["k"].as_u64().unwrap() as usize;
-    let mut header = vec!["row", "class", "max_posterior", "loglik"]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>();
+    let mut header = vec!["row", "class", "max_posterior", "loglik"].into_iter().map(String::from).collect::<Vec<_>>();
     header.extend((1..=k).map(|c| format!("post_{c}")));
     assert_eq!(assign[0], header.join(","));
     assert_eq!(assign.len(), 2401, "every input row has an assignment");
@@ -67,36 +53,19 @@ fn fit_writes_the_three_files_and_predict_reproduces_assignments() {
     assert_eq!(model["version"], 1);
 
     let sel = lines(&out.join("selection.csv"));
-    assert_eq!(
-        sel[0],
-        "k,restart,loglik,n_params,bic,icl,aic,iterations,converged,seconds"
-    );
+    assert_eq!(sel[0], "k,restart,loglik,n_params,bic,icl,aic,iterations,converged,seconds");
     assert_eq!(sel.len(), 1 + 2 * 2);
 
     // Predicting the training rows gives the assignments exactly, plus expected metrics.
     let pred = d.path().join("pred.csv");
-    ok(&[
-        "predict",
-        out.join("model.json").to_str().unwrap(),
-        data_s,
-        "--out",
-        pred.to_str().unwrap(),
-        "-q",
-    ]);
+    ok(&["predict", out.join("model.json").to_str().unwrap(), data_s, "--out", pred.to_str().unwrap(), "-q"]);
     let pl = lines(&pred);
-    assert_eq!(
-        pl[0],
-        format!("{},expected_CTR,expected_CVR,expected_ROAS", assign[0])
-    );
+    assert_eq!(pl[0], format!("{},expected_CTR,expected_CVR,expected_ROAS", assign[0]));
     for (a, p) in assign.iter().zip(&pl).skip(1) {
         let cols = 4 + k;
         let pa: Vec<&str> = p.split(',').collect();
         assert_eq!(a.as_str(), pa[..cols].join(","));
-        assert!(
-            pa[cols..]
-                .iter()
-                .all(|v| v.parse::<f64>().unwrap().is_finite())
-        );
+        assert!(pa[cols..].iter().all(|v| v.parse::<f64>().unwrap().is_finite()));
     }
 }
 
@@ -121,11 +90,7 @@ fn predict_on_new_ads_without_metrics_warns_once_about_unknown_levels() {
         "-q",
     ]);
     // New ads: no metric columns at all, one unseen country.
-    let new = write(
-        d.path(),
-        "new.csv",
-        "Country,Channel\nKR,TikTok\nDE,Google\nDE,Facebook\nUS,\n",
-    );
+    let new = write(d.path(), "new.csv", "Country,Channel\nKR,TikTok\nDE,Google\nDE,Facebook\nUS,\n");
     let pred = d.path().join("p.csv");
     let stderr = ok(&[
         "predict",
@@ -136,10 +101,7 @@ fn predict_on_new_ads_without_metrics_warns_once_about_unknown_levels() {
         "-q",
     ]);
     assert_eq!(stderr.matches("never saw").count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("2 rows") && stderr.contains("\"DE\""),
-        "{stderr}"
-    );
+    assert!(stderr.contains("2 rows") && stderr.contains("\"DE\""), "{stderr}");
     let pl = lines(&pred);
     assert_eq!(pl.len(), 5);
     assert!(pl[0].ends_with("expected_CTR,expected_ROAS"));
@@ -150,54 +112,18 @@ fn bad_input_fails_cleanly_without_output_files() {
     let d = tempfile::tempdir().unwrap();
     let bad = write(d.path(), "bad.csv", "c,x\nA,1\nB,zz\nA,3\n");
     let out = d.path().join("out");
-    let r = segmix(&[
-        "fit",
-        bad.to_str().unwrap(),
-        "--cat",
-        "c",
-        "--num",
-        "x",
-        "--k",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let r =
+        segmix(&["fit", bad.to_str().unwrap(), "--cat", "c", "--num", "x", "--k", "2", "--out", out.to_str().unwrap()]);
     assert!(!r.status.success());
     let err = String::from_utf8_lossy(&r.stderr);
-    assert!(
-        err.contains("bad.csv") && err.contains("line 3") && err.contains("\"x\""),
-        "{err}"
-    );
-    assert!(
-        !out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(),
-        "no output may be written"
-    );
+    assert!(err.contains("bad.csv") && err.contains("line 3") && err.contains("\"x\""), "{err}");
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(), "no output may be written");
 
-    let r = segmix(&[
-        "fit",
-        bad.to_str().unwrap(),
-        "--cat",
-        "c",
-        "--k",
-        "9",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let r = segmix(&["fit", bad.to_str().unwrap(), "--cat", "c", "--k", "9", "--out", out.to_str().unwrap()]);
     assert!(!r.status.success());
-    assert!(
-        String::from_utf8_lossy(&r.stderr).contains("K = 9 is larger than the number of rows (3)")
-    );
+    assert!(String::from_utf8_lossy(&r.stderr).contains("K = 9 is larger than the number of rows (3)"));
 
-    let r = segmix(&[
-        "fit",
-        bad.to_str().unwrap(),
-        "--cat",
-        "c",
-        "--k",
-        "3..2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let r = segmix(&["fit", bad.to_str().unwrap(), "--cat", "c", "--k", "3..2", "--out", out.to_str().unwrap()]);
     assert!(!r.status.success());
 }
 
@@ -217,14 +143,8 @@ fn embeddings_give_a_text_block_and_predict_requires_them() {
             if missing_text { "" } else { "some words" },
             g as f64 * 2.0 + rng.normal() * 0.3
         ));
-        let v: Vec<String> = (0..6)
-            .map(|t| {
-                format!(
-                    "{:.4}",
-                    if t == g { 1.0 } else { 0.0 } + rng.normal() * 0.05
-                )
-            })
-            .collect();
+        let v: Vec<String> =
+            (0..6).map(|t| format!("{:.4}", if t == g { 1.0 } else { 0.0 } + rng.normal() * 0.05)).collect();
         emb.push_str(&v.join(","));
         emb.push('\n');
     }
@@ -254,19 +174,10 @@ fn embeddings_give_a_text_block_and_predict_requires_them() {
     ]);
     let model: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
-    assert_eq!(
-        model["continuous"],
-        serde_json::json!(["text_pc1", "text_pc2", "text_pc3", "score"])
-    );
+    assert_eq!(model["continuous"], serde_json::json!(["text_pc1", "text_pc2", "text_pc3", "score"]));
     let pred = d.path().join("p.csv");
     let m = out.join("model.json");
-    let r = segmix(&[
-        "predict",
-        m.to_str().unwrap(),
-        data.to_str().unwrap(),
-        "--out",
-        pred.to_str().unwrap(),
-    ]);
+    let r = segmix(&["predict", m.to_str().unwrap(), data.to_str().unwrap(), "--out", pred.to_str().unwrap()]);
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("--embeddings"));
     ok(&[
@@ -312,8 +223,7 @@ fn every_covariance_type_fits_the_demo() {
             "-q",
         ]);
         let model: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap())
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
         assert_eq!(model["params"]["cov_type"], cov);
     }
 }

@@ -15,12 +15,7 @@ fn ragged_row_names_the_line() {
     let d = tempfile::tempdir().unwrap();
     let f = write(d.path(), "t.csv", "a,b\n1,2\n3\n4,5\n");
     let e = message(read_table(&f, &roles(&[], &["a"], None), Strictness::Fit).unwrap_err());
-    assert!(
-        e.contains("t.csv")
-            && e.contains("line 3")
-            && e.contains("has 1 fields but the header has 2"),
-        "{e}"
-    );
+    assert!(e.contains("t.csv") && e.contains("line 3") && e.contains("has 1 fields but the header has 2"), "{e}");
 }
 
 #[test]
@@ -28,10 +23,7 @@ fn unknown_column_lists_the_header() {
     let d = tempfile::tempdir().unwrap();
     let f = write(d.path(), "t.csv", "a,b\n1,2\n");
     let e = message(read_table(&f, &roles(&["zz"], &[], None), Strictness::Fit).unwrap_err());
-    assert!(
-        e.contains("t.csv") && e.contains("no column \"zz\"") && e.contains("\"a\", \"b\""),
-        "{e}"
-    );
+    assert!(e.contains("t.csv") && e.contains("no column \"zz\"") && e.contains("\"a\", \"b\""), "{e}");
 }
 
 #[test]
@@ -39,13 +31,7 @@ fn non_numeric_value_names_line_row_and_column() {
     let d = tempfile::tempdir().unwrap();
     let f = write(d.path(), "t.csv", "a,CTR\nx,1.5\ny,abc\n");
     let e = message(read_table(&f, &roles(&["a"], &["CTR"], None), Strictness::Fit).unwrap_err());
-    assert!(
-        e.contains("line 3")
-            && e.contains("row 1")
-            && e.contains("\"CTR\"")
-            && e.contains("\"abc\""),
-        "{e}"
-    );
+    assert!(e.contains("line 3") && e.contains("row 1") && e.contains("\"CTR\"") && e.contains("\"abc\""), "{e}");
 }
 
 #[test]
@@ -84,10 +70,7 @@ fn non_utf8_names_line_and_column() {
     let p = d.path().join("t.csv");
     std::fs::write(&p, b"a,b\nok,1\n\xff\xfe,2\n").unwrap();
     let e = message(read_table(&p, &roles(&["a"], &["b"], None), Strictness::Fit).unwrap_err());
-    assert!(
-        e.contains("line 3") && e.contains("column \"a\"") && e.contains("UTF-8"),
-        "{e}"
-    );
+    assert!(e.contains("line 3") && e.contains("column \"a\"") && e.contains("UTF-8"), "{e}");
 }
 
 #[test]
@@ -104,18 +87,10 @@ fn duplicate_roles_and_header_names() {
 #[test]
 fn missing_tokens_are_missing_and_rows_are_kept() {
     let d = tempfile::tempdir().unwrap();
-    let f = write(
-        d.path(),
-        "t.csv",
-        "c,x\nA,1\n,2\nNA,n/a\nnull,NaN\n B ,  3 \n",
-    );
+    let f = write(d.path(), "t.csv", "c,x\nA,1\n,2\nNA,n/a\nnull,NaN\n B ,  3 \n");
     let t = read_table(&f, &roles(&["c"], &["x"], None), Strictness::Fit).unwrap();
     assert_eq!(t.n_rows, 5);
-    let c: Vec<Option<&str>> = t.categorical[0]
-        .values
-        .iter()
-        .map(|v| v.as_deref())
-        .collect();
+    let c: Vec<Option<&str>> = t.categorical[0].values.iter().map(|v| v.as_deref()).collect();
     assert_eq!(c, [Some("A"), None, None, None, Some("B")]);
     let x = &t.numeric[0].values;
     assert_eq!((x[0], x[1], x[4]), (1.0, 2.0, 3.0));
@@ -125,11 +100,7 @@ fn missing_tokens_are_missing_and_rows_are_kept() {
 #[test]
 fn quoted_fields_and_bom_are_read() {
     let d = tempfile::tempdir().unwrap();
-    let f = write(
-        d.path(),
-        "t.csv",
-        "\u{feff}name,txt\nA,\"hello, world\"\nB,\"say \"\"hi\"\"\"\n",
-    );
+    let f = write(d.path(), "t.csv", "\u{feff}name,txt\nA,\"hello, world\"\nB,\"say \"\"hi\"\"\"\n");
     let t = read_table(&f, &roles(&["name"], &[], Some("txt")), Strictness::Fit).unwrap();
     let txt = t.text.unwrap().values;
     assert_eq!(txt[0].as_deref(), Some("hello, world"));
@@ -142,22 +113,10 @@ fn embeddings_row_count_must_match() {
     let f = write(d.path(), "t.csv", "c\nA\nB\nA\n");
     let e = write(d.path(), "e.csv", "0.1,0.2\n0.3,0.1\n");
     let err = message(
-        fit(
-            &f,
-            roles(&["c"], &[], None),
-            Some(&e),
-            FitConfig {
-                k_min: 2,
-                k_max: 2,
-                ..Default::default()
-            },
-        )
-        .unwrap_err(),
+        fit(&f, roles(&["c"], &[], None), Some(&e), FitConfig { k_min: 2, k_max: 2, ..Default::default() })
+            .unwrap_err(),
     );
-    assert!(
-        err.contains("e.csv") && err.contains("2 embedding rows but the table has 3 rows"),
-        "{err}"
-    );
+    assert!(err.contains("e.csv") && err.contains("2 embedding rows but the table has 3 rows"), "{err}");
 }
 
 #[test]
@@ -165,10 +124,7 @@ fn partly_missing_embedding_row_is_malformed() {
     let d = tempfile::tempdir().unwrap();
     let e = write(d.path(), "e.csv", "0.1,0.2\n0.3,\n");
     let err = message(segmix::data::embeddings::read_matrix(&e).unwrap_err());
-    assert!(
-        err.contains("row 1, column 1") && err.contains("partly missing"),
-        "{err}"
-    );
+    assert!(err.contains("row 1, column 1") && err.contains("partly missing"), "{err}");
 }
 
 #[test]
@@ -176,22 +132,9 @@ fn k_larger_than_rows_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let f = write(d.path(), "t.csv", "x\n1\n2\n3\n");
     let err = message(
-        fit(
-            &f,
-            roles(&[], &["x"], None),
-            None,
-            FitConfig {
-                k_min: 2,
-                k_max: 5,
-                ..Default::default()
-            },
-        )
-        .unwrap_err(),
+        fit(&f, roles(&[], &["x"], None), None, FitConfig { k_min: 2, k_max: 5, ..Default::default() }).unwrap_err(),
     );
-    assert!(
-        err.contains("K = 5 is larger than the number of rows (3)"),
-        "{err}"
-    );
+    assert!(err.contains("K = 5 is larger than the number of rows (3)"), "{err}");
 }
 
 #[test]
@@ -199,13 +142,7 @@ fn npy_reader_handles_f32_f64_and_rejects_bad_files() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("a.npy");
     let mut buf = Vec::new();
-    segmix::data::embeddings::write_npy_f32(
-        &mut buf,
-        2,
-        3,
-        &[1.0, 2.0, 3.0, f32::NAN, f32::NAN, f32::NAN],
-    )
-    .unwrap();
+    segmix::data::embeddings::write_npy_f32(&mut buf, 2, 3, &[1.0, 2.0, 3.0, f32::NAN, f32::NAN, f32::NAN]).unwrap();
     std::fs::write(&p, &buf).unwrap();
     let m = segmix::data::embeddings::read_matrix(&p).unwrap();
     assert_eq!((m.rows, m.cols), (2, 3));
@@ -223,7 +160,5 @@ fn npy_reader_handles_f32_f64_and_rejects_bad_files() {
     let m = segmix::data::embeddings::read_matrix(&q).unwrap();
     assert_eq!((m.rows, m.cols, m.values.clone()), (2, 1, vec![0.5, -1.5]));
     let r = write(d.path(), "c.npy", "not numpy");
-    assert!(
-        message(segmix::data::embeddings::read_matrix(&r).unwrap_err()).contains("not a .npy file")
-    );
+    assert!(message(segmix::data::embeddings::read_matrix(&r).unwrap_err()).contains("not a .npy file"));
 }

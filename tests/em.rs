@@ -16,12 +16,7 @@ use crate::util::labels;
 const LN_2PI: f64 = 1.8378770664093453;
 
 fn config(k: usize, n_init: usize) -> FitConfig {
-    FitConfig {
-        k_min: k,
-        k_max: k,
-        n_init,
-        ..FitConfig::default()
-    }
+    FitConfig { k_min: k, k_max: k, n_init, ..FitConfig::default() }
 }
 
 fn recovered_ari(data: &MixtureData, truth: &[u32], k: usize) -> f64 {
@@ -53,10 +48,7 @@ fn recovers_mixed_mixture_where_neither_block_suffices_alone() {
     cont_only.n_levels.clear();
     cont_only.codes.clear();
     let cont = recovered_ari(&cont_only, &s.truth, 3);
-    assert!(
-        joint > cont + 0.05,
-        "joint {joint} should beat continuous-only {cont}"
-    );
+    assert!(joint > cont + 0.05, "joint {joint} should beat continuous-only {cont}");
     eprintln!("mixed recovery: joint ARI {joint:.3}, continuous-only {cont:.3}");
 }
 
@@ -87,29 +79,13 @@ fn em_objective_never_decreases() {
     let s = synthetic(1500, 3, 4, 2, 3, 1.5, 0.6, 21);
     let data = with_missing(s.data, 0.15, 5);
     assert!(data.patterns.len() > 5);
-    for cov in [
-        CovType::Full,
-        CovType::Diag,
-        CovType::Spherical,
-        CovType::Tied,
-    ] {
-        let cfg = FitConfig {
-            cov_type: cov,
-            reg: 0.0,
-            tol: 0.0,
-            max_iter: 60,
-            ..config(3, 2)
-        };
+    for cov in [CovType::Full, CovType::Diag, CovType::Spherical, CovType::Tied] {
+        let cfg = FitConfig { cov_type: cov, reg: 0.0, tol: 0.0, max_iter: 60, ..config(3, 2) };
         let sweep = fit_sweep(&CpuBackend::new(), &data, &cfg, &NoProgress).unwrap();
         for run in &sweep.runs {
             assert!(run.warnings.is_empty(), "{:?}", run.warnings);
             for w in run.trace.windows(2) {
-                assert!(
-                    w[1] >= w[0] - 1e-9 * w[0].abs(),
-                    "{cov:?}: objective fell from {} to {}",
-                    w[0],
-                    w[1]
-                );
+                assert!(w[1] >= w[0] - 1e-9 * w[0].abs(), "{cov:?}: objective fell from {} to {}", w[0], w[1]);
             }
             assert!(run.trace.last().unwrap() > run.trace.first().unwrap());
         }
@@ -131,21 +107,14 @@ fn parameter_counts_are_exact() {
     let sweep = fit_sweep(
         &CpuBackend::new(),
         &s.data,
-        &FitConfig {
-            k_min: 1,
-            k_max: 3,
-            n_init: 1,
-            ..Default::default()
-        },
+        &FitConfig { k_min: 1, k_max: 3, n_init: 1, ..Default::default() },
         &NoProgress,
     )
     .unwrap();
     for r in &sweep.runs {
         assert_eq!(r.n_params, n_params(r.k, 4, &[3, 3], CovType::Full));
         let c = Criteria::new(r.loglik, 0.0, r.n_params, 500, r.k);
-        assert!(
-            (r.criteria.bic - (-2.0 * r.loglik + r.n_params as f64 * 500f64.ln())).abs() < 1e-9
-        );
+        assert!((r.criteria.bic - (-2.0 * r.loglik + r.n_params as f64 * 500f64.ln())).abs() < 1e-9);
         assert_eq!(r.criteria.aic, c.aic);
         assert!(r.criteria.icl >= r.criteria.bic - 1e-9);
     }
@@ -157,12 +126,7 @@ fn selection_picks_the_true_k_by_bic() {
     let sweep = fit_sweep(
         &CpuBackend::new(),
         &s.data,
-        &FitConfig {
-            k_min: 1,
-            k_max: 5,
-            n_init: 2,
-            ..Default::default()
-        },
+        &FitConfig { k_min: 1, k_max: 5, n_init: 2, ..Default::default() },
         &NoProgress,
     )
     .unwrap();
@@ -176,21 +140,10 @@ fn fits_are_bit_for_bit_reproducible_across_thread_counts() {
     let data = with_missing(s.data, 0.05, 9);
     let cfg = config(3, 2);
     let run = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                let sw = fit_sweep(&CpuBackend::new(), &data, &cfg, &NoProgress).unwrap();
-                (
-                    sw.params,
-                    sw.posteriors.resp,
-                    sw.runs
-                        .iter()
-                        .map(|r| r.loglik.to_bits())
-                        .collect::<Vec<_>>(),
-                )
-            })
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+            let sw = fit_sweep(&CpuBackend::new(), &data, &cfg, &NoProgress).unwrap();
+            (sw.params, sw.posteriors.resp, sw.runs.iter().map(|r| r.loglik.to_bits()).collect::<Vec<_>>())
+        })
     };
     let a = run(1);
     let b = run(2);
@@ -208,9 +161,8 @@ fn random_params(k: usize, p: usize, n_levels: &[usize], rng: &mut Rng) -> Param
         let g: Vec<f64> = (0..p * p).map(|_| rng.normal()).collect();
         for a in 0..p {
             for b in 0..p {
-                cov[kk * p * p + a * p + b] =
-                    (0..p).map(|t| g[a * p + t] * g[b * p + t]).sum::<f64>() / p as f64
-                        + if a == b { 0.4 } else { 0.0 };
+                cov[kk * p * p + a * p + b] = (0..p).map(|t| g[a * p + t] * g[b * p + t]).sum::<f64>() / p as f64
+                    + if a == b { 0.4 } else { 0.0 };
             }
         }
     }
@@ -254,18 +206,10 @@ fn naive_log_joint(data: &MixtureData, th: &Params, i: usize, k: usize) -> f64 {
         off += l;
     }
     if no > 0 {
-        let s: Vec<f64> = obs
-            .iter()
-            .flat_map(|&a| {
-                obs.iter()
-                    .map(move |&b| th.covariances[k * p * p + a * p + b])
-            })
-            .collect();
+        let s: Vec<f64> =
+            obs.iter().flat_map(|&a| obs.iter().map(move |&b| th.covariances[k * p * p + a * p + b])).collect();
         let l = linalg::cholesky(&s, no).unwrap();
-        let d: Vec<f64> = obs
-            .iter()
-            .map(|&a| data.x[i * p + a] - th.means[k * p + a])
-            .collect();
+        let d: Vec<f64> = obs.iter().map(|&a| data.x[i * p + a] - th.means[k * p + a]).collect();
         let sol = linalg::cholesky_solve(&l, no, &d, 1);
         let q: f64 = d.iter().zip(&sol).map(|(a, b)| a * b).sum();
         let logdet: f64 = (0..no).map(|t| 2.0 * l[t * no + t].ln()).sum();
@@ -311,40 +255,17 @@ fn naive_stats(data: &MixtureData, th: &Params, resp: &[f64]) -> (SuffStats, Vec
             }
             if !mis.is_empty() {
                 let no = obs.len();
-                let s_oo: Vec<f64> = obs
-                    .iter()
-                    .flat_map(|&a| obs.iter().map(move |&b| sig(a, b)))
-                    .collect();
-                let l = if no > 0 {
-                    linalg::cholesky(&s_oo, no).unwrap()
-                } else {
-                    vec![]
-                };
-                let sol = if no > 0 {
-                    linalg::cholesky_solve(&l, no, &d_o, 1)
-                } else {
-                    vec![]
-                };
+                let s_oo: Vec<f64> = obs.iter().flat_map(|&a| obs.iter().map(move |&b| sig(a, b))).collect();
+                let l = if no > 0 { linalg::cholesky(&s_oo, no).unwrap() } else { vec![] };
+                let sol = if no > 0 { linalg::cholesky_solve(&l, no, &d_o, 1) } else { vec![] };
                 for &m in &mis {
-                    dhat[m] = obs
-                        .iter()
-                        .enumerate()
-                        .map(|(x, &a)| sig(m, a) * sol[x])
-                        .sum();
+                    dhat[m] = obs.iter().enumerate().map(|(x, &a)| sig(m, a) * sol[x]).sum();
                 }
                 for &m1 in &mis {
                     let col: Vec<f64> = obs.iter().map(|&a| sig(a, m1)).collect();
-                    let solm = if no > 0 {
-                        linalg::cholesky_solve(&l, no, &col, 1)
-                    } else {
-                        vec![]
-                    };
+                    let solm = if no > 0 { linalg::cholesky_solve(&l, no, &col, 1) } else { vec![] };
                     for &m2 in &mis {
-                        let corr: f64 = obs
-                            .iter()
-                            .enumerate()
-                            .map(|(x, &a)| sig(m2, a) * solm[x])
-                            .sum();
+                        let corr: f64 = obs.iter().enumerate().map(|(x, &a)| sig(m2, a) * solm[x]).sum();
                         cond[m1 * p + m2] = sig(m1, m2) - corr;
                     }
                 }
@@ -364,20 +285,13 @@ fn naive_stats(data: &MixtureData, th: &Params, resp: &[f64]) -> (SuffStats, Vec
 fn close(a: &[f64], b: &[f64], tol: f64, what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= tol * (1.0 + x.abs().max(y.abs())),
-            "{what}[{i}]: {x} vs {y}"
-        );
+        assert!((x - y).abs() <= tol * (1.0 + x.abs().max(y.abs())), "{what}[{i}]: {x} vs {y}");
     }
 }
 
 fn check_kernels(n: usize, k: usize, p: usize, n_cat: usize, missing: f64, seed: u64) {
     let s = synthetic(n, k, p, n_cat, 3, 1.0, 0.6, seed);
-    let data = if missing > 0.0 {
-        with_missing(s.data, missing, seed + 1)
-    } else {
-        s.data
-    };
+    let data = if missing > 0.0 { with_missing(s.data, missing, seed + 1) } else { s.data };
     let mut rng = Rng::new(seed + 2);
     let th = random_params(k, p, &data.n_levels, &mut rng);
     let be = CpuBackend::new();
@@ -388,9 +302,7 @@ fn check_kernels(n: usize, k: usize, p: usize, n_cat: usize, missing: f64, seed:
     let post = be.read_posteriors(&dev, &resp).unwrap();
     let mut total = 0.0;
     for i in 0..n {
-        let lj: Vec<f64> = (0..k)
-            .map(|kk| naive_log_joint(&data, &th, i, kk))
-            .collect();
+        let lj: Vec<f64> = (0..k).map(|kk| naive_log_joint(&data, &th, i, kk)).collect();
         let m = lj.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let lse = m + lj.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
         total += lse;
@@ -400,10 +312,7 @@ fn check_kernels(n: usize, k: usize, p: usize, n_cat: usize, missing: f64, seed:
             post.row_loglik[i]
         );
         for kk in 0..k {
-            assert!(
-                (post.resp[i * k + kk] - (lj[kk] - lse).exp()).abs() < 1e-9,
-                "resp row {i} class {kk}"
-            );
+            assert!((post.resp[i * k + kk] - (lj[kk] - lse).exp()).abs() < 1e-9, "resp row {i} class {kk}");
         }
     }
     assert!((summary.loglik - total).abs() < 1e-8 * total.abs());
@@ -412,12 +321,7 @@ fn check_kernels(n: usize, k: usize, p: usize, n_cat: usize, missing: f64, seed:
     let (want, _) = naive_stats(&data, &th, &post.resp);
     close(&stats.nk, &want.nk, 1e-10, "nk");
     close(&stats.cat, &want.cat, 1e-10, "cat");
-    close(
-        &stats.pattern_mass,
-        &want.pattern_mass,
-        1e-10,
-        "pattern_mass",
-    );
+    close(&stats.pattern_mass, &want.pattern_mass, 1e-10, "pattern_mass");
     close(&stats.sum_d, &want.sum_d, 1e-8, "sum_d");
     close(&stats.sum_dd, &want.sum_dd, 1e-8, "sum_dd");
 
@@ -450,11 +354,7 @@ fn e_step_is_stable_for_extreme_log_densities() {
     let mut rng = Rng::new(1);
     let th = random_params(2, 2, &[], &mut rng);
     let post = predict::posteriors(&CpuBackend::new(), &s.data, &th).unwrap();
-    assert!(
-        post.row_loglik
-            .iter()
-            .all(|v| v.is_finite() && *v < -1000.0)
-    );
+    assert!(post.row_loglik.iter().all(|v| v.is_finite() && *v < -1000.0));
     for r in post.resp.chunks(2) {
         assert!((r[0] + r[1] - 1.0).abs() < 1e-12);
     }
@@ -529,10 +429,7 @@ fn marginal_likelihood_of_rows_with_missing_values_is_exact() {
         0.4f64.ln() + 0.2f64.ln() + ln_normal(1.5, -1.0, 1.0),
     );
     // Row 1: Σ_k π_k N(2.5 | μ_k2, Σ_k22).
-    let r1 = lse(
-        0.6f64.ln() + ln_normal(2.5, 2.0, 1.0),
-        0.4f64.ln() + ln_normal(2.5, 0.0, 0.5),
-    );
+    let r1 = lse(0.6f64.ln() + ln_normal(2.5, 2.0, 1.0), 0.4f64.ln() + ln_normal(2.5, 0.0, 0.5));
     // Row 3: bivariate densities by hand.
     let biv = |d1: f64, d2: f64, s11: f64, s12: f64, s22: f64| {
         let det = s11 * s22 - s12 * s12;
@@ -545,11 +442,7 @@ fn marginal_likelihood_of_rows_with_missing_values_is_exact() {
     );
     let want = [r0, r1, 0.0, r3];
     for (i, w) in want.iter().enumerate() {
-        assert!(
-            (post.row_loglik[i] - w).abs() < 1e-12,
-            "row {i}: {} vs {w}",
-            post.row_loglik[i]
-        );
+        assert!((post.row_loglik[i] - w).abs() < 1e-12, "row {i}: {} vs {w}", post.row_loglik[i]);
     }
     // A row with nothing observed gets the class weights as posteriors.
     assert!((post.resp[4] - 0.6).abs() < 1e-15 && (post.resp[5] - 0.4).abs() < 1e-15);
@@ -559,11 +452,7 @@ fn marginal_likelihood_of_rows_with_missing_values_is_exact() {
 fn expected_metric_is_the_posterior_weighted_conditional_mean() {
     let th = tiny_params();
     // x2 observed or not, it is never used to predict itself.
-    let rows = [
-        (Some(1.5), None, Some(0)),
-        (Some(-0.5), Some(9.0), Some(1)),
-        (None, None, None),
-    ];
+    let rows = [(Some(1.5), None, Some(0)), (Some(-0.5), Some(9.0), Some(1)), (None, None, None)];
     let data = tiny_data(&rows);
     let e = predict::expected_coordinate(&CpuBackend::new(), &data, &th, 1).unwrap();
     let want = |x1: f64, c: Option<usize>| {
@@ -574,12 +463,7 @@ fn expected_metric_is_the_posterior_weighted_conditional_mean() {
         // E[x2 | x1, k] = μ_k2 + Σ_k21 / Σ_k11 (x1 − μ_k1)
         p1 * (2.0 + 0.6 / 2.0 * (x1 - 1.0)) + (1.0 - p1) * 0.0
     };
-    assert!(
-        (e[0] - want(1.5, Some(0))).abs() < 1e-12,
-        "{} vs {}",
-        e[0],
-        want(1.5, Some(0))
-    );
+    assert!((e[0] - want(1.5, Some(0))).abs() < 1e-12, "{} vs {}", e[0], want(1.5, Some(0)));
     assert!((e[1] - want(-0.5, Some(1))).abs() < 1e-12);
     assert!((e[2] - (0.6 * 2.0 + 0.4 * 0.0)).abs() < 1e-12);
 }
@@ -606,11 +490,57 @@ fn m_step_uses_the_conditional_covariance_of_missing_blocks() {
             assert!((next.means[kk * 3 + a] - (th.means[kk * 3 + a] + delta[a])).abs() < 1e-10);
             for b in 0..3 {
                 let want = with_cond[kk * 9 + a * 3 + b] / nk - delta[a] * delta[b];
-                assert!(
-                    (next.covariances[kk * 9 + a * 3 + b] - want).abs() < 1e-9,
-                    "class {kk} ({a},{b})"
-                );
+                assert!((next.covariances[kk * 9 + a * 3 + b] - want).abs() < 1e-9, "class {kk} ({a},{b})");
             }
         }
     }
+}
+
+#[test]
+fn a_fit_with_missing_values_reports_the_hand_computed_marginal_likelihood() {
+    // K = 1, two metrics, one categorical; a quarter of the cells missing. The fitted model's
+    // log-likelihood must be the sum over rows of the closed-form marginal densities under
+    // the fitted μ, Σ, α.
+    let mut rng = Rng::new(77);
+    let mut rows = Vec::new();
+    for _ in 0..60 {
+        let z1 = rng.normal();
+        let x1 = 1.0 + z1;
+        let x2 = -0.5 + 0.8 * z1 + 0.6 * rng.normal();
+        let c = (rng.uniform() < 0.3) as u32;
+        let miss = rng.below(4);
+        rows.push((
+            (miss != 1).then_some(x1),
+            (miss != 2).then_some(x2),
+            (miss != 3 || rng.uniform() < 0.5).then_some(c),
+        ));
+    }
+    let data = tiny_data(&rows);
+    let cfg = FitConfig { reg: 0.0, tol: 1e-12, max_iter: 500, ..config(1, 1) };
+    let sweep = fit_sweep(&CpuBackend::new(), &data, &cfg, &NoProgress).unwrap();
+    let th = &sweep.params;
+    let (m1, m2) = (th.means[0], th.means[1]);
+    let (s11, s12, s22) = (th.covariances[0], th.covariances[1], th.covariances[3]);
+    let mut want = 0.0;
+    for r in &rows {
+        want += match (r.0, r.1) {
+            (Some(a), Some(b)) => {
+                let (d1, d2) = (a - m1, b - m2);
+                let det = s11 * s22 - s12 * s12;
+                -LN_2PI - 0.5 * det.ln() - 0.5 * (s22 * d1 * d1 - 2.0 * s12 * d1 * d2 + s11 * d2 * d2) / det
+            }
+            (Some(a), None) => ln_normal(a, m1, s11),
+            (None, Some(b)) => ln_normal(b, m2, s22),
+            (None, None) => 0.0,
+        };
+        if let Some(c) = r.2 {
+            want += th.alpha[c as usize].ln();
+        }
+    }
+    let got = sweep.best_run().loglik;
+    assert!((got - want).abs() < 1e-9 * want.abs(), "{got} vs {want}");
+    // And the categorical estimate is the Laplace-smoothed observed frequency.
+    let seen: Vec<u32> = rows.iter().filter_map(|r| r.2).collect();
+    let ones = seen.iter().filter(|&&c| c == 1).count() as f64;
+    assert!((th.alpha[1] - (ones + 1.0) / (seen.len() as f64 + 2.0)).abs() < 1e-12);
 }

@@ -23,27 +23,15 @@ pub fn roles(cat: &[&str], num: &[&str], text: Option<&str>) -> Roles {
 }
 
 /// Fits through the library pipeline with the CPU backend.
-pub fn fit(
-    data: &Path,
-    roles: Roles,
-    embeddings: Option<&Path>,
-    config: FitConfig,
-) -> segmix::Result<FitOutput> {
-    let job = FitJob {
-        data: data.to_path_buf(),
-        roles,
-        embeddings: embeddings.map(Path::to_path_buf),
-        pca_dims: 8,
-        config,
-    };
+pub fn fit(data: &Path, roles: Roles, embeddings: Option<&Path>, config: FitConfig) -> segmix::Result<FitOutput> {
+    let job =
+        FitJob { data: data.to_path_buf(), roles, embeddings: embeddings.map(Path::to_path_buf), pca_dims: 8, config };
     pipeline::fit(&CpuBackend::new(), &job, &NoProgress)
 }
 
 /// Hard labels (argmax) of an n × k posterior matrix.
 pub fn labels(resp: &[f64], k: usize) -> Vec<u32> {
-    resp.chunks_exact(k)
-        .map(|r| segmix::report::argmax(r).0 as u32)
-        .collect()
+    resp.chunks_exact(k).map(|r| segmix::report::argmax(r).0 as u32).collect()
 }
 
 pub fn repo_file(rel: &str) -> PathBuf {

@@ -106,17 +106,10 @@ impl Backend for CpuBackend {
         while start < n {
             let pattern = data.pattern[order[start] as usize] as usize;
             let mut end = start;
-            while end < n
-                && end - start < BLOCK
-                && data.pattern[order[end] as usize] as usize == pattern
-            {
+            while end < n && end - start < BLOCK && data.pattern[order[end] as usize] as usize == pattern {
                 end += 1;
             }
-            blocks.push(Block {
-                pattern,
-                start,
-                len: end - start,
-            });
+            blocks.push(Block { pattern, start, len: end - start });
             start = end;
         }
         Ok(CpuData {
@@ -136,21 +129,13 @@ impl Backend for CpuBackend {
     }
 
     fn alloc_resp(&self, data: &CpuData, k: usize) -> Result<CpuResp> {
-        Ok(CpuResp {
-            k,
-            resp: vec![0.0; data.n * k],
-            row_loglik: vec![0.0; data.n],
-        })
+        Ok(CpuResp { k, resp: vec![0.0; data.n * k], row_loglik: vec![0.0; data.n] })
     }
 
     fn set_resp(&self, data: &CpuData, resp: &mut CpuResp, values: &[f64]) -> Result<()> {
         let k = resp.k;
         if values.len() != data.n * k {
-            return Err(Error::config(format!(
-                "set_resp: expected {} values, got {}",
-                data.n * k,
-                values.len()
-            )));
+            return Err(Error::config(format!("set_resp: expected {} values, got {}", data.n * k, values.len())));
         }
         for (pos, &row) in data.order.iter().enumerate() {
             let row = row as usize;
@@ -159,13 +144,8 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn e_step(
-        &self,
-        data: &CpuData,
-        params: &KernelParams,
-        resp: &mut CpuResp,
-    ) -> Result<EStepSummary> {
-        Ok(self.run_e_step(data, params, resp, false)?.0)
+    fn e_step(&self, data: &CpuData, params: &KernelParams, resp: &mut CpuResp) -> Result<EStepSummary> {
+        Ok(run_batch(data, &mut [(params, resp)], false)?.remove(0).0)
     }
 
     fn e_step_stats(
@@ -174,8 +154,19 @@ impl Backend for CpuBackend {
         params: &KernelParams,
         resp: &mut CpuResp,
     ) -> Result<(EStepSummary, SuffStats)> {
-        let (summary, stats) = self.run_e_step(data, params, resp, true)?;
+        let (summary, stats) = run_batch(data, &mut [(params, resp)], true)?.remove(0);
         Ok((summary, stats.expect("statistics requested")))
+    }
+
+    fn e_step_stats_batch(
+        &self,
+        data: &CpuData,
+        models: &mut [(&KernelParams, &mut CpuResp)],
+    ) -> Result<Vec<(EStepSummary, SuffStats)>> {
+        Ok(run_batch(data, models, true)?
+            .into_iter()
+            .map(|(summary, stats)| (summary, stats.expect("statistics requested")))
+            .collect())
     }
 
     fn m_stats(&self, data: &CpuData, params: &KernelParams, resp: &CpuResp) -> Result<SuffStats> {
@@ -201,26 +192,14 @@ impl Backend for CpuBackend {
             out[row * k..(row + 1) * k].copy_from_slice(&resp.resp[pos * k..(pos + 1) * k]);
             ll[row] = resp.row_loglik[pos];
         }
-        Ok(Posteriors {
-            k,
-            resp: out,
-            row_loglik: ll,
-        })
+        Ok(Posteriors { k, resp: out, row_loglik: ll })
     }
 
     fn gram(&self, x: &[f32], n: usize, dim: usize) -> Result<Gram> {
         assert_eq!(x.len(), n * dim);
-        let mut ranges: Vec<(usize, usize)> = (0..n)
-            .step_by(BLOCK)
-            .map(|s| (s, (s + BLOCK).min(n)))
-            .collect();
+        let mut ranges: Vec<(usize, usize)> = (0..n).step_by(BLOCK).map(|s| (s, (s + BLOCK).min(n))).collect();
         if ranges.is_empty() {
-            return Ok(Gram {
-                rows: 0,
-                dim,
-                sum: vec![0.0; dim],
-                xtx: vec![0.0; dim * dim],
-            });
+            return Ok(Gram { rows: 0, dim, sum: vec![0.0; dim], xtx: vec![0.0; dim * dim] });
         }
         Ok(tree_reduce(
             &mut ranges,
@@ -234,15 +213,7 @@ impl Backend for CpuBackend {
         ))
     }
 
-    fn project(
-        &self,
-        x: &[f32],
-        n: usize,
-        dim: usize,
-        mean: &[f64],
-        w: &[f64],
-        d: usize,
-    ) -> Result<Vec<f64>> {
+    fn project(&self, x: &[f32], n: usize, dim: usize, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>> {
         assert_eq!(x.len(), n * dim);
         assert_eq!(w.len(), dim * d);
         let w = ArrayView2::from_shape((dim, d), w).expect("W shape");
@@ -250,60 +221,99 @@ impl Backend for CpuBackend {
         if d == 0 {
             return Ok(out);
         }
-        out.par_chunks_mut(CHUNK * d)
-            .enumerate()
-            .for_each(|(c, out_chunk)| {
-                let lo = c * CHUNK;
-                let rows = out_chunk.len() / d;
-                let mut centered = Array2::<f64>::zeros((rows, dim));
-                for r in 0..rows {
-                    let src = &x[(lo + r) * dim..(lo + r + 1) * dim];
-                    for (t, v) in centered.row_mut(r).iter_mut().enumerate() {
-                        *v = src[t] as f64 - mean[t];
-                    }
+        out.par_chunks_mut(CHUNK * d).enumerate().for_each(|(c, out_chunk)| {
+            let lo = c * CHUNK;
+            let rows = out_chunk.len() / d;
+            let mut centered = Array2::<f64>::zeros((rows, dim));
+            for r in 0..rows {
+                let src = &x[(lo + r) * dim..(lo + r + 1) * dim];
+                for (t, v) in centered.row_mut(r).iter_mut().enumerate() {
+                    *v = src[t] as f64 - mean[t];
                 }
-                let mut o = ArrayViewMut2::from_shape((rows, d), out_chunk).expect("out shape");
-                matmul(&mut o, &centered.view(), &w, false);
-                for r in 0..rows {
-                    if x[(lo + r) * dim].is_nan() {
-                        o.row_mut(r).fill(f64::NAN);
-                    }
+            }
+            let mut o = ArrayViewMut2::from_shape((rows, d), out_chunk).expect("out shape");
+            matmul(&mut o, &centered.view(), &w, false);
+            for r in 0..rows {
+                if x[(lo + r) * dim].is_nan() {
+                    o.row_mut(r).fill(f64::NAN);
                 }
-            });
+            }
+        });
         Ok(out)
     }
 }
 
-impl CpuBackend {
-    fn run_e_step(
-        &self,
-        data: &CpuData,
-        params: &KernelParams,
-        resp: &mut CpuResp,
-        with_stats: bool,
-    ) -> Result<(EStepSummary, Option<SuffStats>)> {
-        check_params(data, params, resp.k)?;
-        let k = resp.k;
-        let ops: Vec<_> = (0..data.n_patterns)
-            .map(|o| e_step_operands(params, o))
-            .collect();
-        let mut items = split_blocks(data, resp);
-        let (summary, stats) = tree_reduce(
-            &mut items,
-            &|item: &mut BlockMut| e_step_block(data, params, &ops, item, with_stats),
-            &|(a, sa), (b, sb)| {
-                let stats = match (sa, sb) {
-                    (Some(x), Some(y)) => Some(x.merge(&y)),
-                    _ => None,
-                };
-                (a.merge(b), stats)
-            },
-        );
-        if !summary.loglik.is_finite() {
-            return Err(non_finite(data, resp, k));
-        }
-        Ok((summary, stats))
+/// Per-pattern E-step operands of a batch of models, concatenated column-wise:
+/// W = [W_1 | … | W_M] (n_f × ΣK) and c = [c_1, …, c_M].
+struct BatchOps {
+    w: Vec<Array2<f64>>,
+    c: Vec<Vec<f64>>,
+    /// Column offset of each model in W (length M + 1).
+    col: Vec<usize>,
+}
+
+fn batch_ops(data: &CpuData, models: &[&KernelParams]) -> BatchOps {
+    let mut col = vec![0];
+    for m in models {
+        col.push(col.last().unwrap() + m.k);
     }
+    let total = *col.last().unwrap();
+    let nf = n_features(data.p);
+    let mut w = Vec::with_capacity(data.n_patterns);
+    let mut c = Vec::with_capacity(data.n_patterns);
+    for o in 0..data.n_patterns {
+        let mut wo = Array2::<f64>::zeros((nf, total));
+        let mut co = vec![0.0; total];
+        for (mi, m) in models.iter().enumerate() {
+            let (wm, cm) = e_step_operands(m, o);
+            wo.slice_mut(s![.., col[mi]..col[mi + 1]]).assign(&wm);
+            co[col[mi]..col[mi + 1]].copy_from_slice(&cm);
+        }
+        w.push(wo);
+        c.push(co);
+    }
+    BatchOps { w, c, col }
+}
+
+/// One model's E-step summary and (when asked for) M-step statistics.
+type ModelResult = (EStepSummary, Option<SuffStats>);
+
+/// E-step (and, with `with_stats`, the statistics of the next M-step) of every model in
+/// `models` in one pass over the blocks.
+fn run_batch(
+    data: &CpuData,
+    models: &mut [(&KernelParams, &mut CpuResp)],
+    with_stats: bool,
+) -> Result<Vec<ModelResult>> {
+    for (params, resp) in models.iter() {
+        check_params(data, params, resp.k)?;
+    }
+    let params: Vec<&KernelParams> = models.iter().map(|(p, _)| *p).collect();
+    let ops = batch_ops(data, &params);
+    let mut items = split_blocks(data, models);
+    let results = tree_reduce(
+        &mut items,
+        &|item: &mut BlockMut| e_step_block(data, &params, &ops, item, with_stats),
+        &|a: Vec<ModelResult>, b: Vec<ModelResult>| {
+            a.into_iter()
+                .zip(b)
+                .map(|((sa, ta), (sb, tb))| {
+                    let stats = match (ta, tb) {
+                        (Some(x), Some(y)) => Some(x.merge(&y)),
+                        _ => None,
+                    };
+                    (sa.merge(sb), stats)
+                })
+                .collect()
+        },
+    );
+    drop(items);
+    for ((summary, _), (params, resp)) in results.iter().zip(models.iter()) {
+        if !summary.loglik.is_finite() {
+            return Err(non_finite(data, resp, params.k));
+        }
+    }
+    Ok(results)
 }
 
 fn check_params(data: &CpuData, params: &KernelParams, k: usize) -> Result<()> {
@@ -312,21 +322,11 @@ fn check_params(data: &CpuData, params: &KernelParams, k: usize) -> Result<()> {
         && params.n_patterns == data.n_patterns
         && params.means.len() == k * data.p
         && params.log_alpha.len() == k * data.total_levels;
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::config(
-            "kernel parameters do not match the uploaded data",
-        ))
-    }
+    if ok { Ok(()) } else { Err(Error::config("kernel parameters do not match the uploaded data")) }
 }
 
 fn non_finite(data: &CpuData, resp: &CpuResp, k: usize) -> Error {
-    let pos = resp
-        .row_loglik
-        .iter()
-        .position(|v| !v.is_finite())
-        .unwrap_or(0);
+    let pos = resp.row_loglik.iter().position(|v| !v.is_finite()).unwrap_or(0);
     Error::Numerical(format!(
         "row {} has a non-finite log-likelihood under all {k} classes; check the input for \
          extreme values, or increase --reg",
@@ -334,27 +334,28 @@ fn non_finite(data: &CpuData, resp: &CpuResp, k: usize) -> Error {
     ))
 }
 
+/// One block's slices of every model's responsibility and row log-likelihood buffers.
 struct BlockMut<'a> {
     block: Block,
-    resp: &'a mut [f64],
-    row_loglik: &'a mut [f64],
+    resp: Vec<&'a mut [f64]>,
+    row_loglik: Vec<&'a mut [f64]>,
 }
 
-fn split_blocks<'a>(data: &CpuData, resp: &'a mut CpuResp) -> Vec<BlockMut<'a>> {
-    let k = resp.k;
-    let mut out = Vec::with_capacity(data.blocks.len());
-    let mut r_rest: &mut [f64] = &mut resp.resp;
-    let mut l_rest: &mut [f64] = &mut resp.row_loglik;
-    for b in &data.blocks {
-        let (r, r_tail) = std::mem::take(&mut r_rest).split_at_mut(b.len * k);
-        let (l, l_tail) = std::mem::take(&mut l_rest).split_at_mut(b.len);
-        out.push(BlockMut {
-            block: *b,
-            resp: r,
-            row_loglik: l,
-        });
-        r_rest = r_tail;
-        l_rest = l_tail;
+fn split_blocks<'a>(data: &CpuData, models: &'a mut [(&KernelParams, &mut CpuResp)]) -> Vec<BlockMut<'a>> {
+    let mut out: Vec<BlockMut<'a>> =
+        data.blocks.iter().map(|b| BlockMut { block: *b, resp: Vec::new(), row_loglik: Vec::new() }).collect();
+    for (_, resp) in models.iter_mut() {
+        let k = resp.k;
+        let mut r_rest: &mut [f64] = &mut resp.resp;
+        let mut l_rest: &mut [f64] = &mut resp.row_loglik;
+        for item in out.iter_mut() {
+            let (r, r_tail) = std::mem::take(&mut r_rest).split_at_mut(item.block.len * k);
+            let (l, l_tail) = std::mem::take(&mut l_rest).split_at_mut(item.block.len);
+            item.resp.push(r);
+            item.row_loglik.push(l);
+            r_rest = r_tail;
+            l_rest = l_tail;
+        }
     }
     out
 }
@@ -407,11 +408,7 @@ fn e_step_operands(params: &KernelParams, o: usize) -> (Array2<f64>, Vec<f64>) {
         let mut t = 0;
         for a in 0..p {
             for b in a..p {
-                w[[t, kk]] = if a == b {
-                    lam[a * p + b]
-                } else {
-                    2.0 * lam[a * p + b]
-                };
+                w[[t, kk]] = if a == b { lam[a * p + b] } else { 2.0 * lam[a * p + b] };
                 t += 1;
             }
         }
@@ -425,14 +422,7 @@ fn e_step_operands(params: &KernelParams, o: usize) -> (Array2<f64>, Vec<f64>) {
 }
 
 /// Adds N_k, the pattern mass and the categorical counts of a chunk to `st`.
-fn count_chunk(
-    data: &CpuData,
-    pattern: usize,
-    start: usize,
-    r: &[f64],
-    rows: usize,
-    st: &mut SuffStats,
-) {
+fn count_chunk(data: &CpuData, pattern: usize, start: usize, r: &[f64], rows: usize, st: &mut SuffStats) {
     let (k, j, tl) = (st.k, data.n_cat, data.total_levels);
     for kk in 0..k {
         let mass: f64 = (0..rows).map(|i| r[i * k + kk]).sum();
@@ -455,7 +445,7 @@ fn count_chunk(
 /// Converts raw moments f(X)ᵀ R of complete rows (n_f × K) into moments about the shift μ_k:
 /// Σ r (x − μ) = s − N μ and Σ r (x − μ)(x − μ)ᵀ = S − μ sᵀ − s μᵀ + N μ μᵀ, added to `st`
 /// (whose N_k must already hold the same rows' mass).
-fn add_shifted_moments(raw: &Array2<f64>, params: &KernelParams, st: &mut SuffStats) {
+fn add_shifted_moments(raw: &ArrayView2<f64>, params: &KernelParams, st: &mut SuffStats) {
     let (p, k) = (params.p, params.k);
     let lin = p * (p + 1) / 2;
     for kk in 0..k {
@@ -480,111 +470,115 @@ fn add_shifted_moments(raw: &Array2<f64>, params: &KernelParams, st: &mut SuffSt
     }
 }
 
-/// The `e_step` kernel on one block (one missing-value pattern), optionally fused with the
-/// complete-row `m_stats` of the same chunk.
+/// The `e_step` kernel on one block (one missing-value pattern) for a batch of models,
+/// optionally fused with the statistics of the next M-step.
 ///
 /// log p_ik = log π_k + Σ_j log α_kj[x_ij] + log det U_{o,k} − |o|/2 ln 2π − ½‖(x_i − μ_k)_o U_{o,k}‖²
 /// r_ik = exp(log p_ik − lse_i),  lse_i = m_i + ln Σ_k exp(log p_ik − m_i),  m_i = max_k log p_ik
+///
+/// A chunk's features are built once; one GEMM gives the distances to every class of every
+/// model and (complete rows) one GEMM f(X)ᵀ [R_1 | … | R_M] gives every model's raw moments.
 fn e_step_block(
     data: &CpuData,
-    params: &KernelParams,
-    ops: &[(Array2<f64>, Vec<f64>)],
+    models: &[&KernelParams],
+    ops: &BatchOps,
     item: &mut BlockMut,
     with_stats: bool,
-) -> (EStepSummary, Option<SuffStats>) {
-    let (p, k, j) = (data.p, params.k, data.n_cat);
+) -> Vec<ModelResult> {
+    let (p, j, tl) = (data.p, data.n_cat, data.total_levels);
     let b = item.block;
     let o = b.pattern;
-    let (w, c) = &ops[o];
+    let (w, c, col) = (&ops.w[o], &ops.c[o], &ops.col);
+    let total = *col.last().unwrap();
     let fuse = with_stats && data.complete[o];
-    let mut st = with_stats.then(|| SuffStats::zeros(k, p, data.total_levels, data.n_patterns));
-    let mut raw = Array2::<f64>::zeros(if fuse && p > 0 {
-        (n_features(p), k)
-    } else {
-        (0, 0)
-    });
+    let mut results: Vec<ModelResult> = models
+        .iter()
+        .map(|m| (EStepSummary::default(), with_stats.then(|| SuffStats::zeros(m.k, p, tl, data.n_patterns))))
+        .collect();
+    let moments = fuse && p > 0;
+    let mut raw = Array2::<f64>::zeros(if moments { (n_features(p), total) } else { (0, 0) });
+    let mut rcat = Array2::<f64>::zeros(if moments { (CHUNK, total) } else { (0, 0) });
     let mut f = Array2::<f64>::zeros((CHUNK, n_features(p)));
-    let mut q = Array2::<f64>::zeros((CHUNK, k));
-    let mut logp = vec![0.0; CHUNK * k];
-    let mut summary = EStepSummary::default();
+    let mut q = Array2::<f64>::zeros((CHUNK, total));
+    let max_k = models.iter().map(|m| m.k).max().unwrap_or(0);
+    let mut logp = vec![0.0; CHUNK * max_k];
     for c0 in (0..b.len).step_by(CHUNK) {
         let rows = CHUNK.min(b.len - c0);
         let start = b.start + c0;
-        for i in 0..rows {
-            logp[i * k..(i + 1) * k].copy_from_slice(&params.log_weights);
-        }
         if p > 0 {
             features(&data.x[start * p..(start + rows) * p], p, rows, &mut f);
-            matmul(
-                &mut q.slice_mut(s![..rows, ..]),
-                &f.slice(s![..rows, ..]),
-                &w.view(),
-                false,
-            );
+            matmul(&mut q.slice_mut(s![..rows, ..]), &f.slice(s![..rows, ..]), &w.view(), false);
+        }
+        let codes = &data.codes[start * j..(start + rows) * j];
+        for (mi, params) in models.iter().enumerate() {
+            let k = params.k;
+            let off = col[mi];
             for i in 0..rows {
-                for kk in 0..k {
-                    // Rounding can make a tiny distance negative; it is a squared norm.
-                    let dist = (q[[i, kk]] + c[kk]).max(0.0);
-                    logp[i * k + kk] += params.log_norm[o * k + kk] - 0.5 * dist;
+                let lp = &mut logp[i * k..(i + 1) * k];
+                lp.copy_from_slice(&params.log_weights);
+                if p > 0 {
+                    for kk in 0..k {
+                        // Rounding can make a tiny distance negative; it is a squared norm.
+                        let dist = (q[[i, off + kk]] + c[off + kk]).max(0.0);
+                        lp[kk] += params.log_norm[o * k + kk] - 0.5 * dist;
+                    }
+                }
+                for (jj, &code) in codes[i * j..(i + 1) * j].iter().enumerate() {
+                    if code != MISSING_CODE {
+                        let lvl = data.offsets[jj] + code as usize;
+                        for kk in 0..k {
+                            lp[kk] += params.log_alpha[kk * tl + lvl];
+                        }
+                    }
                 }
             }
-        }
-        if j > 0 {
-            let tl = data.total_levels;
+            let resp = &mut item.resp[mi];
+            let row_ll = &mut item.row_loglik[mi];
+            let summary = &mut results[mi].0;
             for i in 0..rows {
-                let codes = &data.codes[(start + i) * j..(start + i + 1) * j];
-                for (jj, &code) in codes.iter().enumerate() {
-                    if code != MISSING_CODE {
-                        let col = data.offsets[jj] + code as usize;
+                let lp = &logp[i * k..(i + 1) * k];
+                let m = lp.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = lp.iter().map(|&v| (v - m).exp()).sum();
+                let lse = m + sum.ln();
+                let r = &mut resp[(c0 + i) * k..(c0 + i + 1) * k];
+                let mut ent = 0.0;
+                for (rv, &v) in r.iter_mut().zip(lp) {
+                    *rv = (v - lse).exp();
+                    if *rv > 0.0 {
+                        ent -= *rv * (v - lse);
+                    }
+                }
+                row_ll[c0 + i] = lse;
+                summary.loglik += lse;
+                summary.entropy += ent;
+            }
+            if fuse {
+                let r = &resp[c0 * k..(c0 + rows) * k];
+                count_chunk(data, o, start, r, rows, results[mi].1.as_mut().expect("stats"));
+                if moments {
+                    for i in 0..rows {
                         for kk in 0..k {
-                            logp[i * k + kk] += params.log_alpha[kk * tl + col];
+                            rcat[[i, off + kk]] = r[i * k + kk];
                         }
                     }
                 }
             }
         }
-        for i in 0..rows {
-            let lp = &logp[i * k..(i + 1) * k];
-            let m = lp.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let sum: f64 = lp.iter().map(|&v| (v - m).exp()).sum();
-            let lse = m + sum.ln();
-            let r = &mut item.resp[(c0 + i) * k..(c0 + i + 1) * k];
-            let mut ent = 0.0;
-            for (rv, &v) in r.iter_mut().zip(lp) {
-                *rv = (v - lse).exp();
-                if *rv > 0.0 {
-                    ent -= *rv * (v - lse);
-                }
-            }
-            item.row_loglik[c0 + i] = lse;
-            summary.loglik += lse;
-            summary.entropy += ent;
+        if moments {
+            matmul(&mut raw.view_mut(), &f.slice(s![..rows, ..]).t(), &rcat.slice(s![..rows, ..]), true);
         }
-        if fuse {
-            let r = &item.resp[c0 * k..(c0 + rows) * k];
-            let st = st.as_mut().expect("stats");
-            count_chunk(data, o, start, r, rows, st);
-            if p > 0 {
-                let r_view = ArrayView2::from_shape((rows, k), r).expect("r shape");
-                matmul(
-                    &mut raw.view_mut(),
-                    &f.slice(s![..rows, ..]).t(),
-                    &r_view,
-                    true,
-                );
+    }
+    if with_stats {
+        for (mi, params) in models.iter().enumerate() {
+            let st = results[mi].1.as_mut().expect("stats");
+            if moments {
+                add_shifted_moments(&raw.slice(s![.., col[mi]..col[mi + 1]]), params, st);
+            } else if !fuse {
+                *st = m_stats_block(data, params, item.resp[mi], &b);
             }
         }
     }
-    if let Some(st) = st.as_mut() {
-        if fuse {
-            if p > 0 {
-                add_shifted_moments(&raw, params, st);
-            }
-        } else {
-            *st = m_stats_block(data, params, item.resp, &b);
-        }
-    }
-    (summary, st)
+    results
 }
 
 /// The `m_stats` kernel on one block: N_k, Σ r d̂, Σ r d̂ d̂ᵀ about the shift μ_k, the pattern
@@ -615,32 +609,18 @@ fn m_stats_block(data: &CpuData, params: &KernelParams, r_block: &[f64], b: &Blo
         if complete {
             features(x, p, rows, &mut f);
             let r_view = ArrayView2::from_shape((rows, k), r).expect("r shape");
-            matmul(
-                &mut raw.view_mut(),
-                &f.slice(s![..rows, ..]).t(),
-                &r_view,
-                true,
-            );
+            matmul(&mut raw.view_mut(), &f.slice(s![..rows, ..]).t(), &r_view, true);
             continue;
         }
         for kk in 0..k {
             let mu = &params.means[kk * p..(kk + 1) * p];
             for i in 0..rows {
                 for t in 0..p {
-                    d[[i, t]] = if observed[t] {
-                        x[i * p + t] - mu[t]
-                    } else {
-                        0.0
-                    };
+                    d[[i, t]] = if observed[t] { x[i * p + t] - mu[t] } else { 0.0 };
                 }
             }
             let a = ArrayView2::from_shape((p, p), params.fill(o, kk)).expect("A shape");
-            matmul(
-                &mut dh.slice_mut(s![..rows, ..]),
-                &d.slice(s![..rows, ..]),
-                &a,
-                false,
-            );
+            matmul(&mut dh.slice_mut(s![..rows, ..]), &d.slice(s![..rows, ..]), &a, false);
             let sum_d = &mut st.sum_d[kk * p..(kk + 1) * p];
             for i in 0..rows {
                 let ri = r[i * k + kk];
@@ -650,30 +630,19 @@ fn m_stats_block(data: &CpuData, params: &KernelParams, r_block: &[f64], b: &Blo
                 }
             }
             let mut s_k =
-                ArrayViewMut2::from_shape((p, p), &mut st.sum_dd[kk * p * p..(kk + 1) * p * p])
-                    .expect("S shape");
-            matmul(
-                &mut s_k,
-                &w.slice(s![..rows, ..]).t(),
-                &dh.slice(s![..rows, ..]),
-                true,
-            );
+                ArrayViewMut2::from_shape((p, p), &mut st.sum_dd[kk * p * p..(kk + 1) * p * p]).expect("S shape");
+            matmul(&mut s_k, &w.slice(s![..rows, ..]).t(), &dh.slice(s![..rows, ..]), true);
         }
     }
     if complete && p > 0 {
-        add_shifted_moments(&raw, params, &mut st);
+        add_shifted_moments(&raw.view(), params, &mut st);
     }
     st
 }
 
 /// The `gram` kernel on rows [lo, hi): column sums and XᵀX of the non-missing rows.
 fn gram_block(x: &[f32], dim: usize, lo: usize, hi: usize) -> Gram {
-    let mut g = Gram {
-        rows: 0,
-        dim,
-        sum: vec![0.0; dim],
-        xtx: vec![0.0; dim * dim],
-    };
+    let mut g = Gram { rows: 0, dim, sum: vec![0.0; dim], xtx: vec![0.0; dim * dim] };
     let mut chunk = Array2::<f64>::zeros((CHUNK, dim));
     let mut s0 = lo;
     while s0 < hi {

@@ -11,12 +11,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 ///
 /// # Panics
 /// When the shapes do not agree.
-pub fn matmul(
-    c: &mut ArrayViewMut2<f64>,
-    a: &ArrayView2<f64>,
-    b: &ArrayView2<f64>,
-    accumulate: bool,
-) {
+pub fn matmul(c: &mut ArrayViewMut2<f64>, a: &ArrayView2<f64>, b: &ArrayView2<f64>, accumulate: bool) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     assert_eq!(k, k2, "matmul: inner dimensions differ");

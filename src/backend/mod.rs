@@ -146,10 +146,7 @@ pub struct EStepSummary {
 
 impl EStepSummary {
     pub fn merge(self, o: Self) -> Self {
-        EStepSummary {
-            loglik: self.loglik + o.loglik,
-            entropy: self.entropy + o.entropy,
-        }
+        EStepSummary { loglik: self.loglik + o.loglik, entropy: self.entropy + o.entropy }
     }
 }
 
@@ -234,12 +231,7 @@ pub trait Backend: Sync {
     fn set_resp(&self, data: &Self::Data, resp: &mut Self::Resp, values: &[f64]) -> Result<()>;
 
     /// E-step: writes responsibilities and row log-likelihoods into `resp`.
-    fn e_step(
-        &self,
-        data: &Self::Data,
-        params: &KernelParams,
-        resp: &mut Self::Resp,
-    ) -> Result<EStepSummary>;
+    fn e_step(&self, data: &Self::Data, params: &KernelParams, resp: &mut Self::Resp) -> Result<EStepSummary>;
 
     /// E-step fused with the statistics of the M-step that follows it: writes `resp` like
     /// [`Backend::e_step`] and returns the [`SuffStats`] of those responsibilities about the means
@@ -255,13 +247,19 @@ pub trait Backend: Sync {
         Ok((summary, stats))
     }
 
-    /// M-step statistics from the responsibilities in `resp`, about the means in `params`.
-    fn m_stats(
+    /// [`Backend::e_step_stats`] for several models over the same data in one pass (the fits of
+    /// a K sweep run in lockstep), one result per model in order. Backends share the per-row
+    /// work (reading rows, building features) across models; the default runs them in turn.
+    fn e_step_stats_batch(
         &self,
         data: &Self::Data,
-        params: &KernelParams,
-        resp: &Self::Resp,
-    ) -> Result<SuffStats>;
+        models: &mut [(&KernelParams, &mut Self::Resp)],
+    ) -> Result<Vec<(EStepSummary, SuffStats)>> {
+        models.iter_mut().map(|(params, resp)| self.e_step_stats(data, params, resp)).collect()
+    }
+
+    /// M-step statistics from the responsibilities in `resp`, about the means in `params`.
+    fn m_stats(&self, data: &Self::Data, params: &KernelParams, resp: &Self::Resp) -> Result<SuffStats>;
 
     /// Reads responsibilities and row log-likelihoods back in input row order.
     fn read_posteriors(&self, data: &Self::Data, resp: &Self::Resp) -> Result<Posteriors>;
@@ -270,13 +268,5 @@ pub trait Backend: Sync {
     fn gram(&self, x: &[f32], n: usize, dim: usize) -> Result<Gram>;
 
     /// (x − mean) W for every row (W is dim × d, row-major); missing rows come back as NaN.
-    fn project(
-        &self,
-        x: &[f32],
-        n: usize,
-        dim: usize,
-        mean: &[f64],
-        w: &[f64],
-        d: usize,
-    ) -> Result<Vec<f64>>;
+    fn project(&self, x: &[f32], n: usize, dim: usize, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>>;
 }

@@ -79,18 +79,8 @@ pub struct FitArgs {
 
 pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
     let roles = Roles {
-        categorical: a
-            .cat
-            .as_deref()
-            .map(|s| parse_column_list("--cat", s))
-            .transpose()?
-            .unwrap_or_default(),
-        numeric: a
-            .num
-            .as_deref()
-            .map(|s| parse_column_list("--num", s))
-            .transpose()?
-            .unwrap_or_default(),
+        categorical: a.cat.as_deref().map(|s| parse_column_list("--cat", s)).transpose()?.unwrap_or_default(),
+        numeric: a.num.as_deref().map(|s| parse_column_list("--num", s)).transpose()?.unwrap_or_default(),
         text: a.text.clone(),
     };
     let (k_min, k_max) = parse_k_range(&a.k)?;
@@ -105,13 +95,7 @@ pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
         reg: a.reg,
         criterion: a.criterion,
     };
-    let job = FitJob {
-        data: a.data.clone(),
-        roles,
-        embeddings: a.embeddings.clone(),
-        pca_dims: a.pca_dims,
-        config,
-    };
+    let job = FitJob { data: a.data.clone(), roles, embeddings: a.embeddings.clone(), pca_dims: a.pca_dims, config };
     let backend = CpuBackend::new();
     let bar = Bar::new(g.quiet);
     let result = pipeline::fit(&backend, &job, &bar);
@@ -134,23 +118,18 @@ fn print_summary(fit: &pipeline::FitOutput, a: &FitArgs) {
         m.fit.n_rows,
         s.categorical.len(),
         s.numeric.len(),
-        s.text.as_ref().map_or(String::new(), |t| format!(
-            ", text as {} PCA dims",
-            t.pca.d()
-        )),
+        s.text.as_ref().map_or(String::new(), |t| format!(", text as {} PCA dims", t.pca.d())),
         m.params.p,
         m.fit.device
     );
-    println!(
-        "{:>4} {:>16} {:>14} {:>14} {:>14}",
-        "K", "loglik", "BIC", "ICL", "AIC"
-    );
+    println!("{:>4} {:>16} {:>14} {:>14} {:>14}", "K", "loglik", "BIC", "ICL", "AIC");
     for k in m.fit.k_range[0]..=m.fit.k_range[1] {
-        let best = fit.sweep.runs.iter().filter(|r| r.k == k).min_by(|x, y| {
-            x.criteria
-                .get(m.fit.criterion)
-                .total_cmp(&y.criteria.get(m.fit.criterion))
-        });
+        let best = fit
+            .sweep
+            .runs
+            .iter()
+            .filter(|r| r.k == k)
+            .min_by(|x, y| x.criteria.get(m.fit.criterion).total_cmp(&y.criteria.get(m.fit.criterion)));
         if let Some(r) = best {
             let mark = if r.k == m.fit.k { " *" } else { "" };
             println!(
@@ -166,11 +145,7 @@ fn print_summary(fit: &pipeline::FitOutput, a: &FitArgs) {
         m.fit.criterion.name(),
         b.restart,
         b.iterations,
-        if b.converged {
-            "converged"
-        } else {
-            "NOT converged: raise --max-iter"
-        },
+        if b.converged { "converged" } else { "NOT converged: raise --max-iter" },
         m.fit.seconds
     );
     let post = &fit.sweep.posteriors;
@@ -179,14 +154,7 @@ fn print_summary(fit: &pipeline::FitOutput, a: &FitArgs) {
         counts[argmax(&post.resp[i * post.k..(i + 1) * post.k]).0] += 1;
     }
     for (c, n) in counts.iter().enumerate() {
-        println!(
-            "  class {:>2}: weight {:.3}, {n} rows",
-            c + 1,
-            m.params.weights[c]
-        );
+        println!("  class {:>2}: weight {:.3}, {n} rows", c + 1, m.params.weights[c]);
     }
-    println!(
-        "wrote {}/{{model.json, assignments.csv, selection.csv}}",
-        display(&a.out)
-    );
+    println!("wrote {}/{{model.json, assignments.csv, selection.csv}}", display(&a.out));
 }

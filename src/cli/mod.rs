@@ -48,9 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         if t == 0 {
             anyhow::bail!("--threads must be at least 1");
         }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()?;
+        rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
     }
     let global = Global { quiet: cli.quiet };
     match cli.command {

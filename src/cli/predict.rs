@@ -34,12 +34,7 @@ pub fn run(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
     warn_all(&pred.warnings);
     pipeline::write_prediction(&a.out, &pred)?;
     if !g.quiet {
-        println!(
-            "scored {} rows with K={} → {}",
-            pred.posteriors.row_loglik.len(),
-            model.params.k,
-            display(&a.out)
-        );
+        println!("scored {} rows with K={} → {}", pred.posteriors.row_loglik.len(), model.params.k, display(&a.out));
     }
     Ok(())
 }

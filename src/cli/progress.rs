@@ -12,17 +12,11 @@ impl Bar {
     pub fn new(quiet: bool) -> Self {
         let bar = ProgressBar::with_draw_target(
             Some(0),
-            if quiet {
-                ProgressDrawTarget::hidden()
-            } else {
-                ProgressDrawTarget::stderr()
-            },
+            if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
         );
         bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} fits  {msg}",
-            )
-            .expect("valid template"),
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} fits  {msg}")
+                .expect("valid template"),
         );
         Bar { bar }
     }
@@ -36,13 +30,10 @@ impl Progress for Bar {
         self.bar.set_length(total_runs as u64);
     }
     fn run_started(&self, k: usize, restart: usize, n_init: usize) {
-        self.bar
-            .set_message(format!("K={k} restart {restart}/{n_init}"));
+        self.bar.set_message(format!("K={k} restart {restart}/{n_init}"));
     }
     fn iteration(&self, k: usize, restart: usize, iter: usize, loglik: f64) {
-        self.bar.set_message(format!(
-            "K={k} restart {restart} iter {iter} loglik {loglik:.3}"
-        ));
+        self.bar.set_message(format!("K={k} restart {restart} iter {iter} loglik {loglik:.3}"));
     }
     fn run_finished(&self) {
         self.bar.inc(1);

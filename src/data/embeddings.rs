@@ -29,14 +29,8 @@ impl Matrix {
 
 /// Reads a `.npy` (by extension) or CSV matrix of embeddings.
 pub fn read_matrix(path: &Path) -> Result<Matrix> {
-    let is_npy = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-    let m = if is_npy {
-        read_npy(path)?.into_f32()
-    } else {
-        read_csv_matrix(path)?
-    };
+    let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let m = if is_npy { read_npy(path)?.into_f32() } else { read_csv_matrix(path)? };
     for i in 0..m.rows {
         let row = m.row(i);
         let nan = row.iter().filter(|v| v.is_nan()).count();
@@ -83,11 +77,7 @@ impl Npy {
             NpyData::F64(v) => v.into_iter().map(|x| x as f32).collect(),
             NpyData::I64(v) => v.into_iter().map(|x| x as f32).collect(),
         };
-        Matrix {
-            rows: self.rows,
-            cols: self.cols,
-            values,
-        }
+        Matrix { rows: self.rows, cols: self.cols, values }
     }
     pub fn into_f64(self) -> Vec<f64> {
         match self.data {
@@ -107,102 +97,66 @@ impl Npy {
 
 /// Reads a NumPy `.npy` file (format versions 1–3, little-endian, C order).
 pub fn read_npy(path: &Path) -> Result<Npy> {
-    let bad = |message: String| Error::Embeddings {
-        file: path.to_path_buf(),
-        message,
-    };
+    let bad = |message: String| Error::Embeddings { file: path.to_path_buf(), message };
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| Error::io(path, e))?;
+    std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| Error::io(path, e))?;
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("not a .npy file (missing the \\x93NUMPY magic)".into()));
     }
     let major = bytes[6];
     let (header_len, start) = match major {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
         _ => return Err(bad(format!("unsupported .npy format version {major}"))),
     };
     let header = bytes
         .get(start..start + header_len)
         .and_then(|h| std::str::from_utf8(h).ok())
         .ok_or_else(|| bad("truncated or unreadable .npy header".into()))?;
-    let descr =
-        dict_value(header, "descr").ok_or_else(|| bad("the .npy header has no 'descr'".into()))?;
+    let descr = dict_value(header, "descr").ok_or_else(|| bad("the .npy header has no 'descr'".into()))?;
     let quote = descr.chars().next().filter(|c| *c == '\'' || *c == '"');
     let descr = match quote {
         Some(q) => descr[1..].split(q).next().unwrap_or(""),
         None => descr.split([',', '}']).next().unwrap_or("").trim(),
     };
     if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
-        return Err(bad(
-            "Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into(),
-        ));
+        return Err(bad("Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into()));
     }
-    let shape_txt =
-        dict_value(header, "shape").ok_or_else(|| bad("the .npy header has no 'shape'".into()))?;
+    let shape_txt = dict_value(header, "shape").ok_or_else(|| bad("the .npy header has no 'shape'".into()))?;
     let inner = shape_txt.trim_start_matches('(');
     let inner = &inner[..inner.find(')').unwrap_or(inner.len())];
     let dims: Vec<usize> = inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .map_err(|_| bad(format!("bad shape {shape_txt}")))
-        })
+        .map(|s| s.parse::<usize>().map_err(|_| bad(format!("bad shape {shape_txt}"))))
         .collect::<Result<_>>()?;
     let (rows, cols) = match dims.as_slice() {
         [r] => (*r, 1),
         [r, c] => (*r, *c),
         _ => {
-            return Err(bad(format!(
-                "expected a 1-D or 2-D array, found shape {shape_txt}"
-            )));
+            return Err(bad(format!("expected a 1-D or 2-D array, found shape {shape_txt}")));
         }
     };
     let body = &bytes[start + header_len..];
     let count = rows * cols;
     let need = |size: usize| -> Result<&[u8]> {
-        body.get(..count * size).ok_or_else(|| {
-            bad(format!(
-                "the file holds fewer values than its shape ({rows} x {cols}) says"
-            ))
-        })
+        body.get(..count * size)
+            .ok_or_else(|| bad(format!("the file holds fewer values than its shape ({rows} x {cols}) says")))
     };
     let data = match descr {
-        "<f4" | "|f4" => NpyData::F32(
-            need(4)?
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-        ),
-        "<f8" | "|f8" => NpyData::F64(
-            need(8)?
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-        ),
-        "<i8" => NpyData::I64(
-            need(8)?
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-        ),
-        "<i4" => NpyData::I64(
-            need(4)?
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
-                .collect(),
-        ),
+        "<f4" | "|f4" => {
+            NpyData::F32(need(4)?.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+        }
+        "<f8" | "|f8" => {
+            NpyData::F64(need(8)?.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect())
+        }
+        "<i8" => NpyData::I64(need(8)?.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()),
+        "<i4" => {
+            NpyData::I64(need(4)?.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect())
+        }
         other => {
-            return Err(bad(format!(
-                "unsupported dtype {other}; save as float32 or float64"
-            )));
+            return Err(bad(format!("unsupported dtype {other}; save as float32 or float64")));
         }
     };
     Ok(Npy { rows, cols, data })
@@ -211,23 +165,14 @@ pub fn read_npy(path: &Path) -> Result<Npy> {
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let k1 = format!("'{key}'");
     let k2 = format!("\"{key}\"");
-    let at = header
-        .find(&k1)
-        .map(|i| i + k1.len())
-        .or_else(|| header.find(&k2).map(|i| i + k2.len()))?;
+    let at = header.find(&k1).map(|i| i + k1.len()).or_else(|| header.find(&k2).map(|i| i + k2.len()))?;
     let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
     Some(rest)
 }
 
 /// Writes a 2-D f32 `.npy` file (version 1.0).
-pub fn write_npy_f32(
-    w: &mut impl std::io::Write,
-    rows: usize,
-    cols: usize,
-    values: &[f32],
-) -> std::io::Result<()> {
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+pub fn write_npy_f32(w: &mut impl std::io::Write, rows: usize, cols: usize, values: &[f32]) -> std::io::Result<()> {
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // Pad so that magic + len + header + '\n' is a multiple of 64.
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
@@ -243,10 +188,8 @@ pub fn write_npy_f32(
 
 fn read_csv_matrix(path: &Path) -> Result<Matrix> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(std::io::BufReader::new(file));
+    let mut rdr =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(std::io::BufReader::new(file));
     let mut values = Vec::new();
     let mut cols = None;
     let mut rows = 0usize;
@@ -269,21 +212,12 @@ fn read_csv_matrix(path: &Path) -> Result<Matrix> {
             })
             .collect::<Result<_>>()?;
         // An optional header: a first line whose cells are not all numbers or missing.
-        if idx == 0
-            && fields
-                .iter()
-                .any(|f| !crate::data::is_missing(f) && f.trim().parse::<f64>().is_err())
-        {
+        if idx == 0 && fields.iter().any(|f| !crate::data::is_missing(f) && f.trim().parse::<f64>().is_err()) {
             continue;
         }
         let width = *cols.get_or_insert(fields.len());
         if fields.len() != width {
-            return Err(Error::Ragged {
-                file: path.to_path_buf(),
-                line,
-                expected: width,
-                found: fields.len(),
-            });
+            return Err(Error::Ragged { file: path.to_path_buf(), line, expected: width, found: fields.len() });
         }
         for (c, f) in fields.iter().enumerate() {
             if crate::data::is_missing(f) {
@@ -301,8 +235,6 @@ fn read_csv_matrix(path: &Path) -> Result<Matrix> {
         }
         rows += 1;
     }
-    let cols = cols.ok_or_else(|| Error::EmptyFile {
-        file: path.to_path_buf(),
-    })?;
+    let cols = cols.ok_or_else(|| Error::EmptyFile { file: path.to_path_buf() })?;
     Ok(Matrix { rows, cols, values })
 }

@@ -97,12 +97,7 @@ enum Slot {
 /// Reads the role columns of `path`.
 pub fn read_table(path: &Path, roles: &Roles, strictness: Strictness) -> Result<Table> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    read_table_from(
-        path,
-        std::io::BufReader::with_capacity(1 << 20, file),
-        roles,
-        strictness,
-    )
+    read_table_from(path, std::io::BufReader::with_capacity(1 << 20, file), roles, strictness)
 }
 
 /// Reads the role columns from any reader; `path` is used in messages only.
@@ -113,10 +108,7 @@ pub fn read_table_from<R: std::io::Read>(
     strictness: Strictness,
 ) -> Result<Table> {
     let file = path.to_path_buf();
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(reader);
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
     let mut records = rdr.byte_records();
 
     let header = match records.next() {
@@ -125,11 +117,7 @@ pub fn read_table_from<R: std::io::Read>(
     };
     let mut names = Vec::with_capacity(header.len());
     for (i, field) in header.iter().enumerate() {
-        let field = if i == 0 {
-            field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field)
-        } else {
-            field
-        };
+        let field = if i == 0 { field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field) } else { field };
         let name = std::str::from_utf8(field).map_err(|_| Error::NotUtf8 {
             file: file.clone(),
             line: 1,
@@ -153,25 +141,14 @@ pub fn read_table_from<R: std::io::Read>(
         .chain(roles.text.iter().map(|c| (c, 2)));
     for (name, kind) in all_roles {
         if seen.insert(name.as_str(), ()).is_some() {
-            return Err(Error::DuplicateRole {
-                file,
-                column: name.clone(),
-            });
+            return Err(Error::DuplicateRole { file, column: name.clone() });
         }
-        let positions: Vec<usize> = names
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| *n == name)
-            .map(|(i, _)| i)
-            .collect();
+        let positions: Vec<usize> = names.iter().enumerate().filter(|(_, n)| *n == name).map(|(i, _)| i).collect();
         if positions.len() > 1 {
             return Err(Error::Csv {
                 file,
                 line: 1,
-                message: format!(
-                    "the header names column {name:?} {} times; rename the copies",
-                    positions.len()
-                ),
+                message: format!("the header names column {name:?} {} times; rename the copies", positions.len()),
             });
         }
         let pos = positions.first().copied();
@@ -180,11 +157,7 @@ pub fn read_table_from<R: std::io::Read>(
             return Err(Error::NoSuchColumn {
                 file,
                 column: name.clone(),
-                available: names
-                    .iter()
-                    .map(|n| format!("{n:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                available: names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "),
             });
         }
         match kind {
@@ -192,28 +165,17 @@ pub fn read_table_from<R: std::io::Read>(
                 if let Some(p) = pos {
                     slots.push((p, Slot::Cat(categorical.len())));
                 }
-                categorical.push(CategoricalColumn {
-                    name: name.clone(),
-                    values: Vec::new(),
-                    present: pos.is_some(),
-                });
+                categorical.push(CategoricalColumn { name: name.clone(), values: Vec::new(), present: pos.is_some() });
             }
             1 => {
                 if let Some(p) = pos {
                     slots.push((p, Slot::Num(numeric.len())));
                 }
-                numeric.push(NumericColumn {
-                    name: name.clone(),
-                    values: Vec::new(),
-                    present: pos.is_some(),
-                });
+                numeric.push(NumericColumn { name: name.clone(), values: Vec::new(), present: pos.is_some() });
             }
             _ => {
                 slots.push((pos.expect("text column checked above"), Slot::Text));
-                text = Some(TextColumn {
-                    name: name.clone(),
-                    values: Vec::new(),
-                });
+                text = Some(TextColumn { name: name.clone(), values: Vec::new() });
             }
         }
     }
@@ -228,12 +190,7 @@ pub fn read_table_from<R: std::io::Read>(
             if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
                 continue;
             }
-            return Err(Error::Ragged {
-                file,
-                line,
-                expected: width,
-                found: record.len(),
-            });
+            return Err(Error::Ragged { file, line, expected: width, found: record.len() });
         }
         for (pos, slot) in &slots {
             let bytes = record.get(*pos).unwrap_or(b"");
@@ -244,11 +201,7 @@ pub fn read_table_from<R: std::io::Read>(
             })?;
             match slot {
                 Slot::Cat(c) => {
-                    let v = if is_missing(cell) {
-                        None
-                    } else {
-                        Some(cell.trim().to_string())
-                    };
+                    let v = if is_missing(cell) { None } else { Some(cell.trim().to_string()) };
                     categorical[*c].values.push(v);
                 }
                 Slot::Num(c) => {
@@ -271,11 +224,7 @@ pub fn read_table_from<R: std::io::Read>(
                     numeric[*c].values.push(v);
                 }
                 Slot::Text => {
-                    let v = if is_missing(cell) {
-                        None
-                    } else {
-                        Some(cell.to_string())
-                    };
+                    let v = if is_missing(cell) { None } else { Some(cell.to_string()) };
                     text.as_mut().expect("text slot").values.push(v);
                 }
             }
@@ -284,11 +233,7 @@ pub fn read_table_from<R: std::io::Read>(
         n_rows += 1;
     }
     if n_rows == 0 {
-        return Err(Error::Csv {
-            file,
-            line: 1,
-            message: "the file has a header but no data rows".into(),
-        });
+        return Err(Error::Csv { file, line: 1, message: "the file has a header but no data rows".into() });
     }
     for c in &mut categorical {
         if !c.present {
@@ -305,44 +250,20 @@ pub fn read_table_from<R: std::io::Read>(
             .iter()
             .find(|c| c.values.iter().all(Option::is_none))
             .map(|c| c.name.clone())
-            .or_else(|| {
-                numeric
-                    .iter()
-                    .find(|c| c.values.iter().all(|v| v.is_nan()))
-                    .map(|c| c.name.clone())
-            })
-            .or_else(|| {
-                text.as_ref()
-                    .filter(|t| t.values.iter().all(Option::is_none))
-                    .map(|t| t.name.clone())
-            });
+            .or_else(|| numeric.iter().find(|c| c.values.iter().all(|v| v.is_nan())).map(|c| c.name.clone()))
+            .or_else(|| text.as_ref().filter(|t| t.values.iter().all(Option::is_none)).map(|t| t.name.clone()));
         if let Some(column) = all_missing {
             return Err(Error::AllMissing { file, column });
         }
     }
-    Ok(Table {
-        path: file,
-        n_rows,
-        categorical,
-        numeric,
-        text,
-        lines,
-    })
+    Ok(Table { path: file, n_rows, categorical, numeric, text, lines })
 }
 
 fn csv_error(file: &Path, e: csv::Error) -> Error {
     let line = e.position().map_or(0, |p| p.line());
     match e.kind() {
-        csv::ErrorKind::Io(_) => Error::Csv {
-            file: file.to_path_buf(),
-            line,
-            message: e.to_string(),
-        },
-        _ => Error::Csv {
-            file: file.to_path_buf(),
-            line,
-            message: format!("malformed CSV: {e}"),
-        },
+        csv::ErrorKind::Io(_) => Error::Csv { file: file.to_path_buf(), line, message: e.to_string() },
+        _ => Error::Csv { file: file.to_path_buf(), line, message: format!("malformed CSV: {e}") },
     }
 }
 
@@ -350,9 +271,7 @@ fn csv_error(file: &Path, e: csv::Error) -> Error {
 pub fn parse_column_list(flag: &str, value: &str) -> Result<Vec<String>> {
     let items: Vec<String> = value.split(',').map(|s| s.trim().to_string()).collect();
     if items.iter().any(String::is_empty) {
-        return Err(Error::config(format!(
-            "{flag} {value:?}: column names are separated by commas, with none empty"
-        )));
+        return Err(Error::config(format!("{flag} {value:?}: column names are separated by commas, with none empty")));
     }
     Ok(items)
 }

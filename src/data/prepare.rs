@@ -68,12 +68,8 @@ impl Schema {
             .categorical
             .iter()
             .map(|c| {
-                let levels: BTreeSet<&str> =
-                    c.values.iter().flatten().map(String::as_str).collect();
-                CategoricalSchema {
-                    name: c.name.clone(),
-                    levels: levels.into_iter().map(str::to_string).collect(),
-                }
+                let levels: BTreeSet<&str> = c.values.iter().flatten().map(String::as_str).collect();
+                CategoricalSchema { name: c.name.clone(), levels: levels.into_iter().map(str::to_string).collect() }
             })
             .collect();
         let mut numeric = Vec::new();
@@ -83,17 +79,10 @@ impl Schema {
             let var = obs.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / obs.len() as f64;
             let mut sd = var.sqrt();
             if sd.is_nan() || sd <= 1e-12 * mean.abs().max(1.0) {
-                warnings.push(format!(
-                    "column {:?} is constant ({mean}); it carries no information",
-                    c.name
-                ));
+                warnings.push(format!("column {:?} is constant ({mean}); it carries no information", c.name));
                 sd = 1.0;
             }
-            numeric.push(NumericSchema {
-                name: c.name.clone(),
-                mean,
-                sd,
-            });
+            numeric.push(NumericSchema { name: c.name.clone(), mean, sd });
         }
         let text = match emb {
             None => None,
@@ -112,23 +101,13 @@ impl Schema {
                 })
             }
         };
-        Ok((
-            Schema {
-                categorical,
-                numeric,
-                text,
-            },
-            warnings,
-        ))
+        Ok((Schema { categorical, numeric, text }, warnings))
     }
 
     /// Names of the continuous coordinates, in order.
     pub fn continuous_names(&self) -> Vec<String> {
         let text = self.text.as_ref().map_or(0, |t| t.pca.d());
-        (1..=text)
-            .map(|c| format!("text_pc{c}"))
-            .chain(self.numeric.iter().map(|c| c.name.clone()))
-            .collect()
+        (1..=text).map(|c| format!("text_pc{c}")).chain(self.numeric.iter().map(|c| c.name.clone())).collect()
     }
 
     /// Index of numeric column `j` in the continuous block.
@@ -159,16 +138,11 @@ impl Schema {
             if m.cols != ts.pca.dim {
                 return Err(Error::Embeddings {
                     file: path.to_path_buf(),
-                    message: format!(
-                        "vectors have {} dimensions but the model expects {}",
-                        m.cols, ts.pca.dim
-                    ),
+                    message: format!("vectors have {} dimensions but the model expects {}", m.cols, ts.pca.dim),
                 });
             }
             let masked = mask_text(table, m);
-            let scores = ts
-                .pca
-                .transform(backend, masked.as_ref().map_or(&m.values, |v| v), n)?;
+            let scores = ts.pca.transform(backend, masked.as_ref().map_or(&m.values, |v| v), n)?;
             for i in 0..n {
                 for c in 0..d_text {
                     let v = scores[i * d_text + c];
@@ -180,17 +154,11 @@ impl Schema {
                 }
             }
         } else if emb.is_some() {
-            return Err(Error::config(
-                "the model was fitted without embeddings; drop --embeddings",
-            ));
+            return Err(Error::config("the model was fitted without embeddings; drop --embeddings"));
         }
 
         for (j, ns) in self.numeric.iter().enumerate() {
-            let col = table
-                .numeric
-                .iter()
-                .find(|c| c.name == ns.name)
-                .expect("table read with the schema's roles");
+            let col = table.numeric.iter().find(|c| c.name == ns.name).expect("table read with the schema's roles");
             for i in 0..n {
                 let v = col.values[i];
                 let t = d_text + j;
@@ -205,17 +173,8 @@ impl Schema {
         let jn = self.categorical.len();
         let mut codes = vec![MISSING_CODE; n * jn];
         for (j, cs) in self.categorical.iter().enumerate() {
-            let col = table
-                .categorical
-                .iter()
-                .find(|c| c.name == cs.name)
-                .expect("table read with the schema's roles");
-            let index: HashMap<&str, u32> = cs
-                .levels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (l.as_str(), i as u32))
-                .collect();
+            let col = table.categorical.iter().find(|c| c.name == cs.name).expect("table read with the schema's roles");
+            let index: HashMap<&str, u32> = cs.levels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u32)).collect();
             let mut unknown: BTreeMap<&str, usize> = BTreeMap::new();
             for (i, v) in col.values.iter().enumerate() {
                 if let Some(v) = v {
@@ -244,19 +203,13 @@ impl Schema {
             }
         }
         for c in table.numeric.iter().filter(|c| !c.present) {
-            warnings.push(format!(
-                "column {:?} is not in {}; it is treated as missing",
-                c.name,
-                table.path.display()
-            ));
+            warnings.push(format!("column {:?} is not in {}; it is treated as missing", c.name, table.path.display()));
         }
 
         let empty_rows = (0..n)
             .filter(|&i| {
                 observed[i * p..(i + 1) * p].iter().all(|o| !o)
-                    && codes[i * jn..(i + 1) * jn]
-                        .iter()
-                        .all(|&c| c == MISSING_CODE)
+                    && codes[i * jn..(i + 1) * jn].iter().all(|&c| c == MISSING_CODE)
             })
             .count();
         if empty_rows > 0 {
@@ -280,11 +233,7 @@ impl Schema {
 
 fn check_rows(path: &Path, m: &Matrix, n: usize) -> Result<()> {
     if m.rows != n {
-        return Err(Error::EmbeddingRows {
-            file: path.to_path_buf(),
-            found: m.rows,
-            expected: n,
-        });
+        return Err(Error::EmbeddingRows { file: path.to_path_buf(), found: m.rows, expected: n });
     }
     Ok(())
 }

@@ -57,10 +57,7 @@ impl FitConfig {
             return Err(Error::config("--k: the range must be 1 ≤ from ≤ to"));
         }
         if self.k_max > n_rows {
-            return Err(Error::TooManyClasses {
-                k: self.k_max,
-                n: n_rows,
-            });
+            return Err(Error::TooManyClasses { k: self.k_max, n: n_rows });
         }
         if self.n_init == 0 {
             return Err(Error::config("--n-init must be at least 1"));
@@ -138,13 +135,8 @@ fn initial_params(data: &MixtureData, k: usize, centers: &[f64], cfg: &FitConfig
             cov[kk * p * p + a * p + a] = 1.0;
         }
     }
-    let alpha = (0..k)
-        .flat_map(|_| {
-            data.n_levels
-                .iter()
-                .flat_map(|&l| std::iter::repeat_n(1.0 / l as f64, l))
-        })
-        .collect();
+    let alpha =
+        (0..k).flat_map(|_| data.n_levels.iter().flat_map(|&l| std::iter::repeat_n(1.0 / l as f64, l))).collect();
     Params {
         k,
         p,
@@ -167,9 +159,29 @@ fn kernel_params(theta: &Params, data: &MixtureData) -> Result<KernelParams> {
     })
 }
 
-/// Fits one (K, restart) pair. Returns its record, final parameters and the responsibility
-/// buffer of the final E-step (consistent with the returned parameters).
-pub fn fit_one<B: Backend>(
+/// Memory for the responsibilities of fits that run in lockstep (n × ΣK × 8 bytes).
+const LOCKSTEP_BYTES: usize = 1 << 30;
+
+/// A fit in progress.
+struct Run<R> {
+    k: usize,
+    restart: usize,
+    theta: Params,
+    resp: R,
+    trace: Vec<f64>,
+    events: Vec<MStepEvent>,
+    iterations: usize,
+    converged: bool,
+    done: bool,
+    /// Time attributed to this fit: its initialisation, its M-steps and its share (K / ΣK) of
+    /// every batched pass.
+    seconds: f64,
+    loglik: f64,
+    entropy: f64,
+}
+
+/// k-means++ initialisation and the first M-step from its hard labels.
+fn start_run<B: Backend>(
     backend: &B,
     dev: &B::Data,
     data: &MixtureData,
@@ -177,8 +189,7 @@ pub fn fit_one<B: Backend>(
     k: usize,
     restart: usize,
     cfg: &FitConfig,
-    progress: &dyn Progress,
-) -> Result<(RunRecord, Params, B::Resp)> {
+) -> Result<Run<B::Resp>> {
     let t0 = Instant::now();
     let n = data.n;
     let mut rng = Rng::derive(cfg.seed, k as u64, restart as u64);
@@ -190,42 +201,97 @@ pub fn fit_one<B: Backend>(
     let mut resp = backend.alloc_resp(dev, k)?;
     backend.set_resp(dev, &mut resp, &hard)?;
     drop(hard);
-
     let theta0 = initial_params(data, k, &km.centers, cfg);
     let stats = backend.m_stats(dev, &kernel_params(&theta0, data)?, &resp)?;
-    let (mut theta, mut events) = theta0.m_step(&stats, &data.patterns, n)?;
+    let (theta, events) = theta0.m_step(&stats, &data.patterns, n)?;
+    Ok(Run {
+        k,
+        restart,
+        theta,
+        resp,
+        trace: Vec::new(),
+        events,
+        iterations: 0,
+        converged: false,
+        done: false,
+        seconds: t0.elapsed().as_secs_f64(),
+        loglik: f64::NEG_INFINITY,
+        entropy: 0.0,
+    })
+}
 
-    let mut trace: Vec<f64> = Vec::new();
-    let mut converged = false;
-    let mut iterations = 0;
-    let (loglik, entropy) = loop {
-        iterations += 1;
-        let kp = kernel_params(&theta, data)?;
+/// Fits the given (K, restart) pairs in lockstep: each iteration is one batched pass over the
+/// data for every fit that has not converged. Returns, in order, each fit's record, final
+/// parameters and the responsibilities of its final E-step (consistent with the parameters).
+pub fn fit_runs<B: Backend>(
+    backend: &B,
+    dev: &B::Data,
+    data: &MixtureData,
+    feat: &InitFeatures,
+    pairs: &[(usize, usize)],
+    cfg: &FitConfig,
+    progress: &dyn Progress,
+) -> Result<Vec<(RunRecord, Params, B::Resp)>> {
+    let n = data.n;
+    let mut runs = Vec::with_capacity(pairs.len());
+    for &(k, restart) in pairs {
+        progress.run_started(k, restart, cfg.n_init);
+        runs.push(start_run(backend, dev, data, feat, k, restart, cfg)?);
+    }
+    loop {
+        let active: Vec<&mut Run<B::Resp>> = runs.iter_mut().filter(|r| !r.done).collect();
+        if active.is_empty() {
+            break;
+        }
+        let kps = active.iter().map(|r| kernel_params(&r.theta, data)).collect::<Result<Vec<_>>>()?;
+        let total_k: usize = active.iter().map(|r| r.k).sum();
+        let t = Instant::now();
+        let mut active = active;
         // The statistics of the next M-step come from the same pass as this E-step.
-        let (s, stats) = backend.e_step_stats(dev, &kp, &mut resp)?;
-        let objective = s.loglik + theta.log_prior();
-        progress.iteration(k, restart, iterations, s.loglik);
-        if let Some(&prev) = trace.last() {
-            if (objective - prev).abs() <= cfg.tol * n as f64 {
-                converged = true;
+        let results = {
+            let mut models: Vec<(&KernelParams, &mut B::Resp)> =
+                kps.iter().zip(active.iter_mut()).map(|(kp, r)| (kp, &mut r.resp)).collect();
+            backend.e_step_stats_batch(dev, &mut models)?
+        };
+        let pass = t.elapsed().as_secs_f64();
+        for (run, (s, stats)) in active.into_iter().zip(results) {
+            run.seconds += pass * run.k as f64 / total_k as f64;
+            run.iterations += 1;
+            let objective = s.loglik + run.theta.log_prior();
+            progress.iteration(run.k, run.restart, run.iterations, s.loglik);
+            if let Some(&prev) = run.trace.last() {
+                if (objective - prev).abs() <= cfg.tol * n as f64 {
+                    run.converged = true;
+                }
             }
+            run.trace.push(objective);
+            if run.converged || run.iterations >= cfg.max_iter {
+                run.done = true;
+                run.loglik = s.loglik;
+                run.entropy = s.entropy;
+                progress.run_finished();
+                continue;
+            }
+            let t = Instant::now();
+            let (next, ev) = run.theta.m_step(&stats, &data.patterns, n)?;
+            run.theta = next;
+            run.events.extend(ev);
+            run.seconds += t.elapsed().as_secs_f64();
         }
-        trace.push(objective);
-        if converged || iterations >= cfg.max_iter {
-            break (s.loglik, s.entropy);
-        }
-        let (next, ev) = theta.m_step(&stats, &data.patterns, n)?;
-        theta = next;
-        events.extend(ev);
-    };
+    }
+    Ok(runs.into_iter().map(|run| finish(run, data, cfg)).collect())
+}
 
+/// Turns a finished fit into its record (criteria, warnings).
+fn finish<R>(run: Run<R>, data: &MixtureData, cfg: &FitConfig) -> (RunRecord, Params, R) {
+    let (n, p, k, restart) = (data.n, data.p, run.k, run.restart);
+    let theta = run.theta;
     let mut warnings = Vec::new();
-    let mut empty: Vec<usize> = events
+    let mut empty: Vec<usize> = run
+        .events
         .iter()
         .filter_map(|e| match e {
-            MStepEvent::Empty { class }
-                if theta.weights[*class] * (n as f64) < 1e-10 * n as f64 + 1e-300 =>
-            {
+            MStepEvent::Empty { class } if theta.weights[*class] * (n as f64) < 1e-10 * n as f64 + 1e-300 => {
                 Some(class + 1)
             }
             _ => None,
@@ -234,14 +300,10 @@ pub fn fit_one<B: Backend>(
     empty.sort_unstable();
     empty.dedup();
     for c in &empty {
-        warnings.push(format!(
-            "K={k} restart {restart}: class {c} is empty (no row has weight in it)"
-        ));
+        warnings.push(format!("K={k} restart {restart}: class {c} is empty (no row has weight in it)"));
     }
-    if let Some(MStepEvent::RegRaised { to, .. }) = events
-        .iter()
-        .rev()
-        .find(|e| matches!(e, MStepEvent::RegRaised { .. }))
+    if let Some(MStepEvent::RegRaised { to, .. }) =
+        run.events.iter().rev().find(|e| matches!(e, MStepEvent::RegRaised { .. }))
     {
         warnings.push(format!(
             "K={k} restart {restart}: the covariance ridge was raised from {} to {to} to keep every \
@@ -249,7 +311,6 @@ pub fn fit_one<B: Backend>(
             cfg.reg
         ));
     }
-    let p = data.p;
     if p > 0 && theta.cov_type != CovType::Tied {
         for kk in 0..k {
             let mass = theta.weights[kk] * n as f64;
@@ -266,21 +327,36 @@ pub fn fit_one<B: Backend>(
     let record = RunRecord {
         k,
         restart,
-        loglik,
+        loglik: run.loglik,
         n_params: np,
-        criteria: Criteria::new(loglik, entropy, np, n, k),
-        iterations,
-        converged,
-        seconds: t0.elapsed().as_secs_f64(),
-        trace,
+        criteria: Criteria::new(run.loglik, run.entropy, np, n, k),
+        iterations: run.iterations,
+        converged: run.converged,
+        seconds: run.seconds,
+        trace: run.trace,
         empty_classes: empty,
         warnings,
     };
-    Ok((record, theta, resp))
+    (record, theta, run.resp)
+}
+
+/// Fits one (K, restart) pair.
+pub fn fit_one<B: Backend>(
+    backend: &B,
+    dev: &B::Data,
+    data: &MixtureData,
+    feat: &InitFeatures,
+    k: usize,
+    restart: usize,
+    cfg: &FitConfig,
+    progress: &dyn Progress,
+) -> Result<(RunRecord, Params, B::Resp)> {
+    Ok(fit_runs(backend, dev, data, feat, &[(k, restart)], cfg, progress)?.remove(0))
 }
 
 /// Fits every K in the configured range with `n_init` restarts each and keeps the model with
-/// the lowest criterion.
+/// the lowest criterion. Fits run in lockstep batches (as many as fit [`LOCKSTEP_BYTES`] of
+/// responsibilities), sharing every pass over the data.
 pub fn fit_sweep<B: Backend>(
     backend: &B,
     data: &MixtureData,
@@ -290,15 +366,23 @@ pub fn fit_sweep<B: Backend>(
     cfg.check(data.n)?;
     let dev = backend.upload(data)?;
     let feat = InitFeatures::new(data);
+    let pairs: Vec<(usize, usize)> =
+        (cfg.k_min..=cfg.k_max).flat_map(|k| (1..=cfg.n_init).map(move |r| (k, r))).collect();
+    let mut batches: Vec<Vec<(usize, usize)>> = vec![Vec::new()];
+    let mut cols = 0;
+    for &(k, r) in &pairs {
+        if cols > 0 && (cols + k) * data.n * 8 > LOCKSTEP_BYTES {
+            batches.push(Vec::new());
+            cols = 0;
+        }
+        batches.last_mut().expect("a batch").push((k, r));
+        cols += k;
+    }
     let mut runs = Vec::new();
     let mut best: Option<(f64, usize, Params, B::Resp)> = None;
-    progress.sweep_started((cfg.k_max - cfg.k_min + 1) * cfg.n_init);
-    for k in cfg.k_min..=cfg.k_max {
-        for restart in 1..=cfg.n_init {
-            progress.run_started(k, restart, cfg.n_init);
-            let (record, params, resp) =
-                fit_one(backend, &dev, data, &feat, k, restart, cfg, progress)?;
-            progress.run_finished();
+    progress.sweep_started(pairs.len());
+    for batch in &batches {
+        for (record, params, resp) in fit_runs(backend, &dev, data, &feat, batch, cfg, progress)? {
             let score = record.criteria.get(cfg.criterion);
             if best.as_ref().is_none_or(|b| score < b.0) {
                 best = Some((score, runs.len(), params, resp));
@@ -308,11 +392,5 @@ pub fn fit_sweep<B: Backend>(
     }
     let (_, best, params, resp) = best.expect("at least one run");
     let posteriors = backend.read_posteriors(&dev, &resp)?;
-    Ok(Sweep {
-        runs,
-        best,
-        params,
-        posteriors,
-        criterion: cfg.criterion,
-    })
+    Ok(Sweep { runs, best, params, posteriors, criterion: cfg.criterion })
 }

@@ -6,7 +6,10 @@
 //! Large tables are seeded and clustered on a seeded sample of [`SAMPLE`] rows; every row is
 //! then labelled by its nearest centre, as scikit-learn's mini-batch practice does.
 
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
+
+use crate::backend::matmul::matmul;
 
 use crate::backend::MixtureData;
 use crate::data::MISSING_CODE;
@@ -15,6 +18,8 @@ use crate::rng::Rng;
 
 /// Rows used to seed and run k-means on big tables.
 pub const SAMPLE: usize = 200_000;
+/// Candidates scored per k-means++ step at most.
+const MAX_TRIALS: usize = 12;
 /// Lloyd iterations at most (stops earlier when no label changes).
 const LLOYD_ITERS: usize = 30;
 
@@ -24,16 +29,14 @@ pub struct InitFeatures {
     pub n: usize,
     pub f: usize,
     pub x: Vec<f64>,
+    /// Mean over features of the per-feature variance (the scale of Lloyd's stopping rule).
+    pub mean_var: f64,
 }
 
 impl InitFeatures {
     pub fn new(data: &MixtureData) -> Self {
         if data.p > 0 {
-            return InitFeatures {
-                n: data.n,
-                f: data.p,
-                x: data.x.clone(),
-            };
+            return InitFeatures::from_matrix(data.n, data.p, data.x.clone());
         }
         let (off, j, tl) = (data.level_offsets(), data.n_cat(), data.total_levels());
         let mut x = vec![0.0; data.n * tl];
@@ -45,31 +48,87 @@ impl InitFeatures {
                 }
             }
         }
-        InitFeatures {
-            n: data.n,
-            f: tl,
-            x,
-        }
+        InitFeatures::from_matrix(data.n, tl, x)
     }
-    fn row(&self, i: usize) -> &[f64] {
+
+    fn from_matrix(n: usize, f: usize, x: Vec<f64>) -> Self {
+        // One row-major pass: Σx and Σx² per feature.
+        let mut s1 = vec![0.0; f];
+        let mut s2 = vec![0.0; f];
+        for r in x.chunks_exact(f.max(1)) {
+            for (a, &v) in r.iter().enumerate() {
+                s1[a] += v;
+                s2[a] += v * v;
+            }
+        }
+        let nf = n.max(1) as f64;
+        let mean_var = if f == 0 {
+            0.0
+        } else {
+            (0..f).map(|a| (s2[a] / nf - (s1[a] / nf).powi(2)).max(0.0)).sum::<f64>() / f as f64
+        };
+        InitFeatures { n, f, x, mean_var }
+    }
+
+    pub fn row(&self, i: usize) -> &[f64] {
         &self.x[i * self.f..(i + 1) * self.f]
     }
 }
 
-fn dist2(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+/// Rows per GEMM chunk in distance computations.
+const CHUNK: usize = 2048;
+
+/// ‖x_i‖² of every row of `x` (m × f).
+fn row_norms(x: &[f64], f: usize) -> Vec<f64> {
+    x.par_chunks(f.max(1) * CHUNK)
+        .flat_map_iter(|c| c.chunks_exact(f.max(1)).map(|r| r.iter().map(|v| v * v).sum()))
+        .collect()
 }
 
-/// Index and squared distance of the nearest centre.
-fn nearest(row: &[f64], centers: &[f64], f: usize) -> (usize, f64) {
-    let mut best = (0, f64::INFINITY);
-    for (c, centre) in centers.chunks_exact(f.max(1)).enumerate() {
-        let d = dist2(row, &centre[..f]);
-        if d < best.1 {
-            best = (c, d);
-        }
-    }
-    best
+/// Calls `visit(row, distances to every centre)` for every row of `x` (m × f), chunk by chunk in
+/// parallel, with squared distances ‖x‖² − 2 x·c + ‖c‖² (clamped at 0) whose cross term is one
+/// GEMM per chunk. Returns the per-row results of `visit` in row order.
+fn with_distances<T: Send>(
+    x: &[f64],
+    xn: &[f64],
+    f: usize,
+    centers: &[f64],
+    visit: impl Fn(usize, &[f64]) -> T + Sync,
+) -> Vec<T> {
+    let c = centers.len() / f.max(1);
+    let cn: Vec<f64> = centers.chunks_exact(f.max(1)).map(|r| r.iter().map(|v| v * v).sum()).collect();
+    let cv = ArrayView2::from_shape((c, f), centers).expect("centre shape");
+    let m = xn.len();
+    let chunks: Vec<usize> = (0..m).step_by(CHUNK).collect();
+    chunks
+        .par_iter()
+        .flat_map_iter(|&lo| {
+            let rows = CHUNK.min(m - lo);
+            let mut g = Array2::<f64>::zeros((rows, c));
+            if f > 0 && c > 0 {
+                let xv = ArrayView2::from_shape((rows, f), &x[lo * f..(lo + rows) * f]).expect("row shape");
+                matmul(&mut g.view_mut(), &xv, &cv.t(), false);
+            }
+            let mut d = vec![0.0; c];
+            let out: Vec<T> = (0..rows)
+                .map(|i| {
+                    for j in 0..c {
+                        d[j] = (xn[lo + i] - 2.0 * g[[i, j]] + cn[j]).max(0.0);
+                    }
+                    visit(lo + i, &d)
+                })
+                .collect();
+            out.into_iter()
+        })
+        .collect()
+}
+
+/// Nearest centre and its squared distance for every row.
+fn assign(x: &[f64], xn: &[f64], f: usize, centers: &[f64]) -> Vec<(u32, f64)> {
+    with_distances(x, xn, f, centers, |_, d| {
+        let (j, v) = d.iter().enumerate().fold((0, f64::INFINITY), |b, (j, &v)| if v < b.1 { (j, v) } else { b });
+        (j as u32, if v.is_finite() { v } else { 0.0 })
+    })
 }
 
 /// Result of the k-means initialisation.
@@ -84,11 +143,13 @@ pub struct KMeans {
 }
 
 /// k-means with greedy k-means++ seeding (2 + ⌊ln K⌋ candidates per centre, as in
-/// Arthur & Vassilvitskii's and scikit-learn's implementation). Deterministic given `rng`.
+/// Arthur & Vassilvitskii's and scikit-learn's implementation) and Lloyd iterations that stop
+/// when no label changes or the centres move less than 1e-4 of the mean feature variance
+/// (scikit-learn's criterion). Deterministic given `rng`.
 pub fn kmeans(feat: &InitFeatures, k: usize, rng: &mut Rng) -> KMeans {
     let f = feat.f;
-    let sample: Vec<usize> = if feat.n > SAMPLE {
-        // Partial Fisher–Yates: a uniform sample without replacement.
+    let sampled: Option<Vec<f64>> = (feat.n > SAMPLE).then(|| {
+        // Partial Fisher–Yates: a uniform sample without replacement, kept in row order.
         let mut idx: Vec<usize> = (0..feat.n).collect();
         for i in 0..SAMPLE {
             let j = i + rng.below(feat.n - i);
@@ -96,55 +157,48 @@ pub fn kmeans(feat: &InitFeatures, k: usize, rng: &mut Rng) -> KMeans {
         }
         idx.truncate(SAMPLE);
         idx.sort_unstable();
-        idx
-    } else {
-        (0..feat.n).collect()
-    };
-    let m = sample.len();
-    let rows: Vec<&[f64]> = sample.iter().map(|&i| feat.row(i)).collect();
+        idx.iter().flat_map(|&i| feat.row(i).iter().copied()).collect()
+    });
+    let x: &[f64] = sampled.as_deref().unwrap_or(&feat.x);
+    let m = x.len().checked_div(f).unwrap_or(feat.n.min(SAMPLE));
+    let row = |i: usize| &x[i * f..(i + 1) * f];
 
-    // Greedy k-means++ seeding.
+    // Greedy k-means++ seeding: each step scores all candidates with one distance pass.
     let mut centers = Vec::with_capacity(k * f);
-    centers.extend_from_slice(rows[rng.below(m)]);
-    let mut closest: Vec<f64> = rows.par_iter().map(|r| dist2(r, &centers[..f])).collect();
-    let trials = 2 + (k as f64).ln().floor() as usize;
+    centers.extend_from_slice(row(rng.below(m)));
+    let xn = row_norms(x, f);
+    let mut closest: Vec<f64> = with_distances(x, &xn, f, &centers, |_, d| d[0]);
+    let trials = (2 + (k as f64).ln().floor() as usize).min(MAX_TRIALS);
     for _ in 1..k {
         let total: f64 = closest.iter().sum();
-        let mut best: Option<(f64, usize, Vec<f64>)> = None;
-        for _ in 0..trials {
-            let cand = if total > 0.0 {
-                rng.weighted(&closest, total)
-            } else {
-                rng.below(m)
-            };
-            let updated: Vec<f64> = rows
-                .par_iter()
-                .zip(&closest)
-                .map(|(r, &c)| c.min(dist2(r, rows[cand])))
-                .collect();
-            let pot: f64 = updated.iter().sum();
-            if best.as_ref().is_none_or(|b| pot < b.0) {
-                best = Some((pot, cand, updated));
+        let cands: Vec<usize> =
+            (0..trials).map(|_| if total > 0.0 { rng.weighted(&closest, total) } else { rng.below(m) }).collect();
+        let cand_rows: Vec<f64> = cands.iter().flat_map(|&c| row(c).iter().copied()).collect();
+        // Potential of each candidate: Σ_i min(closest_i, d(x_i, candidate)²).
+        let t = cands.len();
+        let mins: Vec<[f64; MAX_TRIALS]> = with_distances(x, &xn, f, &cand_rows, |i, d| {
+            let mut v = [0.0; MAX_TRIALS];
+            for (o, &dv) in v.iter_mut().zip(d) {
+                *o = dv.min(closest[i]);
             }
+            v
+        });
+        let pots: Vec<f64> = (0..t).map(|j| mins.iter().map(|v| v[j]).sum()).collect();
+        let best = (0..t).fold(0, |b, j| if pots[j] < pots[b] { j } else { b });
+        for (c, v) in closest.iter_mut().zip(&mins) {
+            *c = v[best];
         }
-        let (_, cand, updated) = best.expect("at least one trial");
-        centers.extend_from_slice(rows[cand]);
-        closest = updated;
+        centers.extend_from_slice(row(cands[best]));
     }
 
-    // Lloyd iterations on the sample.
+    // Lloyd iterations.
+    let mean_var = feat.mean_var;
     let mut labels = vec![u32::MAX; m];
     for _ in 0..LLOYD_ITERS {
-        let new: Vec<u32> = rows
-            .par_iter()
-            .map(|r| nearest(r, &centers, f).0 as u32)
-            .collect();
+        let new: Vec<u32> = assign(x, &xn, f, &centers).into_iter().map(|a| a.0).collect();
         let changed = new.iter().zip(&labels).filter(|(a, b)| a != b).count();
         labels = new;
-        let mut ranges: Vec<(usize, usize)> = (0..m)
-            .step_by(8192)
-            .map(|s| (s, (s + 8192).min(m)))
-            .collect();
+        let mut ranges: Vec<(usize, usize)> = (0..m).step_by(8192).map(|s| (s, (s + 8192).min(m))).collect();
         let (sums, counts) = tree_reduce(
             &mut ranges,
             &|&mut (lo, hi): &mut (usize, usize)| {
@@ -153,7 +207,7 @@ pub fn kmeans(feat: &InitFeatures, k: usize, rng: &mut Rng) -> KMeans {
                 for i in lo..hi {
                     let c = labels[i] as usize;
                     counts[c] += 1;
-                    for (s, v) in sums[c * f..(c + 1) * f].iter_mut().zip(rows[i]) {
+                    for (s, v) in sums[c * f..(c + 1) * f].iter_mut().zip(row(i)) {
                         *s += v;
                     }
                 }
@@ -165,31 +219,28 @@ pub fn kmeans(feat: &InitFeatures, k: usize, rng: &mut Rng) -> KMeans {
                 (s1, c1)
             },
         );
+        let mut shift = 0.0;
         for c in 0..k {
             // An empty cluster keeps its centre.
             if counts[c] > 0 {
                 for t in 0..f {
-                    centers[c * f + t] = sums[c * f + t] / counts[c] as f64;
+                    let v = sums[c * f + t] / counts[c] as f64;
+                    shift += (v - centers[c * f + t]).powi(2);
+                    centers[c * f + t] = v;
                 }
             }
         }
-        if changed == 0 {
+        if changed == 0 || shift <= 1e-4 * mean_var {
             break;
         }
     }
 
     // Label every row (the sample is every row for small tables).
-    let full: Vec<(u32, f64)> = (0..feat.n)
-        .into_par_iter()
-        .map(|i| {
-            let (c, d) = nearest(feat.row(i), &centers, f);
-            (c as u32, d)
-        })
-        .collect();
-    let inertia = full.iter().map(|x| x.1).sum();
-    KMeans {
-        centers,
-        labels: full.into_iter().map(|x| x.0).collect(),
-        inertia,
-    }
+    let full = if sampled.is_some() {
+        assign(&feat.x, &row_norms(&feat.x, f), f, &centers)
+    } else {
+        assign(x, &xn, f, &centers)
+    };
+    let inertia = full.iter().map(|a| a.1).sum();
+    KMeans { centers, labels: full.into_iter().map(|a| a.0).collect(), inertia }
 }

@@ -125,11 +125,7 @@ impl Criteria {
             aic: -2.0 * loglik + 2.0 * np,
             caic: -2.0 * loglik + np * (nf.ln() + 1.0),
             sabic: -2.0 * loglik + np * ((nf + 2.0) / 24.0).ln(),
-            relative_entropy: if k > 1 {
-                1.0 - entropy / (nf * (k as f64).ln())
-            } else {
-                1.0
-            },
+            relative_entropy: if k > 1 { 1.0 - entropy / (nf * (k as f64).ln()) } else { 1.0 },
         }
     }
     pub fn get(&self, c: Criterion) -> f64 {
@@ -143,23 +139,14 @@ impl Criteria {
 
 /// Parses `4`, `2..8` or `2..=8` (both inclusive) into an inclusive range of class counts.
 pub fn parse_k_range(s: &str) -> Result<(usize, usize)> {
-    let bad = || {
-        Error::config(format!(
-            "--k {s:?}: write one number (4) or an inclusive range (2..8)"
-        ))
-    };
+    let bad = || Error::config(format!("--k {s:?}: write one number (4) or an inclusive range (2..8)"));
     let s = s.trim();
-    let (a, b) = if let Some((a, b)) = s.split_once("..") {
-        (a.trim(), b.trim().trim_start_matches('='))
-    } else {
-        (s, s)
-    };
+    let (a, b) =
+        if let Some((a, b)) = s.split_once("..") { (a.trim(), b.trim().trim_start_matches('=')) } else { (s, s) };
     let a: usize = a.parse().map_err(|_| bad())?;
     let b: usize = b.parse().map_err(|_| bad())?;
     if a == 0 || b < a {
-        return Err(Error::config(format!(
-            "--k {s:?}: the range must be 1 ≤ from ≤ to"
-        )));
+        return Err(Error::config(format!("--k {s:?}: the range must be 1 ≤ from ≤ to")));
     }
     Ok((a, b))
 }

@@ -57,24 +57,10 @@ fn conditional(sigma: &[f64], p: usize, observed: &[bool]) -> Option<Conditional
     let obs: Vec<usize> = (0..p).filter(|&t| observed[t]).collect();
     let mis: Vec<usize> = (0..p).filter(|&t| !observed[t]).collect();
     let (no, nm) = (obs.len(), mis.len());
-    let s_oo: Vec<f64> = obs
-        .iter()
-        .flat_map(|&a| obs.iter().map(move |&b| sigma[a * p + b]))
-        .collect();
-    let l_oo = if no > 0 {
-        linalg::cholesky(&s_oo, no)?
-    } else {
-        Vec::new()
-    };
-    let s_om: Vec<f64> = obs
-        .iter()
-        .flat_map(|&a| mis.iter().map(move |&b| sigma[a * p + b]))
-        .collect();
-    let b = if no > 0 && nm > 0 {
-        linalg::cholesky_solve(&l_oo, no, &s_om, nm)
-    } else {
-        vec![0.0; no * nm]
-    };
+    let s_oo: Vec<f64> = obs.iter().flat_map(|&a| obs.iter().map(move |&b| sigma[a * p + b])).collect();
+    let l_oo = if no > 0 { linalg::cholesky(&s_oo, no)? } else { Vec::new() };
+    let s_om: Vec<f64> = obs.iter().flat_map(|&a| mis.iter().map(move |&b| sigma[a * p + b])).collect();
+    let b = if no > 0 && nm > 0 { linalg::cholesky_solve(&l_oo, no, &s_om, nm) } else { vec![0.0; no * nm] };
     let mut c = vec![0.0; nm * nm];
     for (x, &ma) in mis.iter().enumerate() {
         for (y, &mb) in mis.iter().enumerate() {
@@ -82,13 +68,7 @@ fn conditional(sigma: &[f64], p: usize, observed: &[bool]) -> Option<Conditional
             c[x * nm + y] = sigma[ma * p + mb] - corr;
         }
     }
-    Some(Conditional {
-        obs,
-        mis,
-        l_oo,
-        b,
-        c,
-    })
+    Some(Conditional { obs, mis, l_oo, b, c })
 }
 
 impl Params {
@@ -105,10 +85,7 @@ impl Params {
     /// class) the embedded precision Cholesky factor, its log normaliser and the fill matrix A.
     /// Fails with the class index when a covariance (or a principal sub-matrix) is not
     /// positive definite.
-    pub fn kernel_params(
-        &self,
-        patterns: &[Vec<bool>],
-    ) -> std::result::Result<KernelParams, usize> {
+    pub fn kernel_params(&self, patterns: &[Vec<bool>]) -> std::result::Result<KernelParams, usize> {
         let (k, p) = (self.k, self.p);
         let pp = p * p;
         let np = patterns.len();
@@ -173,12 +150,7 @@ impl Params {
     /// full: Σ_k = S_k/N_k + reg I   diag: diag(S_k/N_k) + reg   spherical: tr(S_k/N_k)/p + reg
     /// tied: Σ = Σ_k S_k / n + reg I
     /// ```
-    pub fn m_step(
-        &self,
-        stats: &SuffStats,
-        patterns: &[Vec<bool>],
-        n: usize,
-    ) -> Result<(Params, Vec<MStepEvent>)> {
+    pub fn m_step(&self, stats: &SuffStats, patterns: &[Vec<bool>], n: usize) -> Result<(Params, Vec<MStepEvent>)> {
         let (k, p) = (self.k, self.p);
         let pp = p * p;
         let tl = self.total_levels();
@@ -210,10 +182,7 @@ impl Params {
                     events.push(MStepEvent::Empty { class: kk });
                     continue;
                 }
-                let delta: Vec<f64> = stats.sum_d[kk * p..(kk + 1) * p]
-                    .iter()
-                    .map(|s| s / nk)
-                    .collect();
+                let delta: Vec<f64> = stats.sum_d[kk * p..(kk + 1) * p].iter().map(|s| s / nk).collect();
                 for t in 0..p {
                     next.means[kk * p + t] = self.means[kk * p + t] + delta[t];
                 }
@@ -230,10 +199,7 @@ impl Params {
                         continue;
                     }
                     let cond = conditional(self.covariance(kk), p, mask).ok_or_else(|| {
-                        Error::Numerical(format!(
-                            "class {}: covariance lost positive definiteness",
-                            kk + 1
-                        ))
+                        Error::Numerical(format!("class {}: covariance lost positive definiteness", kk + 1))
                     })?;
                     let nm = cond.mis.len();
                     for (x, &ma) in cond.mis.iter().enumerate() {
@@ -278,8 +244,7 @@ impl Params {
                                 }
                             }
                             _ => {
-                                let var =
-                                    (0..p).map(|a| s[a * p + a]).sum::<f64>() / (nk * p as f64);
+                                let var = (0..p).map(|a| s[a * p + a]).sum::<f64>() / (nk * p as f64);
                                 c.fill(0.0);
                                 for a in 0..p {
                                     c[a * p + a] = var;
@@ -317,10 +282,7 @@ impl Params {
                 reg = raised;
             }
             if reg != self.reg {
-                events.push(MStepEvent::RegRaised {
-                    from: self.reg,
-                    to: reg,
-                });
+                events.push(MStepEvent::RegRaised { from: self.reg, to: reg });
                 next.reg = reg;
             }
         } else {

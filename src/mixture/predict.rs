@@ -19,30 +19,18 @@ use crate::backend::{Backend, MixtureData, Posteriors};
 use crate::error::{Error, Result};
 
 /// Posteriors and row log-likelihoods of every row under `params`.
-pub fn posteriors<B: Backend>(
-    backend: &B,
-    data: &MixtureData,
-    params: &Params,
-) -> Result<Posteriors> {
+pub fn posteriors<B: Backend>(backend: &B, data: &MixtureData, params: &Params) -> Result<Posteriors> {
     let dev = backend.upload(data)?;
-    let kp = params.kernel_params(&data.patterns).map_err(|k| {
-        Error::Numerical(format!(
-            "class {}: covariance is not positive definite",
-            k + 1
-        ))
-    })?;
+    let kp = params
+        .kernel_params(&data.patterns)
+        .map_err(|k| Error::Numerical(format!("class {}: covariance is not positive definite", k + 1)))?;
     let mut resp = backend.alloc_resp(&dev, params.k)?;
     backend.e_step(&dev, &kp, &mut resp)?;
     backend.read_posteriors(&dev, &resp)
 }
 
 /// E[u_c | everything else observed in the row], in the model's (standardized) units.
-pub fn expected_coordinate<B: Backend>(
-    backend: &B,
-    data: &MixtureData,
-    params: &Params,
-    c: usize,
-) -> Result<Vec<f64>> {
+pub fn expected_coordinate<B: Backend>(backend: &B, data: &MixtureData, params: &Params, c: usize) -> Result<Vec<f64>> {
     let (n, p, k) = (data.n, data.p, params.k);
     assert!(c < p);
     // The data with coordinate c hidden.
@@ -56,12 +44,9 @@ pub fn expected_coordinate<B: Backend>(
     }
     masked.set_patterns(&observed);
     let post = posteriors(backend, &masked, params)?;
-    let kp = params.kernel_params(&masked.patterns).map_err(|k| {
-        Error::Numerical(format!(
-            "class {}: covariance is not positive definite",
-            k + 1
-        ))
-    })?;
+    let kp = params
+        .kernel_params(&masked.patterns)
+        .map_err(|k| Error::Numerical(format!("class {}: covariance is not positive definite", k + 1)))?;
     Ok((0..n)
         .into_par_iter()
         .map(|i| {
@@ -72,10 +57,7 @@ pub fn expected_coordinate<B: Backend>(
                 .map(|kk| {
                     let mu = &params.means[kk * p..(kk + 1) * p];
                     let a = kp.fill(o, kk);
-                    let reg: f64 = (0..p)
-                        .filter(|&t| mask[t])
-                        .map(|t| (x[t] - mu[t]) * a[t * p + c])
-                        .sum();
+                    let reg: f64 = (0..p).filter(|&t| mask[t]).map(|t| (x[t] - mu[t]) * a[t * p + c]).sum();
                     post.resp[i * k + kk] * (mu[c] + reg)
                 })
                 .sum()

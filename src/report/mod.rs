@@ -9,18 +9,9 @@ use crate::error::{Error, Result};
 use crate::mixture::em::RunRecord;
 
 /// Writes `path` atomically: `write` fills a temporary file beside it, which is then renamed.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let file = std::fs::File::create(&tmp)?;
@@ -44,11 +35,7 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
 
 /// `assignments.csv` (and the prediction file): `row,class,max_posterior,loglik,post_1..post_K`
 /// followed by any `extra` columns (name, one value per row).
-pub fn write_assignments(
-    path: &Path,
-    post: &Posteriors,
-    extra: &[(String, Vec<f64>)],
-) -> Result<()> {
+pub fn write_assignments(path: &Path, post: &Posteriors, extra: &[(String, Vec<f64>)]) -> Result<()> {
     let k = post.k;
     let n = post.row_loglik.len();
     write_atomic(path, |w| {
@@ -63,13 +50,7 @@ pub fn write_assignments(
         for i in 0..n {
             let r = &post.resp[i * k..(i + 1) * k];
             let (best, max) = argmax(r);
-            write!(
-                w,
-                "{i},{},{},{}",
-                best + 1,
-                Num(max),
-                Num(post.row_loglik[i])
-            )?;
+            write!(w, "{i},{},{},{}", best + 1, Num(max), Num(post.row_loglik[i]))?;
             for &v in r {
                 write!(w, ",{}", Num(v))?;
             }
@@ -84,19 +65,13 @@ pub fn write_assignments(
 
 /// Index and value of the largest entry (the first on ties).
 pub fn argmax(r: &[f64]) -> (usize, f64) {
-    r.iter().enumerate().fold(
-        (0, f64::NEG_INFINITY),
-        |b, (i, &v)| if v > b.1 { (i, v) } else { b },
-    )
+    r.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
 }
 
 /// `selection.csv`: one line per (k, restart).
 pub fn write_selection(path: &Path, runs: &[RunRecord]) -> Result<()> {
     write_atomic(path, |w| {
-        writeln!(
-            w,
-            "k,restart,loglik,n_params,bic,icl,aic,iterations,converged,seconds"
-        )?;
+        writeln!(w, "k,restart,loglik,n_params,bic,icl,aic,iterations,converged,seconds")?;
         for r in runs {
             writeln!(
                 w,
@@ -118,11 +93,7 @@ pub fn write_selection(path: &Path, runs: &[RunRecord]) -> Result<()> {
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
 /// Formats a float with the shortest representation that reads back to the same bits:
@@ -135,11 +106,7 @@ impl std::fmt::Display for Num {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let v = self.0;
         let a = v.abs();
-        if v != 0.0 && v.is_finite() && !(1e-4..1e15).contains(&a) {
-            write!(f, "{v:e}")
-        } else {
-            write!(f, "{v}")
-        }
+        if v != 0.0 && v.is_finite() && !(1e-4..1e15).contains(&a) { write!(f, "{v:e}") } else { write!(f, "{v}") }
     }
 }
 
@@ -149,26 +116,12 @@ mod tests {
 
     #[test]
     fn numbers_round_trip_and_stay_short() {
-        for v in [
-            0.0,
-            1.0,
-            -2.5,
-            0.1,
-            1e-4,
-            4.825914741376287e-20,
-            123456.789,
-            1e15,
-            -3.3e-300,
-            f64::MIN_POSITIVE,
-        ] {
+        for v in [0.0, 1.0, -2.5, 0.1, 1e-4, 4.825914741376287e-20, 123456.789, 1e15, -3.3e-300, f64::MIN_POSITIVE] {
             let s = Num(v).to_string();
             assert_eq!(s.parse::<f64>().unwrap().to_bits(), v.to_bits(), "{s}");
             assert!(s.len() < 26, "{s}");
         }
-        assert_eq!(
-            Num(4.825914741376287e-20).to_string(),
-            "4.825914741376287e-20"
-        );
+        assert_eq!(Num(4.825914741376287e-20).to_string(), "4.825914741376287e-20");
         assert_eq!(Num(0.25).to_string(), "0.25");
     }
 }
