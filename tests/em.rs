@@ -331,6 +331,30 @@ fn check_kernels(n: usize, k: usize, p: usize, n_cat: usize, missing: f64, seed:
     close(&fused.sum_dd, &stats.sum_dd, 1e-10, "fused sum_dd");
     close(&fused.sum_d, &stats.sum_d, 1e-10, "fused sum_d");
     close(&fused.cat, &stats.cat, 1e-12, "fused cat");
+
+    // A batch of models in one pass gives each model's own results.
+    let others: Vec<Params> = [1, k + 1].iter().map(|&kk| random_params(kk, p, &data.n_levels, &mut rng)).collect();
+    let kps: Vec<_> = others.iter().map(|t| t.kernel_params(&data.patterns).unwrap()).collect();
+    let mut resps: Vec<_> = [1, k + 1].iter().map(|&kk| be.alloc_resp(&dev, kk).unwrap()).collect();
+    let mut r0 = be.alloc_resp(&dev, k).unwrap();
+    let batch = {
+        let mut models = vec![(&kp, &mut r0)];
+        models.extend(kps.iter().zip(resps.iter_mut()));
+        be.e_step_stats_batch(&dev, &mut models).unwrap()
+    };
+    assert_eq!(batch.len(), 3);
+    close(&batch[0].1.sum_dd, &stats.sum_dd, 1e-10, "batch model 0 sum_dd");
+    for (m, (kpm, (summary, st))) in kps.iter().zip(&batch[1..]).enumerate() {
+        let mut single = be.alloc_resp(&dev, kpm.k).unwrap();
+        let (s_single, st_single) = be.e_step_stats(&dev, kpm, &mut single).unwrap();
+        assert!((summary.loglik - s_single.loglik).abs() < 1e-9 * s_single.loglik.abs(), "batch model {m}");
+        close(&st.sum_dd, &st_single.sum_dd, 1e-10, "batch sum_dd");
+        close(&st.sum_d, &st_single.sum_d, 1e-10, "batch sum_d");
+        close(&st.cat, &st_single.cat, 1e-12, "batch cat");
+        let a = be.read_posteriors(&dev, &resps[m]).unwrap();
+        let b = be.read_posteriors(&dev, &single).unwrap();
+        close(&a.resp, &b.resp, 1e-10, "batch resp");
+    }
 }
 
 #[test]

@@ -379,18 +379,22 @@ pub fn fit_sweep<B: Backend>(
         cols += k;
     }
     let mut runs = Vec::new();
-    let mut best: Option<(f64, usize, Params, B::Resp)> = None;
+    let mut best: Option<(f64, usize, Params)> = None;
     progress.sweep_started(pairs.len());
     for batch in &batches {
-        for (record, params, resp) in fit_runs(backend, &dev, data, &feat, batch, cfg, progress)? {
+        for (record, params, _resp) in fit_runs(backend, &dev, data, &feat, batch, cfg, progress)? {
             let score = record.criteria.get(cfg.criterion);
             if best.as_ref().is_none_or(|b| score < b.0) {
-                best = Some((score, runs.len(), params, resp));
+                best = Some((score, runs.len(), params));
             }
             runs.push(record);
         }
     }
-    let (_, best, params, resp) = best.expect("at least one run");
+    let (_, best, params) = best.expect("at least one run");
+    // The winner's posteriors come from the same single-model E-step `predict` runs, so a model
+    // scores its training rows exactly as `assignments.csv` says.
+    let mut resp = backend.alloc_resp(&dev, params.k)?;
+    backend.e_step(&dev, &kernel_params(&params, data)?, &mut resp)?;
     let posteriors = backend.read_posteriors(&dev, &resp)?;
     Ok(Sweep { runs, best, params, posteriors, criterion: cfg.criterion })
 }
