@@ -41,13 +41,14 @@ fn load_embeddings(path: Option<&Path>) -> Result<Option<(PathBuf, Matrix)>> {
 /// Reads, prepares and fits.
 pub fn fit<B: Backend>(backend: &B, job: &FitJob, progress: &dyn Progress) -> Result<FitOutput> {
     let t0 = Instant::now();
-    if job.roles.categorical.is_empty() && job.roles.numeric.is_empty() && job.embeddings.is_none() {
-        return Err(Error::config(if job.roles.text.is_some() {
+    if job.roles.text.is_some() && job.embeddings.is_none() {
+        return Err(Error::config(
             "--text needs vectors: pass --embeddings FILE with one precomputed vector per row \
-             (the built-in sentence embedder is not part of this build yet)"
-        } else {
-            "nothing to model: name columns with --cat, --num and/or --text with --embeddings"
-        }));
+             (the built-in sentence embedder is not part of this build yet)",
+        ));
+    }
+    if job.roles.categorical.is_empty() && job.roles.numeric.is_empty() && job.embeddings.is_none() {
+        return Err(Error::config("nothing to model: name columns with --cat and/or --num, or pass --embeddings"));
     }
     if job.pca_dims == 0 {
         return Err(Error::config("--pca-dims must be at least 1"));

@@ -162,3 +162,14 @@ fn npy_reader_handles_f32_f64_and_rejects_bad_files() {
     let r = write(d.path(), "c.npy", "not numpy");
     assert!(message(segmix::data::embeddings::read_matrix(&r).unwrap_err()).contains("not a .npy file"));
 }
+
+#[test]
+fn text_without_vectors_and_empty_roles_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "t.csv", "c,txt\nA,hello\nB,world\n");
+    let cfg = || FitConfig { k_min: 1, k_max: 1, ..Default::default() };
+    let e = message(fit(&f, roles(&["c"], &[], Some("txt")), None, cfg()).unwrap_err());
+    assert!(e.contains("--text needs vectors") && e.contains("--embeddings"), "{e}");
+    let e = message(fit(&f, roles(&[], &[], None), None, cfg()).unwrap_err());
+    assert!(e.contains("nothing to model"), "{e}");
+}
