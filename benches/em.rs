@@ -9,27 +9,10 @@ use segmix::bench::synthetic;
 use segmix::mixture::CovType;
 use segmix::mixture::params::Params;
 
+/// Parameters with distinct means (rows of the data) and identity covariances.
 fn params_for(data: &segmix::backend::MixtureData, k: usize) -> Params {
-    let p = data.p;
-    let mut cov = vec![0.0; k * p * p];
-    for kk in 0..k {
-        for a in 0..p {
-            cov[kk * p * p + a * p + a] = 1.0 + 0.1 * kk as f64;
-        }
-    }
-    Params {
-        k,
-        p,
-        cov_type: CovType::Full,
-        reg: 1e-6,
-        weights: vec![1.0 / k as f64; k],
-        n_levels: data.n_levels.clone(),
-        alpha: (0..k)
-            .flat_map(|_| data.n_levels.iter().flat_map(|&l| std::iter::repeat_n(1.0 / l as f64, l)))
-            .collect(),
-        means: (0..k * p).map(|i| data.x[i % data.x.len()]).collect(),
-        covariances: cov,
-    }
+    let centers: Vec<f64> = (0..k).flat_map(|c| data.x[c * 7 * data.p..(c * 7 + 1) * data.p].to_vec()).collect();
+    Params::initial(data, k, &centers, CovType::Full, 1e-6)
 }
 
 fn kernels(c: &mut Criterion) {

@@ -119,32 +119,14 @@ pub fn time_iteration<B: Backend>(
     let feat = InitFeatures::new(data);
     // A cheap start: k-means on a sample, then one M-step from the hard labels.
     let km = kmeans(&feat, k, &mut Rng::new(seed));
-    let p = data.p;
     let mut hard = vec![0.0; data.n * k];
     for (i, &c) in km.labels.iter().enumerate() {
         hard[i * k + c as usize] = 1.0;
     }
     let mut resp = backend.alloc_resp(&dev, k)?;
     backend.set_resp(&dev, &mut resp, &hard)?;
-    let mut cov = vec![0.0; k * p * p];
-    for kk in 0..k {
-        for a in 0..p {
-            cov[kk * p * p + a * p + a] = 1.0;
-        }
-    }
-    let theta0 = Params {
-        k,
-        p,
-        cov_type: CovType::Full,
-        reg: 1e-6,
-        weights: vec![1.0 / k as f64; k],
-        n_levels: data.n_levels.clone(),
-        alpha: (0..k)
-            .flat_map(|_| data.n_levels.iter().flat_map(|&l| std::iter::repeat_n(1.0 / l as f64, l)))
-            .collect(),
-        means: if p > 0 { km.centers.clone() } else { Vec::new() },
-        covariances: cov,
-    };
+    let p = data.p;
+    let theta0 = Params::initial(data, k, &km.centers, CovType::Full, 1e-6);
     let kp0 = theta0.kernel_params(&data.patterns).map_err(|_| Error::Numerical("initial parameters".into()))?;
     let stats = backend.m_stats(&dev, &kp0, &resp)?;
     let (mut theta, _) = theta0.m_step(&stats, &data.patterns, data.n)?;

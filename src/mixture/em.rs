@@ -125,31 +125,6 @@ impl Sweep {
     }
 }
 
-/// Parameters for the first M-step: k-means centres as the shift, identity covariances (only
-/// used to fill missing coordinates), uniform weights and α.
-fn initial_params(data: &MixtureData, k: usize, centers: &[f64], cfg: &FitConfig) -> Params {
-    let p = data.p;
-    let mut cov = vec![0.0; k * p * p];
-    for kk in 0..k {
-        for a in 0..p {
-            cov[kk * p * p + a * p + a] = 1.0;
-        }
-    }
-    let alpha =
-        (0..k).flat_map(|_| data.n_levels.iter().flat_map(|&l| std::iter::repeat_n(1.0 / l as f64, l))).collect();
-    Params {
-        k,
-        p,
-        cov_type: cfg.cov_type,
-        reg: cfg.reg,
-        weights: vec![1.0 / k as f64; k],
-        n_levels: data.n_levels.clone(),
-        alpha,
-        means: if p > 0 { centers.to_vec() } else { Vec::new() },
-        covariances: cov,
-    }
-}
-
 fn kernel_params(theta: &Params, data: &MixtureData) -> Result<KernelParams> {
     theta.kernel_params(&data.patterns).map_err(|k| {
         Error::Numerical(format!(
@@ -201,7 +176,7 @@ fn start_run<B: Backend>(
     let mut resp = backend.alloc_resp(dev, k)?;
     backend.set_resp(dev, &mut resp, &hard)?;
     drop(hard);
-    let theta0 = initial_params(data, k, &km.centers, cfg);
+    let theta0 = Params::initial(data, k, &km.centers, cfg.cov_type, cfg.reg);
     let stats = backend.m_stats(dev, &kernel_params(&theta0, data)?, &resp)?;
     let (theta, events) = theta0.m_step(&stats, &data.patterns, n)?;
     Ok(Run {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::CovType;
-use crate::backend::{KernelParams, SuffStats};
+use crate::backend::{KernelParams, MixtureData, SuffStats};
 use crate::error::{Error, Result};
 use crate::linalg;
 
@@ -72,6 +72,32 @@ fn conditional(sigma: &[f64], p: usize, observed: &[bool]) -> Option<Conditional
 }
 
 impl Params {
+    /// Parameters for the first M-step of a fit: `centers` (K × p, e.g. k-means centres) as
+    /// the means — they are the shift of the first statistics — identity covariances (used only
+    /// to fill missing coordinates of that first pass), uniform weights and α.
+    pub fn initial(data: &MixtureData, k: usize, centers: &[f64], cov_type: CovType, reg: f64) -> Params {
+        let p = data.p;
+        let mut covariances = vec![0.0; k * p * p];
+        for kk in 0..k {
+            for a in 0..p {
+                covariances[kk * p * p + a * p + a] = 1.0;
+            }
+        }
+        let alpha =
+            (0..k).flat_map(|_| data.n_levels.iter().flat_map(|&l| std::iter::repeat_n(1.0 / l as f64, l))).collect();
+        Params {
+            k,
+            p,
+            cov_type,
+            reg,
+            weights: vec![1.0 / k as f64; k],
+            n_levels: data.n_levels.clone(),
+            alpha,
+            means: if p > 0 { centers[..k * p].to_vec() } else { Vec::new() },
+            covariances,
+        }
+    }
+
     pub fn total_levels(&self) -> usize {
         self.n_levels.iter().sum()
     }
