@@ -1,4 +1,5 @@
-//! Criterion benchmarks of the backend kernels: `cpu/e_step`, `cpu/m_stats`, `cpu/gram` over
+//! Criterion benchmarks of the backend kernels: `cpu/e_step`, `cpu/m_stats`, `cpu/e_step_stats`
+//! (the fused pass the EM driver runs), `cpu/gram` over
 //! an (n, k, p) grid. Setup (upload, parameters) is outside the timed region.
 //!
 //! Run: `cargo bench --bench em` (add `-- cpu/e_step` to filter).
@@ -33,6 +34,9 @@ fn kernels(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("m_stats", &id), |b| {
             b.iter(|| backend.m_stats(&dev, &kp, &resp).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("e_step_stats", &id), |b| {
+            b.iter(|| backend.e_step_stats(&dev, &kp, &mut resp).unwrap())
         });
     }
     let (n, dim) = (50_000usize, 384usize);

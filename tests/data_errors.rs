@@ -173,3 +173,17 @@ fn text_without_vectors_and_empty_roles_are_refused() {
     let e = message(fit(&f, roles(&[], &[], None), None, cfg()).unwrap_err());
     assert!(e.contains("nothing to model"), "{e}");
 }
+
+#[test]
+fn identifier_like_categorical_column_gets_a_warning() {
+    let d = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,x\n");
+    for i in 0..100 {
+        csv.push_str(&format!("ID{},{}\n", i % 60, (i % 7) as f64 * 0.5));
+    }
+    let f = write(d.path(), "t.csv", &csv);
+    let out =
+        fit(&f, roles(&["id"], &["x"], None), None, FitConfig { k_min: 2, k_max: 2, n_init: 1, ..Default::default() })
+            .unwrap();
+    assert!(out.warnings.iter().any(|w| w.contains("\"id\" has 60 levels for 100 values")), "{:?}", out.warnings);
+}

@@ -64,14 +64,24 @@ impl Schema {
         pca_dims: usize,
     ) -> Result<(Schema, Warnings)> {
         let mut warnings = Vec::new();
-        let categorical = table
-            .categorical
-            .iter()
-            .map(|c| {
-                let levels: BTreeSet<&str> = c.values.iter().flatten().map(String::as_str).collect();
-                CategoricalSchema { name: c.name.clone(), levels: levels.into_iter().map(str::to_string).collect() }
-            })
-            .collect();
+        let mut categorical = Vec::new();
+        for c in &table.categorical {
+            let levels: BTreeSet<&str> = c.values.iter().flatten().map(String::as_str).collect();
+            let observed = c.values.iter().flatten().count();
+            if levels.len() > 50 && levels.len() * 2 > observed {
+                warnings.push(format!(
+                    "column {:?} has {} levels for {observed} values; an identifier-like column adds \
+                     K x {} parameters and little information. Drop it from --cat, or group rare levels",
+                    c.name,
+                    levels.len(),
+                    levels.len() - 1
+                ));
+            }
+            categorical.push(CategoricalSchema {
+                name: c.name.clone(),
+                levels: levels.into_iter().map(str::to_string).collect(),
+            });
+        }
         let mut numeric = Vec::new();
         for c in &table.numeric {
             let obs: Vec<f64> = c.values.iter().copied().filter(|v| !v.is_nan()).collect();

@@ -6,6 +6,8 @@
 //! Large tables are seeded and clustered on a seeded sample of [`SAMPLE`] rows; every row is
 //! then labelled by its nearest centre, as scikit-learn's mini-batch practice does.
 
+use std::borrow::Cow;
+
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
@@ -25,18 +27,19 @@ const LLOYD_ITERS: usize = 30;
 
 /// The feature matrix k-means works on, built once per fit and shared by all restarts.
 #[derive(Debug, Clone)]
-pub struct InitFeatures {
+pub struct InitFeatures<'a> {
     pub n: usize,
     pub f: usize,
-    pub x: Vec<f64>,
+    /// n × f, borrowed from the data when it is the continuous block.
+    pub x: Cow<'a, [f64]>,
     /// Mean over features of the per-feature variance (the scale of Lloyd's stopping rule).
     pub mean_var: f64,
 }
 
-impl InitFeatures {
-    pub fn new(data: &MixtureData) -> Self {
+impl<'a> InitFeatures<'a> {
+    pub fn new(data: &'a MixtureData) -> Self {
         if data.p > 0 {
-            return InitFeatures::from_matrix(data.n, data.p, data.x.clone());
+            return InitFeatures::from_matrix(data.n, data.p, Cow::Borrowed(&data.x));
         }
         let (off, j, tl) = (data.level_offsets(), data.n_cat(), data.total_levels());
         let mut x = vec![0.0; data.n * tl];
@@ -48,10 +51,10 @@ impl InitFeatures {
                 }
             }
         }
-        InitFeatures::from_matrix(data.n, tl, x)
+        InitFeatures::from_matrix(data.n, tl, Cow::Owned(x))
     }
 
-    fn from_matrix(n: usize, f: usize, x: Vec<f64>) -> Self {
+    fn from_matrix(n: usize, f: usize, x: Cow<'a, [f64]>) -> Self {
         // One row-major pass: Σx and Σx² per feature.
         let mut s1 = vec![0.0; f];
         let mut s2 = vec![0.0; f];
