@@ -227,3 +227,46 @@ fn every_covariance_type_fits_the_demo() {
         assert_eq!(model["params"]["cov_type"], cov);
     }
 }
+
+#[test]
+fn embeddings_alone_are_a_model() {
+    let d = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id\n");
+    let mut emb = String::new();
+    let mut rng = segmix::rng::Rng::new(9);
+    for i in 0..90 {
+        csv.push_str(&format!("{i}\n"));
+        let g = i % 3;
+        let v: Vec<String> =
+            (0..5).map(|t| format!("{:.4}", if t == g { 1.0 } else { 0.0 } + rng.normal() * 0.05)).collect();
+        emb.push_str(&v.join(","));
+        emb.push('\n');
+    }
+    let data = write(d.path(), "t.csv", &csv);
+    let e = write(d.path(), "e.csv", &emb);
+    let out = d.path().join("fit");
+    ok(&[
+        "fit",
+        data.to_str().unwrap(),
+        "--embeddings",
+        e.to_str().unwrap(),
+        "--pca-dims",
+        "2",
+        "--k",
+        "1..4",
+        "--n-init",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
+    assert_eq!(model["fit"]["k"], 3, "three groups of vectors");
+    let labels: Vec<u32> = lines(&out.join("assignments.csv"))[1..]
+        .iter()
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    let truth: Vec<u32> = (0..90).map(|i| i % 3).collect();
+    assert_eq!(segmix::metrics::adjusted_rand_index(&labels, &truth), 1.0);
+}

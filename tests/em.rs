@@ -93,6 +93,21 @@ fn em_objective_never_decreases() {
 }
 
 #[test]
+fn plain_log_likelihood_never_decreases_without_categoricals() {
+    // With no categorical columns there is no prior term: the trace is ℓ itself.
+    let s = synthetic(1200, 3, 3, 0, 2, 1.2, 0.0, 23);
+    let data = with_missing(s.data, 0.1, 6);
+    let cfg = FitConfig { reg: 0.0, tol: 0.0, max_iter: 80, ..config(3, 2) };
+    let sweep = fit_sweep(&CpuBackend::new(), &data, &cfg, &NoProgress).unwrap();
+    for run in &sweep.runs {
+        assert_eq!(*run.trace.last().unwrap(), run.loglik);
+        for w in run.trace.windows(2) {
+            assert!(w[1] >= w[0] - 1e-10 * w[0].abs(), "log-likelihood fell from {} to {}", w[0], w[1]);
+        }
+    }
+}
+
+#[test]
 fn parameter_counts_are_exact() {
     // K = 3, p = 4, categorical levels [3, 2]:
     // weights 2, categorical 3·(2 + 1) = 9, means 12, covariance by type.

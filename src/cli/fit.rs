@@ -30,7 +30,8 @@ pub struct FitArgs {
     #[arg(long, value_name = "X,Y,..")]
     pub num: Option<String>,
 
-    /// Free-text column. Rows with an empty text have no text block (it is integrated out).
+    /// Free-text column; needs --embeddings in this build. Rows with an empty text have no text
+    /// block (it is integrated out).
     #[arg(long, value_name = "COL")]
     pub text: Option<String>,
 
