@@ -381,6 +381,7 @@ fn kernels_match_the_oracle_on_awkward_shapes() {
     check_kernels(257, 4, 1, 0, 0.1, 4); // p = 1, no categoricals
     check_kernels(300, 3, 0, 4, 0.1, 5); // categoricals only
     check_kernels(200, 2, 6, 3, 0.5, 6); // many patterns, some rows fully missing
+    check_kernels(300, 2, 60, 1, 0.02, 7); // wide block: 69-row feature chunks
 }
 
 #[test]

@@ -31,8 +31,14 @@ use crate::par::tree_reduce;
 
 /// Rows per block: the unit of parallel work and of the deterministic reduction tree.
 const BLOCK: usize = 4096;
-/// Rows per GEMM chunk: the chunk's features (CHUNK × n_f) stay in L2.
+/// Rows per GEMM chunk for the projection and the Gram matrix.
 const CHUNK: usize = 128;
+
+/// Rows per chunk of the E/M kernels: 128, or fewer so that a chunk's quadratic features
+/// (rows × n_f f64) stay near 1 MiB — in L2 — when the continuous block is wide.
+fn feature_chunk(p: usize) -> usize {
+    ((1usize << 17) / n_features(p).max(1)).clamp(8, CHUNK)
+}
 
 /// The CPU implementation of [`Backend`].
 #[derive(Debug, Clone, Default)]
@@ -486,6 +492,7 @@ fn e_step_block(
     with_stats: bool,
 ) -> Vec<ModelResult> {
     let (p, j, tl) = (data.p, data.n_cat, data.total_levels);
+    let chunk = feature_chunk(p);
     let b = item.block;
     let o = b.pattern;
     let (w, c, col) = (&ops.w[o], &ops.c[o], &ops.col);
@@ -497,13 +504,13 @@ fn e_step_block(
         .collect();
     let moments = fuse && p > 0;
     let mut raw = Array2::<f64>::zeros(if moments { (n_features(p), total) } else { (0, 0) });
-    let mut rcat = Array2::<f64>::zeros(if moments { (CHUNK, total) } else { (0, 0) });
-    let mut f = Array2::<f64>::zeros((CHUNK, n_features(p)));
-    let mut q = Array2::<f64>::zeros((CHUNK, total));
+    let mut rcat = Array2::<f64>::zeros(if moments { (chunk, total) } else { (0, 0) });
+    let mut f = Array2::<f64>::zeros((chunk, n_features(p)));
+    let mut q = Array2::<f64>::zeros((chunk, total));
     let max_k = models.iter().map(|m| m.k).max().unwrap_or(0);
-    let mut logp = vec![0.0; CHUNK * max_k];
-    for c0 in (0..b.len).step_by(CHUNK) {
-        let rows = CHUNK.min(b.len - c0);
+    let mut logp = vec![0.0; chunk * max_k];
+    for c0 in (0..b.len).step_by(chunk) {
+        let rows = chunk.min(b.len - c0);
         let start = b.start + c0;
         if p > 0 {
             features(&data.x[start * p..(start + rows) * p], p, rows, &mut f);
@@ -586,19 +593,20 @@ fn e_step_block(
 /// deviation (d₀ itself for a complete row). `r` holds the block's responsibilities.
 fn m_stats_block(data: &CpuData, params: &KernelParams, r_block: &[f64], b: &Block) -> SuffStats {
     let (p, k) = (data.p, params.k);
+    let chunk = feature_chunk(p);
     let o = b.pattern;
     let complete = data.complete[o];
     let mut st = SuffStats::zeros(k, p, data.total_levels, data.n_patterns);
     let nf = if complete && p > 0 { n_features(p) } else { 0 };
-    let mut f = Array2::<f64>::zeros((if nf > 0 { CHUNK } else { 0 }, nf));
+    let mut f = Array2::<f64>::zeros((if nf > 0 { chunk } else { 0 }, nf));
     let mut raw = Array2::<f64>::zeros((nf, k));
     let pc = if complete { 0 } else { p };
-    let mut d = Array2::<f64>::zeros((CHUNK, pc));
-    let mut dh = Array2::<f64>::zeros((CHUNK, pc));
-    let mut w = Array2::<f64>::zeros((CHUNK, pc));
+    let mut d = Array2::<f64>::zeros((chunk, pc));
+    let mut dh = Array2::<f64>::zeros((chunk, pc));
+    let mut w = Array2::<f64>::zeros((chunk, pc));
     let observed = &data.observed[o];
-    for c0 in (0..b.len).step_by(CHUNK) {
-        let rows = CHUNK.min(b.len - c0);
+    for c0 in (0..b.len).step_by(chunk) {
+        let rows = chunk.min(b.len - c0);
         let start = b.start + c0;
         let r = &r_block[c0 * k..(c0 + rows) * k];
         count_chunk(data, o, start, r, rows, &mut st);
