@@ -75,6 +75,9 @@ pub enum Error {
 
     #[error("{path}: {message}")]
     Model { path: PathBuf, message: String },
+
+    #[error("sentence embedder: {0}")]
+    Embedder(String),
 }
 
 impl Error {

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod bench;
 pub mod data;
+pub mod embed;
 pub mod error;
 pub mod linalg;
 pub mod metrics;

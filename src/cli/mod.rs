@@ -2,6 +2,7 @@
 //! configs. No modelling happens here.
 
 mod bench;
+mod embed;
 mod fit;
 mod predict;
 mod progress;
@@ -30,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Fit the joint latent class model and write model.json, assignments.csv, selection.csv.
     Fit(fit::FitArgs),
+    /// Embed a text column with a sentence transformer and write the vectors as .npy.
+    Embed(embed::EmbedArgs),
     /// Score new rows with a fitted model: classes, posteriors and expected metrics.
     Predict(predict::PredictArgs),
     /// Time one EM iteration (and optionally a K sweep) on synthetic or .npy data.
@@ -53,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let global = Global { quiet: cli.quiet };
     match cli.command {
         Command::Fit(a) => fit::run(a, &global),
+        Command::Embed(a) => embed::run(a, &global),
         Command::Predict(a) => predict::run(a, &global),
         Command::Bench(a) => bench::run(a, &global),
     }

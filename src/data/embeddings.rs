@@ -171,7 +171,12 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// Writes a 2-D f32 `.npy` file (version 1.0).
-pub fn write_npy_f32(w: &mut impl std::io::Write, rows: usize, cols: usize, values: &[f32]) -> std::io::Result<()> {
+pub fn write_npy_f32(
+    w: &mut (impl std::io::Write + ?Sized),
+    rows: usize,
+    cols: usize,
+    values: &[f32],
+) -> std::io::Result<()> {
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // Pad so that magic + len + header + '\n' is a multiple of 64.
     let total = 10 + header.len() + 1;
