@@ -7,7 +7,9 @@ use std::time::Instant;
 use crate::backend::{Backend, Posteriors};
 use crate::data::embeddings::{Matrix, read_matrix};
 use crate::data::prepare::Schema;
-use crate::data::{Roles, Strictness, read_table};
+use crate::data::{Roles, Strictness, Table, read_table};
+use crate::embed::cache::Cache;
+use crate::embed::{Embedder, EmbedderInfo};
 use crate::error::{Error, Result};
 use crate::mixture::em::{FitConfig, Progress, Sweep, fit_sweep};
 use crate::mixture::predict;
@@ -38,16 +40,59 @@ fn load_embeddings(path: Option<&Path>) -> Result<Option<(PathBuf, Matrix)>> {
     path.map(|p| read_matrix(p).map(|m| (p.to_path_buf(), m))).transpose()
 }
 
+/// A sentence embedder for the text column, with its cache and a progress callback
+/// (`done, total` distinct texts).
+#[derive(Clone, Copy)]
+pub struct TextEmbedder<'a> {
+    pub embedder: &'a Embedder,
+    pub cache: Option<&'a Cache>,
+    pub progress: &'a (dyn Fn(usize, usize) + Sync),
+}
+
+impl std::fmt::Debug for TextEmbedder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextEmbedder").field("embedder", &self.embedder.info).finish_non_exhaustive()
+    }
+}
+
+/// Label used in messages about vectors that came from the embedder rather than a file.
+const EMBEDDER_LABEL: &str = "<sentence embedder>";
+
+/// Embeds the table's text column; returns the vectors and the count of truncated texts.
+fn embed_text_column(table: &Table, te: &TextEmbedder) -> Result<(Matrix, usize)> {
+    let col = table.text.as_ref().ok_or_else(|| Error::config("the sentence embedder needs a --text column"))?;
+    let texts: Vec<Option<&str>> = col.values.iter().map(|t| t.as_deref()).collect();
+    let out = te.embedder.embed(&texts, te.cache, te.progress)?;
+    Ok((out.matrix, out.truncated))
+}
+
+fn truncation_warning(truncated: usize, te: &TextEmbedder) -> Option<String> {
+    (truncated > 0)
+        .then(|| format!("{truncated} texts are longer than {} tokens and were truncated", te.embedder.info.max_length))
+}
+
 /// Reads, prepares and fits.
-pub fn fit<B: Backend>(backend: &B, job: &FitJob, progress: &dyn Progress) -> Result<FitOutput> {
+///
+/// The text block comes from `job.embeddings` when given, else from `embedder` embedding the
+/// `--text` column.
+pub fn fit<B: Backend>(
+    backend: &B,
+    job: &FitJob,
+    embedder: Option<&TextEmbedder>,
+    progress: &dyn Progress,
+) -> Result<FitOutput> {
     let t0 = Instant::now();
-    if job.roles.text.is_some() && job.embeddings.is_none() {
+    let use_embedder = job.embeddings.is_none() && job.roles.text.is_some();
+    if use_embedder && embedder.is_none() {
         return Err(Error::config(
-            "--text needs vectors: pass --embeddings FILE with one precomputed vector per row \
-             (the built-in sentence embedder is not part of this build yet)",
+            "--text needs vectors: a sentence embedder, or --embeddings FILE with one precomputed vector per row",
         ));
     }
-    if job.roles.categorical.is_empty() && job.roles.numeric.is_empty() && job.embeddings.is_none() {
+    if job.roles.categorical.is_empty()
+        && job.roles.numeric.is_empty()
+        && job.roles.text.is_none()
+        && job.embeddings.is_none()
+    {
         return Err(Error::config("nothing to model: name columns with --cat and/or --num, or pass --embeddings"));
     }
     if job.pca_dims == 0 {
@@ -55,9 +100,22 @@ pub fn fit<B: Backend>(backend: &B, job: &FitJob, progress: &dyn Progress) -> Re
     }
     let table = read_table(&job.data, &job.roles, Strictness::Fit)?;
     job.config.check(table.n_rows)?;
-    let emb = load_embeddings(job.embeddings.as_deref())?;
+    let mut warnings = Vec::new();
+    let emb = match (use_embedder, embedder) {
+        (true, Some(te)) => {
+            let (m, truncated) = embed_text_column(&table, te)?;
+            warnings.extend(truncation_warning(truncated, te));
+            Some((PathBuf::from(EMBEDDER_LABEL), m))
+        }
+        _ => load_embeddings(job.embeddings.as_deref())?,
+    };
     let emb_ref = emb.as_ref().map(|(p, m)| (p.as_path(), m));
-    let (schema, mut warnings) = Schema::fit(backend, &table, emb_ref, job.pca_dims)?;
+    let (mut schema, w1) = Schema::fit(backend, &table, emb_ref, job.pca_dims)?;
+    warnings.extend(w1);
+    if let (true, Some(te), Some(ts)) = (use_embedder, embedder, schema.text.as_mut()) {
+        ts.source = "embedder".into();
+        ts.embedder = Some(te.embedder.info.clone());
+    }
     let (data, w2) = schema.transform(backend, &table, emb_ref)?;
     warnings.extend(w2);
     let sweep = fit_sweep(backend, &data, &job.config, progress)?;
@@ -103,12 +161,20 @@ pub struct Prediction {
     pub warnings: Vec<String>,
 }
 
-/// Scores the rows of `data` with a fitted model.
+/// The embedder a model was fitted with, if any (then `predict` needs the same one, or
+/// precomputed `--embeddings`).
+pub fn model_embedder(model: &ModelFile) -> Option<&EmbedderInfo> {
+    model.schema.text.as_ref().and_then(|t| t.embedder.as_ref())
+}
+
+/// Scores the rows of `data` with a fitted model. The text block comes from `embeddings` when
+/// given, else from `embedder`, which must be the model the fit used (same SHA-256).
 pub fn predict<B: Backend>(
     backend: &B,
     model: &ModelFile,
     data: &Path,
     embeddings: Option<&Path>,
+    embedder: Option<&TextEmbedder>,
 ) -> Result<Prediction> {
     let schema = &model.schema;
     let roles = Roles {
@@ -117,8 +183,25 @@ pub fn predict<B: Backend>(
         text: schema.text.as_ref().and_then(|t| t.column.clone()),
     };
     let table = read_table(data, &roles, Strictness::Predict)?;
-    let emb = load_embeddings(embeddings)?;
-    let (mdata, warnings) = schema.transform(backend, &table, emb.as_ref().map(|(p, m)| (p.as_path(), m)))?;
+    let mut warnings = Vec::new();
+    let emb = match (embeddings, model_embedder(model), embedder) {
+        (Some(path), _, _) => load_embeddings(Some(path))?,
+        (None, Some(fitted), Some(te)) => {
+            if te.embedder.info.sha256 != fitted.sha256 {
+                return Err(Error::Embedder(format!(
+                    "the model was fitted with {} (SHA-256 {}) but the embedder found is {} (SHA-256 {}); \
+                     pass --model DIR with the fitted model's sentence transformer",
+                    fitted.name, fitted.sha256, te.embedder.info.name, te.embedder.info.sha256
+                )));
+            }
+            let (m, truncated) = embed_text_column(&table, te)?;
+            warnings.extend(truncation_warning(truncated, te));
+            Some((PathBuf::from(EMBEDDER_LABEL), m))
+        }
+        _ => None,
+    };
+    let (mdata, w) = schema.transform(backend, &table, emb.as_ref().map(|(p, m)| (p.as_path(), m)))?;
+    warnings.extend(w);
     let posteriors = predict::posteriors(backend, &mdata, &model.params)?;
     let mut expected = Vec::new();
     for (j, ns) in schema.numeric.iter().enumerate() {

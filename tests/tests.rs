@@ -4,4 +4,5 @@
 mod cli;
 mod data_errors;
 mod em;
+mod embed;
 mod util;

@@ -26,7 +26,7 @@ pub fn roles(cat: &[&str], num: &[&str], text: Option<&str>) -> Roles {
 pub fn fit(data: &Path, roles: Roles, embeddings: Option<&Path>, config: FitConfig) -> segmix::Result<FitOutput> {
     let job =
         FitJob { data: data.to_path_buf(), roles, embeddings: embeddings.map(Path::to_path_buf), pca_dims: 8, config };
-    pipeline::fit(&CpuBackend::new(), &job, &NoProgress)
+    pipeline::fit(&CpuBackend::new(), &job, None, &NoProgress)
 }
 
 /// Hard labels (argmax) of an n × k posterior matrix.

@@ -57,6 +57,24 @@ pub fn load_embedder(args: &EmbedderArgs, g: &Global) -> anyhow::Result<(Embedde
     Ok((e, cache))
 }
 
+/// The embedding progress bar (texts/s, ETA) on stderr.
+pub fn text_bar(quiet: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(0),
+        if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("embedding {bar:24} {pos}/{len} texts  {per_sec}  ETA {eta}").expect("template"),
+    );
+    bar
+}
+
+/// Moves `bar` to `done` of `total`.
+pub fn advance(bar: &ProgressBar, done: usize, total: usize) {
+    bar.set_length(total as u64);
+    bar.set_position(done as u64);
+}
+
 /// Embeds texts with a progress bar (texts/s, ETA) on stderr.
 pub fn embed_texts(
     e: &Embedder,
@@ -64,17 +82,8 @@ pub fn embed_texts(
     texts: &[Option<&str>],
     g: &Global,
 ) -> anyhow::Result<segmix::embed::Embedded> {
-    let bar = ProgressBar::with_draw_target(
-        Some(0),
-        if g.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
-    );
-    bar.set_style(
-        ProgressStyle::with_template("embedding {bar:24} {pos}/{len} texts  {per_sec}  ETA {eta}").expect("template"),
-    );
-    let out = e.embed(texts, cache, &|done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    });
+    let bar = text_bar(g.quiet);
+    let out = e.embed(texts, cache, &|done, total| advance(&bar, done, total));
     bar.finish_and_clear();
     let out = out?;
     if out.truncated > 0 {

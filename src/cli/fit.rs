@@ -8,9 +8,10 @@ use segmix::backend::CpuBackend;
 use segmix::data::{Roles, parse_column_list};
 use segmix::mixture::em::FitConfig;
 use segmix::mixture::{CovType, Criterion, parse_k_range};
-use segmix::pipeline::{self, FitJob};
+use segmix::pipeline::{self, FitJob, TextEmbedder};
 use segmix::report::argmax;
 
+use super::embed::{EmbedderArgs, advance, load_embedder, text_bar};
 use super::{Global, display, progress::Bar, warn_all};
 
 #[derive(Debug, Args)]
@@ -30,8 +31,9 @@ pub struct FitArgs {
     #[arg(long, value_name = "X,Y,..")]
     pub num: Option<String>,
 
-    /// Free-text column; needs --embeddings in this build. Rows with an empty text have no text
-    /// block (it is integrated out).
+    /// Free-text column, embedded with the sentence transformer (see --model) unless
+    /// --embeddings gives the vectors. Rows with an empty text have no text block (it is
+    /// integrated out).
     #[arg(long, value_name = "COL")]
     pub text: Option<String>,
 
@@ -76,6 +78,9 @@ pub struct FitArgs {
     /// Random seed; a CPU fit is bit-for-bit reproducible for a given seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
 }
 
 pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
@@ -98,8 +103,13 @@ pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
     };
     let job = FitJob { data: a.data.clone(), roles, embeddings: a.embeddings.clone(), pca_dims: a.pca_dims, config };
     let backend = CpuBackend::new();
+    let loaded = if a.text.is_some() && a.embeddings.is_none() { Some(load_embedder(&a.embedder, g)?) } else { None };
+    let text_bar = text_bar(g.quiet);
+    let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);
+    let te = loaded.as_ref().map(|(e, c)| TextEmbedder { embedder: e, cache: c.as_ref(), progress: &advance_bar });
     let bar = Bar::new(g.quiet);
-    let result = pipeline::fit(&backend, &job, &bar);
+    let result = pipeline::fit(&backend, &job, te.as_ref(), &bar);
+    text_bar.finish_and_clear();
     bar.finish();
     let fit = result?;
     warn_all(&fit.warnings);

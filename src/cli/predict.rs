@@ -6,14 +6,17 @@ use clap::Args;
 
 use segmix::backend::CpuBackend;
 use segmix::model::ModelFile;
-use segmix::pipeline;
+use segmix::pipeline::{self, TextEmbedder};
+
+use super::embed::{EmbedderArgs, advance, load_embedder, text_bar};
 
 use super::{Global, display, warn_all};
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
     /// model.json written by `segmix fit`.
-    pub model: PathBuf,
+    #[arg(value_name = "MODEL_JSON")]
+    pub model_json: PathBuf,
 
     /// New rows: a CSV with the model's columns (metric columns may be absent or empty).
     pub data: PathBuf,
@@ -22,15 +25,29 @@ pub struct PredictArgs {
     #[arg(long, short, value_name = "FILE")]
     pub out: PathBuf,
 
-    /// Precomputed text vectors for the new rows (required when the model has a text block).
+    /// Precomputed text vectors for the new rows. Without it, a model fitted with the sentence
+    /// embedder embeds the text column itself (with the same model, checked by SHA-256).
     #[arg(long, value_name = "FILE")]
     pub embeddings: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
 }
 
 pub fn run(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
-    let model = ModelFile::load(&a.model)?;
+    let model = ModelFile::load(&a.model_json)?;
     let backend = CpuBackend::new();
-    let pred = pipeline::predict(&backend, &model, &a.data, a.embeddings.as_deref())?;
+    let loaded = if a.embeddings.is_none() && pipeline::model_embedder(&model).is_some() {
+        Some(load_embedder(&a.embedder, g)?)
+    } else {
+        None
+    };
+    let text_bar = text_bar(g.quiet);
+    let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);
+    let te = loaded.as_ref().map(|(e, c)| TextEmbedder { embedder: e, cache: c.as_ref(), progress: &advance_bar });
+    let pred = pipeline::predict(&backend, &model, &a.data, a.embeddings.as_deref(), te.as_ref());
+    text_bar.finish_and_clear();
+    let pred = pred?;
     warn_all(&pred.warnings);
     pipeline::write_prediction(&a.out, &pred)?;
     if !g.quiet {

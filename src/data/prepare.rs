@@ -37,8 +37,11 @@ pub struct NumericSchema {
 pub struct TextSchema {
     /// The text column, when one was named.
     pub column: Option<String>,
-    /// Where the vectors came from: `"embeddings-file"` (or an embedder, later).
+    /// Where the vectors came from: `"embeddings-file"` or `"embedder"`.
     pub source: String,
+    /// The sentence transformer that made the vectors, when segmix embedded the text itself.
+    #[serde(default)]
+    pub embedder: Option<crate::embed::EmbedderInfo>,
     pub pca: Pca,
     /// Standard deviation of each PCA score (√eigenvalue) used to standardize it.
     pub scale: Vec<f64>,
@@ -106,6 +109,7 @@ impl Schema {
                 Some(TextSchema {
                     column: table.text.as_ref().map(|t| t.name.clone()),
                     source: "embeddings-file".into(),
+                    embedder: None,
                     pca,
                     scale,
                 })
@@ -142,7 +146,11 @@ impl Schema {
 
         if let Some(ts) = &self.text {
             let (path, m) = emb.ok_or_else(|| {
-                Error::config("the model was fitted with embeddings; pass --embeddings FILE with one vector per row")
+                Error::config(if ts.embedder.is_some() {
+                    "the model embeds its text column with a sentence transformer, which was not loaded"
+                } else {
+                    "the model was fitted with precomputed embeddings; pass --embeddings FILE with one vector per row"
+                })
             })?;
             check_rows(path, m, n)?;
             if m.cols != ts.pca.dim {

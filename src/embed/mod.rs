@@ -13,6 +13,7 @@
 pub mod bert;
 pub mod cache;
 pub mod resolve;
+pub mod tiny;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

