@@ -212,16 +212,23 @@ impl Schema {
                     if unknown.len() > 10 { ", …" } else { "" }
                 ));
             }
-            if !col.present {
-                warnings.push(format!(
-                    "column {:?} is not in {}; it is treated as missing",
-                    cs.name,
-                    table.path.display()
-                ));
-            }
         }
-        for c in table.numeric.iter().filter(|c| !c.present) {
-            warnings.push(format!("column {:?} is not in {}; it is treated as missing", c.name, table.path.display()));
+        let absent: Vec<String> = table
+            .categorical
+            .iter()
+            .map(|c| (&c.name, c.present))
+            .chain(table.numeric.iter().map(|c| (&c.name, c.present)))
+            .filter(|(_, present)| !present)
+            .map(|(name, _)| format!("{name:?}"))
+            .collect();
+        if !absent.is_empty() {
+            warnings.push(format!(
+                "{} {} {} not in {}; treated as missing",
+                if absent.len() == 1 { "column" } else { "columns" },
+                absent.join(", "),
+                if absent.len() == 1 { "is" } else { "are" },
+                table.path.display()
+            ));
         }
 
         let empty_rows = (0..n)
