@@ -10,9 +10,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
+use super::ops::{BiasGelu, BiasResidualLayerNorm, MaskedSoftmax};
 use crate::error::{Error, Result};
 
 /// The fields of a Hugging Face `config.json` the encoder needs.
@@ -62,39 +63,34 @@ fn ctx(what: &str) -> impl Fn(candle_core::Error) -> Error + '_ {
     move |e| Error::Embedder(format!("{what}: {e}"))
 }
 
+/// A PyTorch `Linear`, weight stored transposed ([in, out], contiguous); the bias is applied by
+/// the fused op that follows the product.
 struct Linear {
-    /// [in, out], contiguous.
     w: Tensor,
-    b: Tensor,
-}
-
-impl Linear {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.matmul(&self.w)?.broadcast_add(&self.b)
-    }
+    b: Vec<f32>,
 }
 
 struct LayerNorm {
-    w: Tensor,
-    b: Tensor,
-    eps: f64,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    eps: f32,
 }
 
 impl LayerNorm {
-    /// y = (x − mean) / √(var + ε) · w + b over the last dimension of [N, H].
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        let y = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        y.broadcast_mul(&self.w)?.broadcast_add(&self.b)
+    /// LayerNorm(x + bias + residual), one fused pass.
+    fn forward(&self, x: &Tensor, bias: &[f32], residual: &Tensor) -> candle_core::Result<Tensor> {
+        x.apply_op2_no_bwd(
+            residual,
+            &BiasResidualLayerNorm { bias, gamma: &self.gamma, beta: &self.beta, eps: self.eps },
+        )
     }
 }
 
 struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// Q, K and V projections side by side: [H, 3H].
+    qkv: Tensor,
+    /// Their biases, [3H].
+    qkv_b: Tensor,
     o: Linear,
     ln_attn: LayerNorm,
     up: Linear,
@@ -116,18 +112,33 @@ impl Weights {
             self.tensors.remove(&key).ok_or_else(|| Error::Embedder(format!("the weights have no tensor {key:?}")))?;
         t.to_dtype(DType::F32).map_err(ctx(name))
     }
+    fn vector(&mut self, name: &str) -> Result<Vec<f32>> {
+        self.take(name)?.to_vec1::<f32>().map_err(ctx(name))
+    }
     /// A PyTorch `Linear` ([out, in] weight), stored transposed.
     fn linear(&mut self, name: &str) -> Result<Linear> {
         let w = self.take(&format!("{name}.weight"))?;
         let w = w.t().and_then(|w| w.contiguous()).map_err(ctx(name))?;
-        Ok(Linear { w, b: self.take(&format!("{name}.bias"))? })
+        Ok(Linear { w, b: self.vector(&format!("{name}.bias"))? })
     }
     fn layer_norm(&mut self, name: &str) -> Result<LayerNorm> {
         Ok(LayerNorm {
-            w: self.take(&format!("{name}.weight"))?,
-            b: self.take(&format!("{name}.bias"))?,
-            eps: self.eps,
+            gamma: self.vector(&format!("{name}.weight"))?,
+            beta: self.vector(&format!("{name}.bias"))?,
+            eps: self.eps as f32,
         })
+    }
+    /// Q, K, V weights side by side ([H, 3H]) and their biases ([3H]).
+    fn qkv(&mut self, prefix: &str) -> Result<(Tensor, Tensor)> {
+        let mut ws = Vec::new();
+        let mut bs = Vec::new();
+        for part in ["query", "key", "value"] {
+            ws.push(self.take(&format!("{prefix}.attention.self.{part}.weight"))?);
+            bs.push(self.take(&format!("{prefix}.attention.self.{part}.bias"))?);
+        }
+        let w = Tensor::cat(&ws, 0).and_then(|w| w.t()?.contiguous()).map_err(ctx("qkv"))?;
+        let b = Tensor::cat(&bs, 0).map_err(ctx("qkv bias"))?;
+        Ok((w, b))
     }
 }
 
@@ -138,6 +149,7 @@ pub struct Bert {
     position: Tensor,
     token_type0: Tensor,
     ln_emb: LayerNorm,
+    zeros: Vec<f32>,
     layers: Vec<Layer>,
     device: Device,
 }
@@ -173,10 +185,10 @@ impl Bert {
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("encoder.layer.{l}");
+            let (qkv, qkv_b) = w.qkv(&p)?;
             layers.push(Layer {
-                q: w.linear(&format!("{p}.attention.self.query"))?,
-                k: w.linear(&format!("{p}.attention.self.key"))?,
-                v: w.linear(&format!("{p}.attention.self.value"))?,
+                qkv,
+                qkv_b,
                 o: w.linear(&format!("{p}.attention.output.dense"))?,
                 ln_attn: w.layer_norm(&format!("{p}.attention.output.LayerNorm"))?,
                 up: w.linear(&format!("{p}.intermediate.dense"))?,
@@ -198,7 +210,8 @@ impl Bert {
                 config.vocab_size
             )));
         }
-        Ok(Bert { config, word, position, token_type0, ln_emb, layers, device: Device::Cpu })
+        let zeros = vec![0.0; h];
+        Ok(Bert { config, word, position, token_type0, ln_emb, zeros, layers, device: Device::Cpu })
     }
 
     /// Hidden states [B, L, H] of a batch of token ids (B × L, row-major, padded) with its
@@ -211,28 +224,27 @@ impl Bert {
         let (h, a) = (self.config.hidden_size, self.config.num_attention_heads);
         let dh = h / a;
         let ids_t = Tensor::from_slice(ids, b * l, &self.device)?;
-        let pos = self.position.narrow(0, 0, l)?;
-        let x = self.word.index_select(&ids_t, 0)?.reshape((b, l, h))?;
-        let x = x.broadcast_add(&pos)?.broadcast_add(&self.token_type0)?.reshape((b * l, h))?;
-        let mut x = self.ln_emb.forward(&x)?;
-        // Additive mask: 0 for tokens, a large negative number for padding, per key position.
+        // Embeddings: LayerNorm(word + position + token type 0).
+        let pos = self.position.narrow(0, 0, l)?.broadcast_add(&self.token_type0)?;
+        let pos = pos.unsqueeze(0)?.broadcast_as((b, l, h))?.contiguous()?.reshape((b * l, h))?;
+        let word = self.word.index_select(&ids_t, 0)?;
+        let mut x = self.ln_emb.forward(&word, &self.zeros, &pos)?;
+        // Additive mask per key position: 0 for tokens, a large negative number for padding.
         let bias: Vec<f32> = mask.iter().map(|&m| if m == 0 { -1e30 } else { 0.0 }).collect();
-        let bias = Tensor::from_vec(bias, (b, 1, 1, l), &self.device)?;
-        let scale = 1.0 / (dh as f64).sqrt();
-        let heads =
-            |t: Tensor| -> candle_core::Result<Tensor> { t.reshape((b, l, a, dh))?.transpose(1, 2)?.contiguous() };
+        let softmax = MaskedSoftmax { mask: &bias, len: l, heads: a, scale: 1.0 / (dh as f32).sqrt() };
         for layer in &self.layers {
-            let q = heads(layer.q.forward(&x)?)?;
-            let k = heads(layer.k.forward(&x)?)?;
-            let v = heads(layer.v.forward(&x)?)?;
-            // softmax(Q Kᵀ / √d_h + mask) V, with the row maximum subtracted.
-            let s = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * scale)?.broadcast_add(&bias)?;
-            let s = s.broadcast_sub(&s.max_keepdim(D::Minus1)?)?.exp()?;
-            let p = s.broadcast_div(&s.sum_keepdim(D::Minus1)?)?;
+            // [B·L, 3H] → three [B, A, L, d_h] head tensors.
+            let qkv = x.matmul(&layer.qkv)?.broadcast_add(&layer.qkv_b)?.reshape((b, l, 3, a, dh))?;
+            let head = |i: usize| -> candle_core::Result<Tensor> {
+                qkv.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()
+            };
+            let (q, k, v) = (head(0)?, head(1)?, head(2)?);
+            // softmax(Q Kᵀ / √d_h + mask) V
+            let p = q.matmul(&k.transpose(2, 3)?.contiguous()?)?.apply_op1_no_bwd(&softmax)?;
             let ctx = p.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b * l, h))?;
-            let attn = layer.ln_attn.forward(&(layer.o.forward(&ctx)? + &x)?)?;
-            let up = layer.up.forward(&attn)?.gelu_erf()?;
-            x = layer.ln_out.forward(&(layer.down.forward(&up)? + &attn)?)?;
+            let attn = layer.ln_attn.forward(&ctx.matmul(&layer.o.w)?, &layer.o.b, &x)?;
+            let up = attn.matmul(&layer.up.w)?.apply_op1_no_bwd(&BiasGelu { bias: &layer.up.b })?;
+            x = layer.ln_out.forward(&up.matmul(&layer.down.w)?, &layer.down.b, &attn)?;
         }
         x.reshape((b, l, h))
     }

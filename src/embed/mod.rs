@@ -12,6 +12,7 @@
 
 pub mod bert;
 pub mod cache;
+pub mod ops;
 pub mod resolve;
 pub mod tiny;
 
