@@ -32,7 +32,8 @@ def short_texts(n, rng):
         t = g.TEXT[seg]
         fill = {"n": rng.choice([100, 500, 3000]), "item": rng.choice(g.ITEMS), "genre": rng.choice(g.GENRES),
                 "year": rng.choice([2003, 2009]), "fps": 60, "mins": 5}
-        out.append(f"{rng.choice(t['hook']).format(**fill)} {rng.choice(t['cta'])} #{len(out)}")
+        extra = f" {rng.choice(g.SHARED)}" if rng.random() < 0.6 else ""
+        out.append(f"{rng.choice(t['hook']).format(**fill)} {rng.choice(t['cta'])}{extra} #{len(out)}")
     return out
 
 

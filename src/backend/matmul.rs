@@ -6,12 +6,26 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+/// Element types the product runs on.
+pub trait Scalar: 'static + Copy {
+    const ZERO: Self;
+    const ONE: Self;
+}
+impl Scalar for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+impl Scalar for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
 /// C = A B (`accumulate == false`) or C += A B (`accumulate == true`), single-threaded (the
-/// callers already run one block per thread).
+/// callers already run one block per thread). Views may have any strides.
 ///
 /// # Panics
 /// When the shapes do not agree.
-pub fn matmul(c: &mut ArrayViewMut2<f64>, a: &ArrayView2<f64>, b: &ArrayView2<f64>, accumulate: bool) {
+pub fn matmul<T: Scalar>(c: &mut ArrayViewMut2<T>, a: &ArrayView2<T>, b: &ArrayView2<T>, accumulate: bool) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     assert_eq!(k, k2, "matmul: inner dimensions differ");
@@ -21,7 +35,7 @@ pub fn matmul(c: &mut ArrayViewMut2<f64>, a: &ArrayView2<f64>, b: &ArrayView2<f6
     }
     if k == 0 {
         if !accumulate {
-            c.fill(0.0);
+            c.fill(T::ZERO);
         }
         return;
     }
@@ -48,8 +62,8 @@ pub fn matmul(c: &mut ArrayViewMut2<f64>, a: &ArrayView2<f64>, b: &ArrayView2<f6
             b.as_ptr(),
             b_cs,
             b_rs,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
+            if accumulate { T::ONE } else { T::ZERO },
+            T::ONE,
             false,
             false,
             false,

@@ -13,7 +13,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
-use super::ops::{BiasGelu, BiasResidualLayerNorm, MaskedSoftmax};
+use super::ops::{BiasGelu, BiasResidualLayerNorm, FusedAttention};
 use crate::error::{Error, Result};
 
 /// The fields of a Hugging Face `config.json` the encoder needs.
@@ -231,17 +231,10 @@ impl Bert {
         let mut x = self.ln_emb.forward(&word, &self.zeros, &pos)?;
         // Additive mask per key position: 0 for tokens, a large negative number for padding.
         let bias: Vec<f32> = mask.iter().map(|&m| if m == 0 { -1e30 } else { 0.0 }).collect();
-        let softmax = MaskedSoftmax { mask: &bias, len: l, heads: a, scale: 1.0 / (dh as f32).sqrt() };
+        let attention = FusedAttention { mask: &bias, len: l, heads: a, scale: 1.0 / (dh as f32).sqrt() };
         for layer in &self.layers {
-            // [B·L, 3H] → three [B, A, L, d_h] head tensors.
-            let qkv = x.matmul(&layer.qkv)?.broadcast_add(&layer.qkv_b)?.reshape((b, l, 3, a, dh))?;
-            let head = |i: usize| -> candle_core::Result<Tensor> {
-                qkv.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()
-            };
-            let (q, k, v) = (head(0)?, head(1)?, head(2)?);
-            // softmax(Q Kᵀ / √d_h + mask) V
-            let p = q.matmul(&k.transpose(2, 3)?.contiguous()?)?.apply_op1_no_bwd(&softmax)?;
-            let ctx = p.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b * l, h))?;
+            let qkv = x.matmul(&layer.qkv)?.broadcast_add(&layer.qkv_b)?;
+            let ctx = qkv.apply_op1_no_bwd(&attention)?;
             let attn = layer.ln_attn.forward(&ctx.matmul(&layer.o.w)?, &layer.o.b, &x)?;
             let up = attn.matmul(&layer.up.w)?.apply_op1_no_bwd(&BiasGelu { bias: &layer.up.b })?;
             x = layer.ln_out.forward(&up.matmul(&layer.down.w)?, &layer.down.b, &attn)?;

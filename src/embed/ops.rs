@@ -4,10 +4,14 @@
 //!
 //! * [`BiasGelu`]: y = GELU(x + b), with GELU(z) = ½ z (1 + erf(z/√2)) and a vectorisable erf;
 //! * [`BiasResidualLayerNorm`]: y = LayerNorm(x + b + r) over the last dimension;
-//! * [`MaskedSoftmax`]: attention probabilities softmax_j(s_ij · scale + mask_j) per row.
+//! * [`FusedAttention`]: multi-head self-attention with the padding mask, straight from the
+//!   Q/K/V projection to the context.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
+
+use crate::backend::matmul::matmul;
 
 type OpResult = candle_core::Result<(CpuStorage, Shape)>;
 
@@ -106,45 +110,64 @@ impl CustomOp2 for BiasResidualLayerNorm<'_> {
     }
 }
 
-/// Attention probabilities for scores [B, A, L, L]: p_ij = softmax_j(s_ij · scale + mask_bj)
-/// with mask_b (length L per text) 0 for tokens and −∞-like for padding; the row maximum is
-/// subtracted before exponentiating.
+/// Multi-head self-attention over a batch, fused: reads Q, K, V from the projection
+/// `[B·L, 3H]` (the three side by side, heads contiguous within each) and writes the context
+/// `[B·L, H]`. Per text (in parallel) and head: S = Q Kᵀ · scale + mask, P = softmax(S) by row
+/// with its maximum subtracted, context = P V — two small GEMMs and one pass, with no head
+/// transposes.
 #[derive(Debug)]
-pub struct MaskedSoftmax<'a> {
-    /// B × L additive mask.
+pub struct FusedAttention<'a> {
+    /// B × L additive mask: 0 for tokens, a large negative number for padding.
     pub mask: &'a [f32],
     pub len: usize,
     pub heads: usize,
     pub scale: f32,
 }
 
-impl CustomOp1 for MaskedSoftmax<'_> {
+impl CustomOp1 for FusedAttention<'_> {
     fn name(&self) -> &'static str {
-        "masked-softmax"
+        "fused-attention"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> OpResult {
         let x = f32_slice(s, l, self.name())?;
-        let len = self.len;
-        let rows_per_text = self.heads * len;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(len * len).zip(x.par_chunks(len * len)).enumerate().for_each(|(head, (o, x))| {
-            let mask = &self.mask[(head * len / rows_per_text) * len..][..len];
-            for (orow, xrow) in o.chunks_exact_mut(len).zip(x.chunks_exact(len)) {
-                let mut m = f32::NEG_INFINITY;
-                for ((ov, &xv), &mk) in orow.iter_mut().zip(xrow).zip(mask) {
-                    *ov = xv * self.scale + mk;
-                    m = m.max(*ov);
+        let (rows, h3) = l.shape().dims2()?;
+        let (len, heads) = (self.len, self.heads);
+        let h = h3 / 3;
+        let dh = h / heads;
+        if h3 != 3 * h || h != heads * dh || rows % len != 0 || self.mask.len() != rows {
+            return Err(candle_core::Error::Msg("fused attention: shapes do not agree".into()));
+        }
+        let mut out = vec![0f32; rows * h];
+        out.par_chunks_mut(len * h).enumerate().for_each(|(b, o)| {
+            let base = b * len * h3;
+            let mask = &self.mask[b * len..(b + 1) * len];
+            let mut p = Array2::<f32>::zeros((len, len));
+            let view =
+                |off: usize| ArrayView2::from_shape((len, dh).strides((h3, 1)), &x[base + off..]).expect("head view");
+            for a in 0..heads {
+                let (q, k, v) = (view(a * dh), view(h + a * dh), view(2 * h + a * dh));
+                matmul(&mut p.view_mut(), &q, &k.t(), false);
+                for mut row in p.rows_mut() {
+                    let row = row.as_slice_mut().expect("contiguous row");
+                    let mut m = f32::NEG_INFINITY;
+                    for (v, &mk) in row.iter_mut().zip(mask) {
+                        *v = *v * self.scale + mk;
+                        m = m.max(*v);
+                    }
+                    let mut sum = 0f32;
+                    for v in row.iter_mut() {
+                        *v = (*v - m).exp();
+                        sum += *v;
+                    }
+                    let inv = 1.0 / sum;
+                    row.iter_mut().for_each(|v| *v *= inv);
                 }
-                let mut sum = 0f32;
-                for ov in orow.iter_mut() {
-                    *ov = (*ov - m).exp();
-                    sum += *ov;
-                }
-                let inv = 1.0 / sum;
-                orow.iter_mut().for_each(|v| *v *= inv);
+                let mut ctx =
+                    ArrayViewMut2::from_shape((len, dh).strides((h, 1)), &mut o[a * dh..]).expect("context view");
+                matmul(&mut ctx, &p.view(), &v, false);
             }
         });
-        Ok((CpuStorage::F32(out), l.shape().clone()))
+        Ok((CpuStorage::F32(out), Shape::from((rows, h))))
     }
 }
 
