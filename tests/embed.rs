@@ -99,8 +99,8 @@ fn long_texts_are_truncated_and_counted() {
     let e = tiny(d.path(), "pooling_mode_mean_tokens");
     assert_eq!(e.info.max_length, 16);
     let long = "free gems ".repeat(20);
-    let out = embed(&e, &[Some(&long), Some("free gems")], None);
-    assert_eq!(out.truncated, 1);
+    let out = embed(&e, &[Some(&long), Some("free gems"), Some(&long)], None);
+    assert_eq!(out.truncated, 2, "rows are counted, duplicates included");
     assert!(row(&out, 0).iter().all(|v| v.is_finite()));
 }
 

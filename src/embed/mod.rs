@@ -65,7 +65,7 @@ pub struct Embedder {
 pub struct Embedded {
     /// One row per input text; all-NaN rows for missing texts.
     pub matrix: Matrix,
-    /// Texts that were longer than `max_length` tokens and were truncated.
+    /// Rows whose text was longer than `max_length` tokens and was truncated.
     pub truncated: usize,
     /// Distinct texts that went through the encoder (the rest were duplicates or cache hits).
     pub encoded: usize,
@@ -215,14 +215,16 @@ impl Embedder {
             None => todo.extend(0..unique.len()),
         }
         let total = todo.len();
-        let mut truncated = 0;
+        let mut was_truncated = vec![false; unique.len()];
         let mut finished = 0;
         done(0, total);
         for window in todo.chunks(WINDOW) {
             let inputs: Vec<&str> = window.iter().map(|&u| unique[u]).collect();
             let enc =
                 self.tokenizer.encode_batch(inputs, true).map_err(|e| Error::Embedder(format!("tokenizer: {e}")))?;
-            truncated += enc.iter().filter(|e| !e.get_overflowing().is_empty()).count();
+            for (&u, e) in window.iter().zip(&enc) {
+                was_truncated[u] = !e.get_overflowing().is_empty();
+            }
             let mut order: Vec<usize> = (0..enc.len()).collect();
             order.sort_by_key(|&i| enc[i].get_ids().len());
             let mut start = 0;
@@ -265,6 +267,7 @@ impl Embedder {
                 matrix.values[row * dim..(row + 1) * dim].copy_from_slice(&vectors[u * dim..(u + 1) * dim]);
             }
         }
+        let truncated = slot.iter().flatten().filter(|&&u| was_truncated[u]).count();
         Ok(Embedded { matrix, truncated, encoded: total })
     }
 }
