@@ -135,6 +135,12 @@ fn model_folders_are_checked() {
     write_tiny_model(&d.path().join("m"), 3, "pooling_mode_mean_tokens").unwrap();
     let ok = resolve_in(Some(&d.path().join("m")), None, d.path()).unwrap();
     assert!(ok.source.contains("--model"));
+    // A RoBERTa-style encoder is refused, not run with the wrong position ids.
+    let cfg = d.path().join("m/config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("\"bert\"", "\"xlm-roberta\"");
+    std::fs::write(&cfg, text).unwrap();
+    let err = resolve_in(Some(&d.path().join("m")), None, d.path()).unwrap_err().to_string();
+    assert!(err.contains("xlm-roberta") && err.contains("not supported"), "{err}");
 }
 
 #[test]

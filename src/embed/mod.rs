@@ -128,10 +128,15 @@ impl Embedder {
     /// As [`Embedder::from_dir`], with the weights' SHA-256 already known (checked by the caller).
     pub fn from_dir_with_sha(dir: &Path, name: Option<&str>, sha256: String) -> Result<Embedder> {
         let config: BertConfig = read_json(&dir.join("config.json"))?;
-        if let Some(t) =
-            config.model_type.as_deref().filter(|t| !matches!(*t, "bert" | "roberta" | "xlm-roberta" | "camembert"))
-        {
-            return Err(Error::Embedder(format!("{}: model_type {t:?} is not a BERT-family encoder", dir.display())));
+        // RoBERTa-style encoders (roberta, xlm-roberta, camembert, …) offset position ids by the
+        // padding index; this encoder implements BERT's positions only, so refuse them rather
+        // than produce wrong vectors.
+        if let Some(t) = config.model_type.as_deref().filter(|t| *t != "bert") {
+            return Err(Error::Embedder(format!(
+                "{}: model_type {t:?} is not supported; segmix runs BERT encoders (model_type \"bert\", e.g. \
+                 all-MiniLM-L6-v2 or paraphrase-multilingual-MiniLM-L12-v2)",
+                dir.display()
+            )));
         }
         let pooling = match dir.join("1_Pooling/config.json") {
             p if p.is_file() => {
