@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
-"""Sentence-embedding speed of segmix against sentence-transformers (PyTorch), same texts, same run.
+"""Sentence-embedding speed of segmix against sentence-transformers (PyTorch) and onnxruntime, same
+texts, same run.
 
 Two workloads, as in the embeddings issue:
   * 4,096 short ad-copy sentences (~25 tokens), drawn from the demo generator's phrase banks;
   * 512 long texts (~128 tokens).
 segmix: `segmix embed --no-cache` (the model load is excluded: segmix reports the embedding time).
 PyTorch: SentenceTransformer.encode(batch_size=64) after a warm-up, on the same cores.
-Both print texts/s; the ratio is segmix / PyTorch.
+onnxruntime (fp32, CPU provider, 2 intra-op threads): the model exported once with torch.onnx,
+then the same recipe as the others: sort by length, pad per batch of 64, masked mean pooling,
+L2 normalisation. Its vectors are checked against sentence-transformers' before it is timed.
+Each prints texts/s; the ratios are segmix / peer.
 
-Run:  cargo build --release && pip install sentence-transformers && python3 scripts/bench_embed.py
+Run:  cargo build --release && pip install sentence-transformers onnxruntime onnx
+      python3 scripts/bench_embed.py
 """
 
 import argparse
@@ -70,6 +75,57 @@ def torch_rate(model, texts, tokenizer_len):
     return len(texts) / (time.perf_counter() - t)
 
 
+def onnx_session(model_dir, work):
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModel
+
+    path = os.path.join(work, "minilm.onnx")
+    if not os.path.exists(path):
+        base = AutoModel.from_pretrained(model_dir).eval()
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
+
+            def forward(self, ids, mask, types):
+                return self.m(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+
+        ids = torch.ones((2, 8), dtype=torch.long)
+        axes = {k: {0: "b", 1: "l"} for k in ["input_ids", "attention_mask", "token_type_ids", "hidden"]}
+        torch.onnx.export(Wrapped(base), (ids, ids, torch.zeros_like(ids)), path, opset_version=17, dynamo=False,
+                          input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
+                          dynamic_axes=axes)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = os.cpu_count()
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def onnx_encode(session, tokenizer, texts, max_length=256, batch=64):
+    import numpy as np
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), 384), dtype=np.float32)
+    for s in range(0, len(order), batch):
+        idx = order[s:s + batch]
+        enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="np")
+        hidden = session.run(None, {"input_ids": enc["input_ids"].astype(np.int64),
+                                    "attention_mask": enc["attention_mask"].astype(np.int64),
+                                    "token_type_ids": enc["token_type_ids"].astype(np.int64)})[0]
+        m = enc["attention_mask"][..., None].astype(np.float32)
+        v = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+        out[idx] = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def onnx_rate(session, tokenizer, texts):
+    onnx_encode(session, tokenizer, texts[:64])
+    t = time.perf_counter()
+    onnx_encode(session, tokenizer, texts)
+    return len(texts) / (time.perf_counter() - t)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.expanduser(os.environ.get("SEGMIX_CACHE", "~/.cache/segmix")) + "/models/all-MiniLM-L6-v2")
@@ -86,12 +142,30 @@ def main():
     model = SentenceTransformer(a.model, device="cpu")
     tok = model.tokenizer
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {os.cpu_count()} cores")
+    session = None
+    try:
+        import numpy as np
+
+        session = onnx_session(a.model, a.work)
+        probe = ["Claim 500 free gems today!", "Team up with friends and rebuild your guild together."]
+        agree = (onnx_encode(session, tok, probe) * model.encode(probe, normalize_embeddings=True)).sum(1).min()
+        if agree < 0.9999:
+            sys.exit(f"onnxruntime vectors disagree with sentence-transformers (cosine {agree})")
+        import onnxruntime
+
+        print(f"onnxruntime {onnxruntime.__version__}, {os.cpu_count()} intra-op threads")
+    except ImportError as e:
+        print(f"onnxruntime not measured ({e}); pip install onnxruntime onnx")
     for name, texts in [("short", short_texts(a.short, rng)), ("long", long_texts(a.long, rng))]:
         mean_tokens = sum(len(tok(t)["input_ids"]) for t in texts[:512]) / min(512, len(texts))
         ours = segmix_rate(a.binary, texts, a.work, a.model)
         theirs = torch_rate(model, texts, None)
-        print(f"{name:5}: {len(texts)} texts, {mean_tokens:.0f} tokens on average: segmix {ours:.0f} texts/s, "
-              f"sentence-transformers (PyTorch) {theirs:.0f} texts/s, ratio {ours / theirs:.2f}")
+        line = (f"{name:5}: {len(texts)} texts, {mean_tokens:.0f} tokens on average: segmix {ours:.0f} texts/s | "
+                f"PyTorch {theirs:.0f} texts/s (ratio {ours / theirs:.2f})")
+        if session is not None:
+            ort_rate = onnx_rate(session, tok, texts)
+            line += f" | onnxruntime {ort_rate:.0f} texts/s (ratio {ours / ort_rate:.2f})"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":
