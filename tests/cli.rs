@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{repo_file, write};
+use crate::util::{grouped_vector_line, repo_file, write};
 
 fn segmix(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_segmix")).args(args).output().expect("run segmix")
@@ -143,10 +143,7 @@ fn embeddings_give_a_text_block_and_predict_requires_them() {
             if missing_text { "" } else { "some words" },
             g as f64 * 2.0 + rng.normal() * 0.3
         ));
-        let v: Vec<String> =
-            (0..6).map(|t| format!("{:.4}", if t == g { 1.0 } else { 0.0 } + rng.normal() * 0.05)).collect();
-        emb.push_str(&v.join(","));
-        emb.push('\n');
+        emb.push_str(&grouped_vector_line(g, 6, &mut rng));
     }
     let data = write(d.path(), "t.csv", &csv);
     let e = write(d.path(), "e.csv", &emb);
@@ -237,10 +234,7 @@ fn embeddings_alone_are_a_model() {
     for i in 0..90 {
         csv.push_str(&format!("{i}\n"));
         let g = i % 3;
-        let v: Vec<String> =
-            (0..5).map(|t| format!("{:.4}", if t == g { 1.0 } else { 0.0 } + rng.normal() * 0.05)).collect();
-        emb.push_str(&v.join(","));
-        emb.push('\n');
+        emb.push_str(&grouped_vector_line(g, 5, &mut rng));
     }
     let data = write(d.path(), "t.csv", &csv);
     let e = write(d.path(), "e.csv", &emb);

@@ -37,3 +37,11 @@ pub fn labels(resp: &[f64], k: usize) -> Vec<u32> {
 pub fn repo_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
+
+/// A CSV line of `dims` floats: 1 at position `group`, 0 elsewhere, plus N(0, 0.05²) noise —
+/// embeddings of texts that fall into clear groups.
+pub fn grouped_vector_line(group: usize, dims: usize, rng: &mut segmix::rng::Rng) -> String {
+    let v: Vec<String> =
+        (0..dims).map(|t| format!("{:.4}", if t == group { 1.0 } else { 0.0 } + rng.normal() * 0.05)).collect();
+    v.join(",") + "\n"
+}
