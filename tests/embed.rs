@@ -79,7 +79,7 @@ fn a_second_run_on_the_same_texts_is_served_from_the_cache() {
     let d = tempfile::tempdir().unwrap();
     let e = tiny(&d.path().join("m"), "pooling_mode_mean_tokens");
     let texts = [Some("free gems"), Some("classic guild"), Some("free gems")];
-    let cache = Cache::open(&d.path().join("cache"), &e.info.sha256, e.info.dim).unwrap();
+    let cache = Cache::open(&d.path().join("cache"), &e.info).unwrap();
     let first = embed(&e, &texts, Some(&cache));
     assert_eq!((first.encoded, cache.len()), (2, 2));
     let second = embed(&e, &texts, Some(&cache));
@@ -87,10 +87,15 @@ fn a_second_run_on_the_same_texts_is_served_from_the_cache() {
     assert_eq!(first.matrix.values, second.matrix.values);
     // The cache is on disk: a new process (a reopened cache) still hits.
     drop(cache);
-    let reopened = Cache::open(&d.path().join("cache"), &e.info.sha256, e.info.dim).unwrap();
+    let reopened = Cache::open(&d.path().join("cache"), &e.info).unwrap();
     let third = embed(&e, &[Some("classic guild"), Some("new game")], Some(&reopened));
     assert_eq!(third.encoded, 1);
     assert_eq!(row(&third, 0), row(&first, 1));
+    // Another truncation length is another embedder: nothing is served from this cache.
+    let mut info = e.info.clone();
+    info.max_length = 8;
+    let other = Cache::open(&d.path().join("cache"), &info).unwrap();
+    assert!(other.is_empty());
 }
 
 #[test]

@@ -49,11 +49,7 @@ pub fn load_embedder(args: &EmbedderArgs, g: &Global) -> anyhow::Result<(Embedde
         eprintln!("embedder: {}", resolved.source);
     }
     let e = resolved.embedder;
-    let cache = if args.no_cache {
-        None
-    } else {
-        Some(Cache::open(&cache_root().join("embeddings"), &e.info.sha256, e.info.dim)?)
-    };
+    let cache = if args.no_cache { None } else { Some(Cache::open(&cache_root().join("embeddings"), &e.info)?) };
     Ok((e, cache))
 }
 

@@ -1,7 +1,7 @@
-//! On-disk embedding cache: vectors keyed by (model SHA-256, SHA-256 of the text), so a second
-//! fit on the same texts embeds nothing.
+//! On-disk embedding cache: vectors keyed by the embedder (weights' SHA-256, pooling, maximum
+//! length) and the SHA-256 of the text, so a second fit on the same texts embeds nothing.
 //!
-//! One append-only file per model, `<dir>/<first 16 hex of the model SHA>.vec`:
+//! One append-only file per embedder, `<dir>/<first 16 hex of the model SHA>-<pooling>-<max length>.vec`:
 //! an 8-byte magic `SEGMIXV1`, the dimension as u32 LE, then records of
 //! [32-byte text hash | dim × f32 LE]. Appends are whole-record writes to a file opened for
 //! appending; a torn last record (a crash mid-write) is ignored on load.
@@ -13,6 +13,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
+use super::EmbedderInfo;
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"SEGMIXV1";
@@ -39,10 +40,14 @@ fn text_hash(text: &str) -> [u8; 32] {
 }
 
 impl Cache {
-    /// Opens (or creates) the cache of the model with SHA-256 `model_sha` in folder `dir`.
-    pub fn open(dir: &Path, model_sha: &str, dim: usize) -> Result<Cache> {
+    /// Opens (or creates) the cache of an embedder in folder `dir`.
+    pub fn open(dir: &Path, info: &EmbedderInfo) -> Result<Cache> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let path = dir.join(format!("{}.vec", &model_sha[..model_sha.len().min(16)]));
+        let sha = &info.sha256[..info.sha256.len().min(16)];
+        let pooling =
+            serde_json::to_value(info.pooling).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let path = dir.join(format!("{sha}-{pooling}-{}.vec", info.max_length));
+        let dim = info.dim;
         let io = |e| Error::io(&path, e);
         let mut file = std::fs::OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io)?;
         let mut len = file.metadata().map_err(io)?.len();
