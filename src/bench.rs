@@ -7,9 +7,8 @@ use serde::Serialize;
 
 use crate::backend::{Backend, MixtureData};
 use crate::error::{Error, Result};
-use crate::mixture::CovType;
-use crate::mixture::init::{InitFeatures, kmeans};
-use crate::mixture::params::Params;
+use crate::mixture::em::{FitConfig, Run, start_run};
+use crate::mixture::init::InitFeatures;
 use crate::rng::Rng;
 
 /// A table drawn from a known mixture.
@@ -117,24 +116,15 @@ pub fn time_iteration<B: Backend>(
     }
     let dev = backend.upload(data)?;
     let feat = InitFeatures::new(data);
-    // A cheap start: k-means on a sample, then one M-step from the hard labels.
-    let km = kmeans(&feat, k, &mut Rng::new(seed));
-    let mut hard = vec![0.0; data.n * k];
-    for (i, &c) in km.labels.iter().enumerate() {
-        hard[i * k + c as usize] = 1.0;
-    }
-    let mut resp = backend.alloc_resp(&dev, k)?;
-    backend.set_resp(&dev, &mut resp, &hard)?;
+    // Start where a fit's first iteration starts: k-means++, then one M-step from its labels.
+    let cfg = FitConfig { k_min: k, k_max: k, n_init: 1, seed, ..FitConfig::default() };
+    let Run { mut theta, mut resp, .. } = start_run(backend, &dev, data, &feat, k, 1, &cfg)?;
     let p = data.p;
-    let theta0 = Params::initial(data, k, &km.centers, CovType::Full, 1e-6);
-    let kp0 = theta0.kernel_params(&data.patterns).map_err(|_| Error::Numerical("initial parameters".into()))?;
-    let stats = backend.m_stats(&dev, &kp0, &resp)?;
-    let (mut theta, _) = theta0.m_step(&stats, &data.patterns, data.n)?;
 
     let (mut kp_t, mut e_t, mut m_t, mut fused_t, mut h_t, mut all) = (vec![], vec![], vec![], vec![], vec![], vec![]);
     for rep in 0..=reps {
         // The separate kernels, for the per-kernel columns.
-        let kp = theta.kernel_params(&data.patterns).map_err(|_| Error::Numerical("covariance not PD".into()))?;
+        let kp = theta.kernel_params(&data.patterns)?;
         let t = Instant::now();
         backend.e_step(&dev, &kp, &mut resp)?;
         let te = t.elapsed().as_secs_f64();
@@ -142,7 +132,7 @@ pub fn time_iteration<B: Backend>(
         let tm = t.elapsed().as_secs_f64() - te;
         // One EM iteration as the driver runs it.
         let t = Instant::now();
-        let kp = theta.kernel_params(&data.patterns).map_err(|_| Error::Numerical("covariance not PD".into()))?;
+        let kp = theta.kernel_params(&data.patterns)?;
         let t1 = t.elapsed().as_secs_f64();
         let (_, stats) = backend.e_step_stats(&dev, &kp, &mut resp)?;
         let t2 = t.elapsed().as_secs_f64();

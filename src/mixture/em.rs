@@ -125,24 +125,15 @@ impl Sweep {
     }
 }
 
-fn kernel_params(theta: &Params, data: &MixtureData) -> Result<KernelParams> {
-    theta.kernel_params(&data.patterns).map_err(|k| {
-        Error::Numerical(format!(
-            "class {}: covariance is not positive definite; increase --reg or decrease --k",
-            k + 1
-        ))
-    })
-}
-
 /// Memory for the responsibilities of fits that run in lockstep (n × ΣK × 8 bytes).
 const LOCKSTEP_BYTES: usize = 1 << 30;
 
 /// A fit in progress.
-struct Run<R> {
+pub(crate) struct Run<R> {
     k: usize,
     restart: usize,
-    theta: Params,
-    resp: R,
+    pub(crate) theta: Params,
+    pub(crate) resp: R,
     trace: Vec<f64>,
     events: Vec<MStepEvent>,
     iterations: usize,
@@ -156,7 +147,7 @@ struct Run<R> {
 }
 
 /// k-means++ initialisation and the first M-step from its hard labels.
-fn start_run<B: Backend>(
+pub(crate) fn start_run<B: Backend>(
     backend: &B,
     dev: &B::Data,
     data: &MixtureData,
@@ -177,7 +168,7 @@ fn start_run<B: Backend>(
     backend.set_resp(dev, &mut resp, &hard)?;
     drop(hard);
     let theta0 = Params::initial(data, k, &km.centers, cfg.cov_type, cfg.reg);
-    let stats = backend.m_stats(dev, &kernel_params(&theta0, data)?, &resp)?;
+    let stats = backend.m_stats(dev, &theta0.kernel_params(&data.patterns)?, &resp)?;
     let (theta, events) = theta0.m_step(&stats, &data.patterns, n)?;
     Ok(Run {
         k,
@@ -218,7 +209,7 @@ pub fn fit_runs<B: Backend>(
         if active.is_empty() {
             break;
         }
-        let kps = active.iter().map(|r| kernel_params(&r.theta, data)).collect::<Result<Vec<_>>>()?;
+        let kps = active.iter().map(|r| r.theta.kernel_params(&data.patterns)).collect::<Result<Vec<_>>>()?;
         let total_k: usize = active.iter().map(|r| r.k).sum();
         let t = Instant::now();
         let mut active = active;
@@ -369,7 +360,7 @@ pub fn fit_sweep<B: Backend>(
     // The winner's posteriors come from the same single-model E-step `predict` runs, so a model
     // scores its training rows exactly as `assignments.csv` says.
     let mut resp = backend.alloc_resp(&dev, params.k)?;
-    backend.e_step(&dev, &kernel_params(&params, data)?, &mut resp)?;
+    backend.e_step(&dev, &params.kernel_params(&data.patterns)?, &mut resp)?;
     let posteriors = backend.read_posteriors(&dev, &resp)?;
     Ok(Sweep { runs, best, params, posteriors, criterion: cfg.criterion })
 }

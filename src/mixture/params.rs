@@ -109,9 +109,9 @@ impl Params {
 
     /// Lays the parameters out for the kernels: log weights, log α, means, and per (pattern,
     /// class) the embedded precision Cholesky factor, its log normaliser and the fill matrix A.
-    /// Fails with the class index when a covariance (or a principal sub-matrix) is not
-    /// positive definite.
-    pub fn kernel_params(&self, patterns: &[Vec<bool>]) -> std::result::Result<KernelParams, usize> {
+    /// Fails, naming the class, when a covariance (or a principal sub-matrix) is not positive
+    /// definite.
+    pub fn kernel_params(&self, patterns: &[Vec<bool>]) -> Result<KernelParams> {
         let (k, p) = (self.k, self.p);
         let pp = p * p;
         let np = patterns.len();
@@ -120,7 +120,12 @@ impl Params {
         let mut fill = vec![0.0; np * k * pp];
         for (o, mask) in patterns.iter().enumerate() {
             for kk in 0..k {
-                let cond = conditional(self.covariance(kk), p, mask).ok_or(kk)?;
+                let cond = conditional(self.covariance(kk), p, mask).ok_or_else(|| {
+                    Error::Numerical(format!(
+                        "class {}: covariance is not positive definite; increase --reg or decrease --k",
+                        kk + 1
+                    ))
+                })?;
                 let no = cond.obs.len();
                 let at = (o * k + kk) * pp;
                 // U_o = L_oo⁻ᵀ embedded at the observed rows and columns.

@@ -16,14 +16,12 @@ use rayon::prelude::*;
 
 use super::params::Params;
 use crate::backend::{Backend, MixtureData, Posteriors};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Posteriors and row log-likelihoods of every row under `params`.
 pub fn posteriors<B: Backend>(backend: &B, data: &MixtureData, params: &Params) -> Result<Posteriors> {
     let dev = backend.upload(data)?;
-    let kp = params
-        .kernel_params(&data.patterns)
-        .map_err(|k| Error::Numerical(format!("class {}: covariance is not positive definite", k + 1)))?;
+    let kp = params.kernel_params(&data.patterns)?;
     let mut resp = backend.alloc_resp(&dev, params.k)?;
     backend.e_step(&dev, &kp, &mut resp)?;
     backend.read_posteriors(&dev, &resp)
@@ -44,9 +42,7 @@ pub fn expected_coordinate<B: Backend>(backend: &B, data: &MixtureData, params: 
     }
     masked.set_patterns(&observed);
     let post = posteriors(backend, &masked, params)?;
-    let kp = params
-        .kernel_params(&masked.patterns)
-        .map_err(|k| Error::Numerical(format!("class {}: covariance is not positive definite", k + 1)))?;
+    let kp = params.kernel_params(&masked.patterns)?;
     Ok((0..n)
         .into_par_iter()
         .map(|i| {
