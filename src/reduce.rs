@@ -80,15 +80,4 @@ impl Pca {
         }
         backend.project(x, n, self.dim, &self.mean, &w, d)
     }
-
-    /// Maps reduced scores back to the embedding space: m + z Wᵀ.
-    pub fn inverse(&self, z: &[f64]) -> Vec<f64> {
-        let mut out = self.mean.clone();
-        for (c, axis) in self.components.iter().enumerate() {
-            for (o, a) in out.iter_mut().zip(axis) {
-                *o += z[c] * a;
-            }
-        }
-        out
-    }
 }
