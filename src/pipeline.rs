@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::backend::{Backend, Posteriors};
 use crate::data::embeddings::{Matrix, read_matrix};
-use crate::data::prepare::Schema;
+use crate::data::prepare::{Schema, mask_missing_text};
 use crate::data::{Roles, Strictness, Table, read_table};
 use crate::embed::cache::Cache;
 use crate::embed::{Embedder, EmbedderInfo};
@@ -36,8 +36,12 @@ pub struct FitOutput {
     pub warnings: Vec<String>,
 }
 
-fn load_embeddings(path: Option<&Path>) -> Result<Option<(PathBuf, Matrix)>> {
-    path.map(|p| read_matrix(p).map(|m| (p.to_path_buf(), m))).transpose()
+/// Reads an embeddings file for `table`, with the rows of missing texts masked once, in place.
+fn load_embeddings(path: Option<&Path>, table: &Table) -> Result<Option<(PathBuf, Matrix)>> {
+    let Some(p) = path else { return Ok(None) };
+    let mut m = read_matrix(p)?;
+    mask_missing_text(table, &mut m);
+    Ok(Some((p.to_path_buf(), m)))
 }
 
 /// A sentence embedder for the text column, with its cache and a progress callback
@@ -107,7 +111,7 @@ pub fn fit<B: Backend>(
             warnings.extend(truncation_warning(truncated, te));
             Some((PathBuf::from(EMBEDDER_LABEL), m))
         }
-        _ => load_embeddings(job.embeddings.as_deref())?,
+        _ => load_embeddings(job.embeddings.as_deref(), &table)?,
     };
     let emb_ref = emb.as_ref().map(|(p, m)| (p.as_path(), m));
     let (mut schema, w1) = Schema::fit(backend, &table, emb_ref, job.pca_dims)?;
@@ -185,7 +189,7 @@ pub fn predict<B: Backend>(
     let table = read_table(data, &roles, Strictness::Predict)?;
     let mut warnings = Vec::new();
     let emb = match (embeddings, model_embedder(model), embedder) {
-        (Some(path), _, _) => load_embeddings(Some(path))?,
+        (Some(path), _, _) => load_embeddings(Some(path), &table)?,
         (None, Some(fitted), Some(te)) => {
             if te.embedder.info.sha256 != fitted.sha256 {
                 return Err(Error::Embedder(format!(

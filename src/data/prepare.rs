@@ -263,17 +263,26 @@ fn check_rows(path: &Path, m: &Matrix, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// Rows whose text cell is missing have no text block, whatever vector the file holds.
-fn mask_text(table: &Table, m: &Matrix) -> Option<Vec<f32>> {
-    let text = table.text.as_ref()?;
-    if text.values.iter().all(Option::is_some) {
-        return None;
-    }
-    let mut v = m.values.clone();
+/// Rows whose text cell is missing have no text block, whatever vector the file holds: sets
+/// their vectors to NaN in place. Does nothing when the row counts differ (the schema reports
+/// that with the file's name).
+pub fn mask_missing_text(table: &Table, m: &mut Matrix) {
+    let Some(text) = table.text.as_ref().filter(|_| m.rows == table.n_rows) else { return };
     for (i, t) in text.values.iter().enumerate() {
         if t.is_none() {
-            v[i * m.cols..(i + 1) * m.cols].fill(f32::NAN);
+            m.values[i * m.cols..(i + 1) * m.cols].fill(f32::NAN);
         }
     }
-    Some(v)
+}
+
+/// The masked copy of `m` when some row with a missing text still holds a vector; `None` (no
+/// copy) when there is nothing to mask, as after [`mask_missing_text`] or with the embedder.
+fn mask_text(table: &Table, m: &Matrix) -> Option<Vec<f32>> {
+    let text = table.text.as_ref()?;
+    if !text.values.iter().enumerate().any(|(i, t)| t.is_none() && !m.row_missing(i)) {
+        return None;
+    }
+    let mut copy = m.clone();
+    mask_missing_text(table, &mut copy);
+    Some(copy.values)
 }
