@@ -44,35 +44,41 @@ fn load_embeddings(path: Option<&Path>, table: &Table) -> Result<Option<(PathBuf
     Ok(Some((p.to_path_buf(), m)))
 }
 
-/// A sentence embedder for the text column, with its cache and a progress callback
+/// Loads a sentence embedder and its cache.
+pub type LoadEmbedder<'a> = &'a dyn Fn() -> Result<(Embedder, Option<Cache>)>;
+
+/// How to embed the text column: a loader, called only once the table has been read and
+/// checked (so a bad table fails before a model is loaded or fetched), and a progress callback
 /// (`done, total` distinct texts).
 #[derive(Clone, Copy)]
 pub struct TextEmbedder<'a> {
-    pub embedder: &'a Embedder,
-    pub cache: Option<&'a Cache>,
+    pub load: LoadEmbedder<'a>,
     pub progress: &'a (dyn Fn(usize, usize) + Sync),
 }
 
 impl std::fmt::Debug for TextEmbedder<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextEmbedder").field("embedder", &self.embedder.info).finish_non_exhaustive()
+        f.debug_struct("TextEmbedder").finish_non_exhaustive()
     }
 }
 
 /// Label used in messages about vectors that came from the embedder rather than a file.
 const EMBEDDER_LABEL: &str = "<sentence embedder>";
 
-/// Embeds the table's text column; returns the vectors and the count of truncated texts.
-fn embed_text_column(table: &Table, te: &TextEmbedder) -> Result<(Matrix, usize)> {
+/// Embeds the table's text column with a loaded embedder; returns the vectors and, when texts
+/// were truncated, a warning that counts them.
+fn embed_text_column(
+    table: &Table,
+    (embedder, cache): &(Embedder, Option<Cache>),
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(Matrix, Option<String>)> {
     let col = table.text.as_ref().ok_or_else(|| Error::config("the sentence embedder needs a --text column"))?;
     let texts: Vec<Option<&str>> = col.values.iter().map(|t| t.as_deref()).collect();
-    let out = te.embedder.embed(&texts, te.cache, te.progress)?;
-    Ok((out.matrix, out.truncated))
-}
-
-fn truncation_warning(truncated: usize, te: &TextEmbedder) -> Option<String> {
-    (truncated > 0)
-        .then(|| format!("{truncated} texts are longer than {} tokens and were truncated", te.embedder.info.max_length))
+    let out = embedder.embed(&texts, cache.as_ref(), progress)?;
+    let warning = (out.truncated > 0).then(|| {
+        format!("{} texts are longer than {} tokens and were truncated", out.truncated, embedder.info.max_length)
+    });
+    Ok((out.matrix, warning))
 }
 
 /// Reads, prepares and fits.
@@ -105,10 +111,13 @@ pub fn fit<B: Backend>(
     let table = read_table(&job.data, &job.roles, Strictness::Fit)?;
     job.config.check(table.n_rows)?;
     let mut warnings = Vec::new();
+    let mut embedder_info = None;
     let emb = match (use_embedder, embedder) {
         (true, Some(te)) => {
-            let (m, truncated) = embed_text_column(&table, te)?;
-            warnings.extend(truncation_warning(truncated, te));
+            let loaded = (te.load)()?;
+            let (m, warning) = embed_text_column(&table, &loaded, te.progress)?;
+            warnings.extend(warning);
+            embedder_info = Some(loaded.0.info);
             Some((PathBuf::from(EMBEDDER_LABEL), m))
         }
         _ => load_embeddings(job.embeddings.as_deref(), &table)?,
@@ -116,9 +125,9 @@ pub fn fit<B: Backend>(
     let emb_ref = emb.as_ref().map(|(p, m)| (p.as_path(), m));
     let (mut schema, w1) = Schema::fit(backend, &table, emb_ref, job.pca_dims)?;
     warnings.extend(w1);
-    if let (true, Some(te), Some(ts)) = (use_embedder, embedder, schema.text.as_mut()) {
+    if let (Some(info), Some(ts)) = (embedder_info, schema.text.as_mut()) {
         ts.source = "embedder".into();
-        ts.embedder = Some(te.embedder.info.clone());
+        ts.embedder = Some(info);
     }
     let (data, w2) = schema.transform(backend, &table, emb_ref)?;
     warnings.extend(w2);
@@ -191,15 +200,17 @@ pub fn predict<B: Backend>(
     let emb = match (embeddings, model_embedder(model), embedder) {
         (Some(path), _, _) => load_embeddings(Some(path), &table)?,
         (None, Some(fitted), Some(te)) => {
-            if te.embedder.info.sha256 != fitted.sha256 {
+            let loaded = (te.load)()?;
+            let found = &loaded.0.info;
+            if found.sha256 != fitted.sha256 {
                 return Err(Error::Embedder(format!(
                     "the model was fitted with {} (SHA-256 {}) but the embedder found is {} (SHA-256 {}); \
                      pass --model DIR with the fitted model's sentence transformer",
-                    fitted.name, fitted.sha256, te.embedder.info.name, te.embedder.info.sha256
+                    fitted.name, fitted.sha256, found.name, found.sha256
                 )));
             }
-            let (m, truncated) = embed_text_column(&table, te)?;
-            warnings.extend(truncation_warning(truncated, te));
+            let (m, warning) = embed_text_column(&table, &loaded, te.progress)?;
+            warnings.extend(warning);
             Some((PathBuf::from(EMBEDDER_LABEL), m))
         }
         _ => None,

@@ -213,3 +213,32 @@ fn rows_with_missing_text_have_no_text_block_whatever_the_file_holds() {
     assert!(masked.row_missing(1) && !masked.row_missing(0));
     assert_eq!(text_observed(&masked), [true, false, true, true]);
 }
+
+#[test]
+fn a_bad_table_fails_before_the_sentence_embedder_is_loaded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let d = tempfile::tempdir().unwrap();
+    let calls = AtomicUsize::new(0);
+    let load = || {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Err(Error::Embedder("no model in this test".into()))
+    };
+    let te = segmix::pipeline::TextEmbedder { load: &load, progress: &|_, _| {} };
+    let job = |data: std::path::PathBuf| segmix::pipeline::FitJob {
+        data,
+        roles: roles(&["c"], &[], Some("txt")),
+        embeddings: None,
+        pca_dims: 4,
+        config: FitConfig { k_min: 1, k_max: 1, ..Default::default() },
+    };
+    let be = segmix::backend::CpuBackend::new();
+    let no = segmix::mixture::em::NoProgress;
+    let bad = write(d.path(), "bad.csv", "c,txt\nA,hello\nB\n");
+    let e = message(segmix::pipeline::fit(&be, &job(bad), Some(&te), &no).unwrap_err());
+    assert!(e.contains("bad.csv") && e.contains("line 3"), "{e}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the model must not be loaded for a table that fails to read");
+    let good = write(d.path(), "good.csv", "c,txt\nA,hello\nB,world\n");
+    let e = message(segmix::pipeline::fit(&be, &job(good), Some(&te), &no).unwrap_err());
+    assert!(e.contains("no model in this test"), "{e}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

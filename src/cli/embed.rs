@@ -43,7 +43,7 @@ pub struct EmbedArgs {
 }
 
 /// Loads the embedder, saying once where it came from.
-pub fn load_embedder(args: &EmbedderArgs, g: &Global) -> anyhow::Result<(Embedder, Option<Cache>)> {
+pub fn load_embedder(args: &EmbedderArgs, g: &Global) -> segmix::Result<(Embedder, Option<Cache>)> {
     let resolved = resolve(args.model.as_deref())?;
     if !g.quiet {
         eprintln!("embedder: {}", resolved.source);

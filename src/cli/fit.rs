@@ -103,12 +103,12 @@ pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
     };
     let job = FitJob { data: a.data.clone(), roles, embeddings: a.embeddings.clone(), pca_dims: a.pca_dims, config };
     let backend = CpuBackend::new();
-    let loaded = if a.text.is_some() && a.embeddings.is_none() { Some(load_embedder(&a.embedder, g)?) } else { None };
     let text_bar = text_bar(g.quiet);
     let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);
-    let te = loaded.as_ref().map(|(e, c)| TextEmbedder { embedder: e, cache: c.as_ref(), progress: &advance_bar });
+    let load = || load_embedder(&a.embedder, g);
+    let te = TextEmbedder { load: &load, progress: &advance_bar };
     let bar = Bar::new(g.quiet);
-    let result = pipeline::fit(&backend, &job, te.as_ref(), &bar);
+    let result = pipeline::fit(&backend, &job, Some(&te), &bar);
     text_bar.finish_and_clear();
     bar.finish();
     let fit = result?;

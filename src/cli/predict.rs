@@ -37,15 +37,11 @@ pub struct PredictArgs {
 pub fn run(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
     let model = ModelFile::load(&a.model_json)?;
     let backend = CpuBackend::new();
-    let loaded = if a.embeddings.is_none() && pipeline::model_embedder(&model).is_some() {
-        Some(load_embedder(&a.embedder, g)?)
-    } else {
-        None
-    };
     let text_bar = text_bar(g.quiet);
     let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);
-    let te = loaded.as_ref().map(|(e, c)| TextEmbedder { embedder: e, cache: c.as_ref(), progress: &advance_bar });
-    let pred = pipeline::predict(&backend, &model, &a.data, a.embeddings.as_deref(), te.as_ref());
+    let load = || load_embedder(&a.embedder, g);
+    let te = TextEmbedder { load: &load, progress: &advance_bar };
+    let pred = pipeline::predict(&backend, &model, &a.data, a.embeddings.as_deref(), Some(&te));
     text_bar.finish_and_clear();
     let pred = pred?;
     warn_all(&pred.warnings);
