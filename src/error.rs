@@ -78,6 +78,10 @@ pub enum Error {
 
     #[error("sentence embedder: {0}")]
     Embedder(String),
+
+    /// No usable GPU adapter, a wgpu validation or out-of-memory error, or a lost device.
+    #[error("GPU: {0}")]
+    Gpu(String),
 }
 
 impl Error {

@@ -38,10 +38,14 @@
 //! the data size, never on thread timing, so a CPU fit is bit-for-bit reproducible.
 
 pub mod cpu;
+pub mod device;
+pub mod gpu;
 pub mod matmul;
 
 use crate::error::Result;
 pub use cpu::CpuBackend;
+pub use device::{AnyBackend, DeviceChoice};
+pub use gpu::GpuBackend;
 
 /// The host-side copy of everything a mixture fit reads per row. Built by
 /// `data::prepare` for `fit` and `predict` alike.

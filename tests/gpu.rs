@@ -1,0 +1,434 @@
+//! The GPU backend against its CPU twin.
+//!
+//! This binary has its own harness (libtest-mimic) so that tests needing a GPU adapter are
+//! reported as *ignored* when none exists, never passed silently. Set `SEGMIX_REQUIRE_GPU=1` (CI
+//! does, after installing Mesa's lavapipe) to turn a missing adapter into a failure instead.
+//!
+//! * `shaders::*` — every `shaders/*.wgsl` parses and validates with naga, and the host mirrors
+//!   of its constants and uniform structs agree with it. No GPU needed.
+//! * `parity::*` — each kernel against the CPU backend on random shapes (proptest, few cases)
+//!   and on named regression cases: n not a multiple of the workgroup size, K = 1, p = 1, no
+//!   categorical columns, categorical columns only, missing values, log-densities near −1e4,
+//!   several segments.
+//! * `fit::demo` — the README demo fitted with `--device gpu` equals `--device cpu`.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+use segmix::backend::gpu::kernels;
+use segmix::backend::gpu::{AdapterPolicy, GpuBackend};
+use segmix::backend::{AnyBackend, Backend, CpuBackend, MixtureData};
+use segmix::bench::synthetic;
+use segmix::data::MISSING_CODE;
+use segmix::mixture::CovType;
+use segmix::mixture::em::{FitConfig, NoProgress};
+use segmix::mixture::params::Params;
+use segmix::rng::Rng;
+
+/// A test body.
+type TestFn = fn() -> Result<(), Failed>;
+
+fn main() {
+    let args = Arguments::from_args();
+    let gpu = gpu();
+    if gpu.is_none() && std::env::var_os("SEGMIX_REQUIRE_GPU").is_some_and(|v| v == "1") {
+        eprintln!("SEGMIX_REQUIRE_GPU=1 but no GPU adapter was found (is mesa-vulkan-drivers installed?)");
+        std::process::exit(1);
+    }
+    let mut trials: Vec<Trial> = Vec::new();
+    for (stem, _) in kernels::SHADERS {
+        trials.push(Trial::test(format!("shaders::validates::{stem}"), move || validate(stem)));
+    }
+    trials.push(Trial::test("shaders::registry_matches_the_folder", registry_matches_the_folder));
+    trials.push(Trial::test("shaders::host_mirrors_match", host_mirrors_match));
+
+    let needs_gpu: Vec<(&str, TestFn)> = vec![
+        ("parity::e_step_and_m_stats_random_shapes", random_shapes),
+        ("parity::regression::rows_not_a_multiple_of_the_workgroup", || mixture_case(&Case { n: 129, ..Case::BASE })),
+        ("parity::regression::one_class", || mixture_case(&Case { k: 1, ..Case::BASE })),
+        ("parity::regression::one_dimension", || mixture_case(&Case { p: 1, ..Case::BASE })),
+        ("parity::regression::no_categorical_columns", || mixture_case(&Case { j: 0, ..Case::BASE })),
+        ("parity::regression::categorical_only", || mixture_case(&Case { p: 0, j: 3, ..Case::BASE })),
+        ("parity::regression::missing_values", || mixture_case(&Case { missing: 0.2, ..Case::BASE })),
+        ("parity::regression::log_densities_near_minus_1e4", || mixture_case(&Case { scale: 60.0, ..Case::BASE })),
+        ("parity::regression::several_segments", || {
+            mixture_case(&Case { n: 700, missing: 0.1, segment_rows: Some(150), ..Case::BASE })
+        }),
+        ("parity::regression::widest_continuous_block", || {
+            mixture_case(&Case { p: kernels::MAX_P, k: 3, ..Case::BASE })
+        }),
+        ("parity::lockstep_batch_matches_single_models", lockstep_batch),
+        ("parity::gram_and_project_random_shapes", gram_project_random),
+        ("parity::regression::gram_tile_edges_and_missing_rows", || gram_project_case(131, 65, 1, 0.1, 3)),
+        ("fit::demo_gpu_equals_cpu", demo_fit),
+        ("errors::too_wide_for_the_kernels", too_wide),
+    ];
+    for (name, f) in needs_gpu {
+        trials.push(Trial::test(name, f).with_ignored_flag(gpu.is_none()));
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
+
+/// The adapter `--device gpu` would take (software adapters included), opened once.
+fn gpu() -> Option<&'static GpuBackend> {
+    static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    GPU.get_or_init(|| GpuBackend::open(AdapterPolicy::AllowSoftware).ok().and_then(|r| r.ok())).as_ref()
+}
+
+fn repo(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), Failed> {
+    if cond { Ok(()) } else { Err(msg().into()) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shaders, no GPU needed.
+
+fn parse(stem: &str) -> Result<naga::Module, Failed> {
+    let src = std::fs::read_to_string(repo(&format!("shaders/{stem}.wgsl")))?;
+    naga::front::wgsl::parse_str(&src).map_err(|e| e.emit_to_string(&src).into())
+}
+
+fn validate(stem: &str) -> Result<(), Failed> {
+    let module = parse(stem)?;
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+        .validate(&module)
+        .map_err(|e| format!("{stem}.wgsl: {e:?}"))?;
+    Ok(())
+}
+
+fn registry_matches_the_folder() -> Result<(), Failed> {
+    let mut on_disk: Vec<String> = std::fs::read_dir(repo("shaders"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut registered: Vec<String> = kernels::SHADERS.iter().map(|(s, _)| s.to_string()).collect();
+    registered.sort();
+    check(on_disk == registered, || format!("shaders/ has {on_disk:?}, the registry {registered:?}"))?;
+    for (stem, src) in kernels::SHADERS {
+        let file = std::fs::read_to_string(repo(&format!("shaders/{stem}.wgsl")))?;
+        check(file == src, || format!("{stem}: embedded source differs from the file"))?;
+        check(src.contains("CPU twin: `backend::cpu::"), || format!("{stem}.wgsl does not name its CPU twin"))?;
+    }
+    Ok(())
+}
+
+fn host_mirrors_match() -> Result<(), Failed> {
+    for (stem, name, want) in kernels::CONSTANTS {
+        let module = parse(stem)?;
+        let (_, c) = module
+            .constants
+            .iter()
+            .find(|(_, c)| c.name.as_deref() == Some(name))
+            .ok_or_else(|| format!("{stem}.wgsl has no constant {name}"))?;
+        let got = match module.global_expressions[c.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => v,
+            ref e => return Err(format!("{stem}.wgsl: {name} is not a u32 literal: {e:?}").into()),
+        };
+        check(got == want, || format!("{stem}.wgsl: {name} = {got}, the host says {want}"))?;
+    }
+    for (stem, _) in kernels::SHADERS {
+        let module = parse(stem)?;
+        for (_, ty) in module.types.iter() {
+            if let (Some(name), naga::TypeInner::Struct { span, .. }) = (ty.name.as_deref(), &ty.inner)
+                && let Some(&(_, size)) = kernels::UNIFORMS.iter().find(|(n, _)| *n == name)
+            {
+                check(*span as usize == size, || {
+                    format!("{stem}.wgsl: struct {name} is {span} bytes, the host's {size}")
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mixture kernels.
+
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    n: usize,
+    k: usize,
+    p: usize,
+    j: usize,
+    levels: usize,
+    /// Fraction of continuous values and codes set missing.
+    missing: f64,
+    /// Scales the data (not the fitted parameters), pushing log-densities far down.
+    scale: f64,
+    seed: u64,
+    segment_rows: Option<usize>,
+}
+
+impl Case {
+    const BASE: Case =
+        Case { n: 300, k: 3, p: 4, j: 2, levels: 3, missing: 0.0, scale: 1.0, seed: 11, segment_rows: None };
+}
+
+fn data_for(c: &Case) -> MixtureData {
+    let mut data = synthetic(c.n, c.k.max(1), c.p, c.j, c.levels, 3.0, 0.7, c.seed).data;
+    let mut rng = Rng::new(c.seed ^ 0x5eed);
+    let mut observed = vec![true; c.n * c.p];
+    if c.missing > 0.0 {
+        for i in 0..c.n * c.p {
+            if rng.uniform() < c.missing {
+                observed[i] = false;
+                data.x[i] = 0.0;
+            }
+        }
+        for code in data.codes.iter_mut() {
+            if rng.uniform() < c.missing {
+                *code = MISSING_CODE;
+            }
+        }
+    }
+    data.set_patterns(&observed);
+    data
+}
+
+/// Realistic parameters: one CPU M-step from random responsibilities.
+fn params_for(data: &MixtureData, k: usize, resp: &[f64]) -> Params {
+    let cpu = CpuBackend::new();
+    let centers: Vec<f64> = (0..k).flat_map(|c| data.x[c * data.p..(c + 1) * data.p].to_vec()).collect();
+    let theta0 = Params::initial(data, k, &centers, CovType::Full, 1e-6);
+    let dev = cpu.upload(data).unwrap();
+    let mut r = cpu.alloc_resp(&dev, k).unwrap();
+    cpu.set_resp(&dev, &mut r, resp).unwrap();
+    let stats = cpu.m_stats(&dev, &theta0.kernel_params(&data.patterns).unwrap(), &r).unwrap();
+    theta0.m_step(&stats, &data.patterns, data.n).unwrap().0
+}
+
+fn random_resp(n: usize, k: usize, seed: u64) -> Vec<f64> {
+    let mut rng = Rng::new(seed);
+    let mut r = vec![0.0; n * k];
+    for i in 0..n {
+        let w: Vec<f64> = (0..k).map(|_| rng.uniform() + 0.05).collect();
+        let s: f64 = w.iter().sum();
+        for kk in 0..k {
+            r[i * k + kk] = w[kk] / s;
+        }
+    }
+    r
+}
+
+fn close(what: &str, got: &[f64], want: &[f64], rel: f64, abs: f64) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!("{what}: {} values, want {}", got.len(), want.len()));
+    }
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let within = (g - w).abs() <= abs + rel * scale;
+        if !within {
+            return Err(format!("{what}[{i}]: gpu {g}, cpu {w} (scale {scale})"));
+        }
+    }
+    Ok(())
+}
+
+fn mixture_case(c: &Case) -> Result<(), Failed> {
+    mixture_case_inner(c).map_err(|e| format!("{c:?}: {e}").into())
+}
+
+fn mixture_case_inner(c: &Case) -> Result<(), String> {
+    let mut gpu = gpu().expect("adapter").clone();
+    if let Some(rows) = c.segment_rows {
+        gpu = gpu.with_segment_rows(rows);
+    }
+    let cpu = CpuBackend::new();
+    let mut data = data_for(c);
+    let k = c.k;
+    let resp0 = random_resp(c.n, k, c.seed + 1);
+    let theta = params_for(&data, k, &resp0);
+    let kp = theta.kernel_params(&data.patterns).map_err(|e| e.to_string())?;
+    if c.scale != 1.0 {
+        data.x.iter_mut().for_each(|v| *v *= c.scale);
+    }
+    let (cd, gd) = (cpu.upload(&data).unwrap(), gpu.upload(&data).map_err(|e| e.to_string())?);
+    let (mut cr, mut gr) = (cpu.alloc_resp(&cd, k).unwrap(), gpu.alloc_resp(&gd, k).map_err(|e| e.to_string())?);
+
+    // m_stats from the same responsibilities.
+    cpu.set_resp(&cd, &mut cr, &resp0).unwrap();
+    gpu.set_resp(&gd, &mut gr, &resp0).map_err(|e| e.to_string())?;
+    let cs = cpu.m_stats(&cd, &kp, &cr).unwrap();
+    let gs = gpu.m_stats(&gd, &kp, &gr).map_err(|e| e.to_string())?;
+    close("N_k", &gs.nk, &cs.nk, 1e-5, 1e-4)?;
+    close("pattern mass", &gs.pattern_mass, &cs.pattern_mass, 1e-5, 1e-4)?;
+    close("categorical counts", &gs.cat, &cs.cat, 1e-5, 1e-4)?;
+    close("Σ r d", &gs.sum_d, &cs.sum_d, 2e-5, 1e-4)?;
+    close("Σ r d dᵀ", &gs.sum_dd, &cs.sum_dd, 2e-5, 1e-4)?;
+
+    // e_step.
+    let ce = cpu.e_step(&cd, &kp, &mut cr).unwrap();
+    let ge = gpu.e_step(&gd, &kp, &mut gr).map_err(|e| e.to_string())?;
+    let (cp, gp) = (cpu.read_posteriors(&cd, &cr).unwrap(), gpu.read_posteriors(&gd, &gr).map_err(|e| e.to_string())?);
+    let ll_scale = cp.row_loglik.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    close("row log-likelihood", &gp.row_loglik, &cp.row_loglik, 2e-6, 1e-5)?;
+    // A log-density error δ moves a responsibility by about δ.
+    close("responsibilities", &gp.resp, &cp.resp, 0.0, 1e-5 + 2e-6 * ll_scale)?;
+    close("Σ log-likelihood", &[ge.loglik], &[ce.loglik], 1e-6, 1e-3)?;
+    close("entropy", &[ge.entropy], &[ce.entropy], 1e-4, 1e-3 + 1e-5 * ll_scale * c.n as f64)?;
+
+    // The fused pass equals the two kernels.
+    let (fe, fs) = gpu.e_step_stats(&gd, &kp, &mut gr).map_err(|e| e.to_string())?;
+    close("fused Σ log-likelihood", &[fe.loglik], &[ge.loglik], 1e-7, 1e-4)?;
+    let (_, cfs) = cpu.e_step_stats(&cd, &kp, &mut cr).unwrap();
+    close("fused Σ r d dᵀ", &fs.sum_dd, &cfs.sum_dd, 5e-5, 1e-3)?;
+    close("fused categorical counts", &fs.cat, &cfs.cat, 1e-5, 1e-3)?;
+    Ok(())
+}
+
+fn random_shapes() -> Result<(), Failed> {
+    let strategy = (1usize..400, 1usize..6, 0usize..9, 0usize..4, 2usize..5, prop::bool::ANY, any::<u64>());
+    let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&strategy, |(n, k, p, j, levels, missing, seed)| {
+            if p == 0 && j == 0 {
+                return Ok(());
+            }
+            let c = Case {
+                n: n.max(k),
+                k,
+                p,
+                j,
+                levels,
+                missing: if missing { 0.15 } else { 0.0 },
+                scale: 1.0,
+                seed,
+                segment_rows: None,
+            };
+            mixture_case_inner(&c).map_err(|e| TestCaseError::fail(format!("{c:?}: {e}")))
+        })
+        .map_err(|e| e.to_string().into())
+}
+
+fn lockstep_batch() -> Result<(), Failed> {
+    let gpu = gpu().expect("adapter");
+    let c = Case { n: 500, missing: 0.1, ..Case::BASE };
+    let data = data_for(&c);
+    let gd = gpu.upload(&data)?;
+    let mut models = Vec::new();
+    for (k, seed) in [(2usize, 1u64), (3, 2), (5, 3)] {
+        let theta = params_for(&data, k, &random_resp(c.n, k, seed));
+        models.push((theta.kernel_params(&data.patterns)?, gpu.alloc_resp(&gd, k)?));
+    }
+    let single: Vec<_> = models.iter_mut().map(|(kp, r)| gpu.e_step_stats(&gd, kp, r).unwrap()).collect();
+    let mut refs: Vec<_> = models.iter_mut().map(|(kp, r)| (&*kp, r)).collect();
+    let batch = gpu.e_step_stats_batch(&gd, &mut refs)?;
+    for ((a, sa), (b, sb)) in single.iter().zip(&batch) {
+        check(a == b && sa == sb, || "a lockstep batch differs from the same models run alone".to_string())?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// PCA kernels.
+
+fn gram_project_case(n: usize, dim: usize, d: usize, missing: f64, seed: u64) -> Result<(), Failed> {
+    let gpu = gpu().expect("adapter");
+    let cpu = CpuBackend::new();
+    let mut rng = Rng::new(seed);
+    // Embedding-like rows: a shared offset plus noise, some rows missing (NaN).
+    let offset: Vec<f64> = (0..dim).map(|_| 0.3 * rng.normal()).collect();
+    let mut x = vec![0f32; n * dim];
+    for i in 0..n {
+        let gone = rng.uniform() < missing;
+        for a in 0..dim {
+            x[i * dim + a] = if gone { f32::NAN } else { (offset[a] + 0.1 * rng.normal()) as f32 };
+        }
+    }
+    let (cg, gg) = (cpu.gram(&x, n, dim)?, gpu.gram(&x, n, dim)?);
+    check(cg.rows == gg.rows, || format!("rows: gpu {}, cpu {}", gg.rows, cg.rows))?;
+    close("column sums", &gg.sum, &cg.sum, 1e-5, 1e-4)?;
+    close("XᵀX", &gg.xtx, &cg.xtx, 1e-5, 1e-4)?;
+    let mean: Vec<f64> = (0..dim).map(|a| cg.sum[a] / cg.rows.max(1) as f64).collect();
+    let w: Vec<f64> = (0..dim * d).map(|_| rng.normal()).collect();
+    let (cp, gp) = (cpu.project(&x, n, dim, &mean, &w, d)?, gpu.project(&x, n, dim, &mean, &w, d)?);
+    for (i, (g, c)) in gp.iter().zip(&cp).enumerate() {
+        let ok = (g.is_nan() && c.is_nan()) || (g - c).abs() <= 1e-4 * (1.0 + c.abs());
+        check(ok, || format!("projection[{i}]: gpu {g}, cpu {c}"))?;
+    }
+    Ok(())
+}
+
+fn gram_project_random() -> Result<(), Failed> {
+    let strategy = (1usize..300, 1usize..140, 1usize..70, prop::bool::ANY, any::<u64>());
+    let mut runner = TestRunner::new(Config { cases: 12, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&strategy, |(n, dim, d, missing, seed)| {
+            gram_project_case(n, dim, d.min(dim), if missing { 0.2 } else { 0.0 }, seed)
+                .map_err(|e| TestCaseError::fail(format!("n {n}, dim {dim}, d {d}: {e:?}")))
+        })
+        .map_err(|e| e.to_string().into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole fits and errors.
+
+fn too_wide() -> Result<(), Failed> {
+    let gpu = gpu().expect("adapter");
+    let data = synthetic(50, 2, kernels::MAX_P + 1, 0, 2, 3.0, 0.7, 1).data;
+    let err = gpu.upload(&data).err().ok_or("a model wider than the kernels was accepted")?.to_string();
+    check(err.contains("--device cpu") && err.contains("--pca-dims"), || err.clone())
+}
+
+/// The README demo (text embedded with all-MiniLM-L6-v2, K = 2..6, 5 restarts) fitted on the
+/// GPU and on the CPU from the same seed: log-likelihood within 1e-5 relative and at least
+/// 99.9% of rows in the same class.
+fn demo_fit() -> Result<(), Failed> {
+    let gpu = gpu().expect("adapter").clone();
+    let dir = tempfile::tempdir()?;
+    let data = repo("examples/game_ads.csv");
+    let roles = segmix::data::Roles {
+        categorical: vec!["Country".into(), "Channel".into(), "Creative_Type".into()],
+        numeric: vec!["CTR".into(), "CVR".into(), "ROAS".into()],
+        text: Some("Ad_Text".into()),
+    };
+    // Embed once; both fits read the same vectors.
+    let table = segmix::data::read_table(&data, &roles, segmix::data::Strictness::Fit)?;
+    let texts: Vec<Option<&str>> = table.text.as_ref().unwrap().values.iter().map(|t| t.as_deref()).collect();
+    let embedder = segmix::embed::resolve::default_model()?.embedder;
+    let m = embedder.embed(&texts, None, &|_, _| {})?.matrix;
+    let npy = dir.path().join("demo.npy");
+    let mut f = std::fs::File::create(&npy)?;
+    segmix::data::embeddings::write_npy_f32(&mut f, m.rows, m.cols, &m.values)?;
+    drop(f);
+    let (k_min, k_max) = (2, 6);
+    let job = segmix::pipeline::FitJob {
+        data,
+        roles,
+        embeddings: Some(npy),
+        pca_dims: 32,
+        config: FitConfig { k_min, k_max, ..FitConfig::default() },
+    };
+    let on_cpu = segmix::pipeline::fit(&AnyBackend::cpu(), &job, None, &NoProgress)?;
+    let on_gpu = segmix::pipeline::fit(&AnyBackend::gpu(gpu), &job, None, &NoProgress)?;
+    let (c, g) = (&on_cpu.model.fit, &on_gpu.model.fit);
+    check(g.device.starts_with("gpu"), || format!("device {}", g.device))?;
+    for k in k_min..=k_max {
+        let best = |runs: &[segmix::mixture::em::RunRecord]| {
+            runs.iter().filter(|r| r.k == k).map(|r| r.loglik).fold(f64::NEG_INFINITY, f64::max)
+        };
+        let (lc, lg) = (best(&on_cpu.sweep.runs), best(&on_gpu.sweep.runs));
+        check((lc - lg).abs() <= 1e-5 * lc.abs(), || format!("K = {k}: best loglik cpu {lc}, gpu {lg}"))?;
+    }
+    check(c.k == g.k, || format!("chosen K: cpu {}, gpu {}", c.k, g.k))?;
+    check((c.loglik - g.loglik).abs() <= 1e-5 * c.loglik.abs(), || {
+        format!("loglik: cpu {}, gpu {}", c.loglik, g.loglik)
+    })?;
+    let labels = |p: &segmix::backend::Posteriors| -> Vec<usize> {
+        (0..p.resp.len() / p.k).map(|i| segmix::report::argmax(&p.resp[i * p.k..(i + 1) * p.k]).0).collect()
+    };
+    let (lc, lg) = (labels(&on_cpu.sweep.posteriors), labels(&on_gpu.sweep.posteriors));
+    let same = lc.iter().zip(&lg).filter(|(a, b)| a == b).count();
+    let frac = same as f64 / lc.len() as f64;
+    check(frac >= 0.999, || format!("only {same} of {} rows in the same class", lc.len()))
+}
