@@ -159,9 +159,17 @@ fn moments(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
 }
 
 @compute @workgroup_size(WG)
-fn counts(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let unit = wid.x;
-    let k = wid.y;
+fn counts(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // Units run along x and y (y only past the per-dimension workgroup limit), classes along z.
+    let unit = wid.x + wid.y * nwg.x;
+    let k = wid.z;
+    if unit >= arrayLength(&units) / 2u {
+        return;
+    }
     let first = units[unit * 2u];
     let len = units[unit * 2u + 1u];
     var s = 0.0;

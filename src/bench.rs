@@ -167,6 +167,70 @@ pub fn time_iteration<B: Backend>(
     })
 }
 
+/// Median timings (milliseconds) of a PCA: the Gram pass (upload included), the host
+/// eigen-decomposition, and the projection back through the backend.
+#[derive(Debug, Clone, Serialize)]
+pub struct PcaTiming {
+    pub backend: String,
+    pub n: usize,
+    pub dim: usize,
+    pub d: usize,
+    pub reps: usize,
+    pub gram_ms: f64,
+    pub eigen_ms: f64,
+    pub project_ms: f64,
+    /// Gram + eigen-decomposition: what `Pca::fit` costs.
+    pub fit_ms: f64,
+}
+
+/// Embedding-like rows: a shared direction plus noise, normalised to unit length like
+/// sentence-transformer output.
+pub fn synthetic_embeddings(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    let common: Vec<f64> = (0..dim).map(|_| rng.normal()).collect();
+    let mut x = vec![0f32; n * dim];
+    for row in x.chunks_mut(dim.max(1)) {
+        let v: Vec<f64> = common.iter().map(|c| 0.5 * c + rng.normal()).collect();
+        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-12);
+        row.iter_mut().zip(&v).for_each(|(o, a)| *o = (a / norm) as f32);
+    }
+    x
+}
+
+/// Times `reps` PCA fits and projections of `x` (n × dim) to d components (one warm-up run
+/// excluded) and reports medians.
+pub fn time_pca<B: Backend>(backend: &B, x: &[f32], n: usize, dim: usize, d: usize, reps: usize) -> Result<PcaTiming> {
+    let (mut g_t, mut e_t, mut p_t, mut f_t) = (vec![], vec![], vec![], vec![]);
+    for rep in 0..=reps {
+        let t = Instant::now();
+        backend.gram(x, n, dim)?;
+        let tg = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let (pca, _) = crate::reduce::Pca::fit(backend, x, n, dim, d)?;
+        let tf = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        pca.transform(backend, x, n)?;
+        let tp = t.elapsed().as_secs_f64();
+        if rep > 0 {
+            g_t.push(tg * 1e3);
+            e_t.push((tf - tg).max(0.0) * 1e3);
+            p_t.push(tp * 1e3);
+            f_t.push(tf * 1e3);
+        }
+    }
+    Ok(PcaTiming {
+        backend: backend.describe(),
+        n,
+        dim,
+        d,
+        reps,
+        gram_ms: median(&mut g_t),
+        eigen_ms: median(&mut e_t),
+        project_ms: median(&mut p_t),
+        fit_ms: median(&mut f_t),
+    })
+}
+
 /// Loads a benchmark table from `.npy` files: a float matrix (n × p, the continuous block as
 /// is) and optionally an integer matrix of category codes (n × J, codes 0..L_j − 1).
 pub fn load_npy(x: &std::path::Path, codes: Option<&std::path::Path>) -> Result<MixtureData> {

@@ -264,3 +264,58 @@ fn embeddings_alone_are_a_model() {
     let truth: Vec<u32> = (0..90).map(|i| i % 3).collect();
     assert_eq!(segmix::metrics::adjusted_rand_index(&labels, &truth), 1.0);
 }
+
+/// Runs segmix with every Vulkan driver hidden from the loader (Linux: Vulkan is the only
+/// backend there), as on a machine without a GPU driver.
+#[cfg(target_os = "linux")]
+fn segmix_without_gpu(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_segmix"))
+        .args(args)
+        .env("VK_DRIVER_FILES", "/nonexistent/segmix_icd.json")
+        .env("VK_ICD_FILENAMES", "/nonexistent/segmix_icd.json")
+        .output()
+        .expect("run segmix")
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn without_an_adapter_device_gpu_is_an_error_and_auto_runs_on_the_cpu() {
+    let listing = segmix_without_gpu(&["devices"]);
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.status.success());
+    assert!(text.contains("no GPU adapter found") && text.contains("auto runs on the CPU backend"), "{text}");
+
+    let d = tempfile::tempdir().unwrap();
+    let data = repo_file("examples/game_ads.csv");
+    let fit = |device: &str, out: &Path| {
+        segmix_without_gpu(&[
+            "fit",
+            data.to_str().unwrap(),
+            "--cat",
+            "Country,Channel",
+            "--k",
+            "2",
+            "--n-init",
+            "1",
+            "--device",
+            device,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let out = d.path().join("gpu");
+    let failed = fit("gpu", &out);
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{err}");
+    assert!(err.contains("--device gpu: no GPU adapter") && err.contains("--device cpu"), "{err}");
+    assert!(!out.exists(), "a failed run left {out:?}");
+
+    let out = d.path().join("auto");
+    let ran = fit("auto", &out);
+    let err = String::from_utf8_lossy(&ran.stderr);
+    assert!(ran.status.success(), "{err}");
+    assert_eq!(err.matches("note: running on the CPU: no GPU adapter").count(), 1, "{err}");
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
+    assert!(model["fit"]["device"].as_str().unwrap().starts_with("cpu"), "{}", model["fit"]["device"]);
+}

@@ -66,6 +66,7 @@ fn main() {
         ("parity::regression::gram_tile_edges_and_missing_rows", || gram_project_case(131, 65, 1, 0.1, 3)),
         ("fit::demo_gpu_equals_cpu", demo_fit),
         ("errors::too_wide_for_the_kernels", too_wide),
+        ("cli::device_gpu_fits_and_auto_skips_software_adapters", cli_devices),
     ];
     for (name, f) in needs_gpu {
         trials.push(Trial::test(name, f).with_ignored_flag(gpu.is_none()));
@@ -431,4 +432,32 @@ fn demo_fit() -> Result<(), Failed> {
     let same = lc.iter().zip(&lg).filter(|(a, b)| a == b).count();
     let frac = same as f64 / lc.len() as f64;
     check(frac >= 0.999, || format!("only {same} of {} rows in the same class", lc.len()))
+}
+
+/// `--device gpu` takes the adapter (a software one too) and records it in model.json; `auto`
+/// takes it only when it is hardware, else runs on the CPU and says why in one line.
+fn cli_devices() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let data = repo("examples/game_ads.csv");
+    let fit = |device: &str| -> Result<(String, String), Failed> {
+        let out = dir.path().join(device);
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+            .args(["fit", data.to_str().unwrap(), "--cat", "Country,Channel", "--num", "CTR", "--k", "2..3"])
+            .args(["--n-init", "2", "--device", device, "--out", out.to_str().unwrap()])
+            .output()?;
+        let err = String::from_utf8_lossy(&run.stderr).into_owned();
+        check(run.status.success(), || format!("--device {device} failed: {err}"))?;
+        let model: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("model.json"))?)?;
+        Ok((model["fit"]["device"].as_str().unwrap_or_default().to_string(), err))
+    };
+    let (device, _) = fit("gpu")?;
+    check(device.starts_with("gpu: "), || format!("--device gpu ran on {device}"))?;
+    let (device, err) = fit("auto")?;
+    let (_, auto) = segmix::backend::gpu::list_adapters();
+    if auto.is_some() {
+        check(device.starts_with("gpu: "), || format!("auto ran on {device} with a hardware adapter present"))
+    } else {
+        check(device.starts_with("cpu"), || format!("auto took a software adapter: {device}"))?;
+        check(err.matches("note: running on the CPU: only software adapters").count() == 1, || err.clone())
+    }
 }

@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use clap::Args;
 
-use segmix::backend::CpuBackend;
-use segmix::bench::{load_npy, synthetic, time_iteration};
+use segmix::bench::{load_npy, synthetic, synthetic_embeddings, time_iteration, time_pca};
 use segmix::mixture::em::{FitConfig, NoProgress, fit_sweep};
 use segmix::mixture::parse_k_range;
 
 use super::Global;
+use super::device::{DeviceArgs, open_backend, print_note};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -49,14 +49,27 @@ pub struct BenchArgs {
     pub tol: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Also time PCA (Gram pass, eigen-decomposition, projection) of this many synthetic
+    /// unit-length embedding rows.
+    #[arg(long, value_name = "N")]
+    pub pca_rows: Option<usize>,
+    /// PCA benchmark: embedding width.
+    #[arg(long, default_value_t = 384)]
+    pub pca_dim: usize,
+    /// PCA benchmark: components kept.
+    #[arg(long, default_value_t = 32)]
+    pub pca_dims: usize,
+
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
-pub fn run(a: BenchArgs, _g: &Global) -> anyhow::Result<()> {
+pub fn run(a: BenchArgs, g: &Global) -> anyhow::Result<()> {
     let data = match &a.x {
         Some(x) => load_npy(x, a.codes.as_deref())?,
         None => synthetic(a.n, a.k, a.d, a.cats, 4, 3.0, 0.7, a.seed).data,
     };
-    let backend = CpuBackend::new();
+    let backend = open_backend(&a.device, g)?;
     let timing = time_iteration(&backend, &data, a.k, a.reps, a.seed)?;
     let mut out = serde_json::json!({ "iteration": timing });
     if let Some(range) = &a.sweep {
@@ -78,6 +91,11 @@ pub fn run(a: BenchArgs, _g: &Global) -> anyhow::Result<()> {
             "total_iterations": iters, "selected_k": sweep.best_run().k,
         });
     }
+    if let Some(rows) = a.pca_rows {
+        let x = synthetic_embeddings(rows, a.pca_dim, a.seed);
+        out["pca"] = serde_json::to_value(time_pca(&backend, &x, rows, a.pca_dim, a.pca_dims, a.reps)?)?;
+    }
+    print_note(&backend, g);
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }

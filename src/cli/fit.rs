@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use segmix::backend::CpuBackend;
 use segmix::data::{Roles, parse_column_list};
 use segmix::mixture::em::FitConfig;
 use segmix::mixture::{CovType, Criterion, parse_k_range};
 use segmix::pipeline::{self, FitJob, TextEmbedder};
 use segmix::report::argmax;
 
+use super::device::{DeviceArgs, open_backend, print_note};
 use super::embed::{EmbedderArgs, advance, load_embedder, text_bar};
 use super::{Global, display, progress::Bar, warn_all};
 
@@ -81,6 +81,9 @@ pub struct FitArgs {
 
     #[command(flatten)]
     pub embedder: EmbedderArgs,
+
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
@@ -102,7 +105,7 @@ pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
         criterion: a.criterion,
     };
     let job = FitJob { data: a.data.clone(), roles, embeddings: a.embeddings.clone(), pca_dims: a.pca_dims, config };
-    let backend = CpuBackend::new();
+    let backend = open_backend(&a.device, g)?;
     let text_bar = text_bar(g.quiet);
     let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);
     let load = || load_embedder(&a.embedder, g);
@@ -111,6 +114,7 @@ pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
     let result = pipeline::fit(&backend, &job, Some(&te), &bar);
     text_bar.finish_and_clear();
     bar.finish();
+    print_note(&backend, g);
     let fit = result?;
     warn_all(&fit.warnings);
     pipeline::write_fit(&a.out, &fit)?;

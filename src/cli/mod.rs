@@ -2,6 +2,7 @@
 //! configs. No modelling happens here.
 
 mod bench;
+mod device;
 mod embed;
 mod fit;
 mod predict;
@@ -37,6 +38,8 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Time one EM iteration (and optionally a K sweep) on synthetic or .npy data.
     Bench(bench::BenchArgs),
+    /// List the GPU adapters wgpu can see, their limits, and which one --device auto takes.
+    Devices(device::DevicesArgs),
 }
 
 /// Shared output options.
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(a) => embed::run(a, &global),
         Command::Predict(a) => predict::run(a, &global),
         Command::Bench(a) => bench::run(a, &global),
+        Command::Devices(a) => device::run(a, &global),
     }
 }
 

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use segmix::backend::CpuBackend;
 use segmix::model::ModelFile;
 use segmix::pipeline::{self, TextEmbedder};
 
+use super::device::{DeviceArgs, open_backend, print_note};
 use super::embed::{EmbedderArgs, advance, load_embedder, text_bar};
 
 use super::{Global, display, warn_all};
@@ -32,17 +32,21 @@ pub struct PredictArgs {
 
     #[command(flatten)]
     pub embedder: EmbedderArgs,
+
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 pub fn run(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
     let model = ModelFile::load(&a.model_json)?;
-    let backend = CpuBackend::new();
+    let backend = open_backend(&a.device, g)?;
     let text_bar = text_bar(g.quiet);
     let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);
     let load = || load_embedder(&a.embedder, g);
     let te = TextEmbedder { load: &load, progress: &advance_bar };
     let pred = pipeline::predict(&backend, &model, &a.data, a.embeddings.as_deref(), Some(&te));
     text_bar.finish_and_clear();
+    print_note(&backend, g);
     let pred = pred?;
     warn_all(&pred.warnings);
     pipeline::write_prediction(&a.out, &pred)?;

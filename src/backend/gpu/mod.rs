@@ -328,7 +328,8 @@ impl GpuBackend {
                             pass.dispatch_workgroups(sr.chunks as u32, resp.k as u32, 1);
                             pass.set_pipeline(&kc.pipeline);
                             pass.set_bind_group(0, &sr.c_bind, &[]);
-                            pass.dispatch_workgroups(seg.unit_slot.len() as u32, resp.k as u32, 1);
+                            let (gx, gy) = self.gpu.grid(seg.unit_slot.len());
+                            pass.dispatch_workgroups(gx, gy, resp.k as u32);
                         }
                     }
                 }
@@ -464,8 +465,9 @@ impl Backend for GpuBackend {
                     info.push(data.pattern[i]);
                     info.extend_from_slice(&data.codes[i * j..(i + 1) * j]);
                 }
-                let max_units = self.gpu.limits.max_compute_workgroups_per_dimension as usize;
-                let unit = (len * (j + 1)).div_ceil(max_units / 2).max(4096);
+                // Runs of at most 4,096 rows: long enough to amortise a workgroup, short enough
+                // that f32 sums stay accurate and a large level still spreads over the GPU.
+                let unit = 4096;
                 let (units, members, unit_slot) = count_units(data, lo, len, unit);
                 segments.push(Segment {
                     start: lo,
