@@ -2,7 +2,6 @@
 // log-sum-exp giving responsibilities and the row log-likelihood.
 //
 // CPU twin: `backend::cpu::e_step_block` (same inputs, same arithmetic in f64).
-// Host mirror of `Dims`: `backend::gpu::kernels::Dims` — keep the two in sync.
 //
 //   log p_ik = log π_k + Σ_j log α_kj[x_ij] + log det U_{o,k} − |o|/2 ln 2π − ½ ‖(x_i − μ_k) U_{o,k}‖²
 //   lse_i    = m_i + ln Σ_k exp(log p_ik − m_i),   m_i = max_k log p_ik   (one pass, online)
@@ -13,38 +12,9 @@
 // pattern. One invocation per row; the workgroup reduces Σ lse and the classification entropy
 // Σ −r ln r into one partial per workgroup, which the host sums in f64.
 
-const MAX_P: u32 = 64u;
 const WG: u32 = 128u;
-const MISSING: u32 = 0xffffffffu;
 
-struct Dims {
-    n: u32,          // rows in this segment
-    p: u32,          // continuous dimensions
-    k: u32,          // classes
-    j: u32,          // categorical columns
-    tl: u32,         // total categorical levels
-    n_patterns: u32,
-    off_alpha: u32,  // offsets into `params` (f32 words)
-    off_means: u32,
-    off_prec: u32,
-    off_norm: u32,
-    off_fill: u32,
-    chunk_rows: u32, // m_stats: rows per workgroup
-    off_observed: u32, // offset of the observed masks in `tables`
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> dims: Dims;
-// n × p continuous values; 0 at missing coordinates.
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-// n × (1 + J): the row's pattern index, then its category codes (MISSING when absent).
-@group(0) @binding(2) var<storage, read> rowinfo: array<u32>;
-// Level offset of each categorical column (J + 1 values), then the observed masks.
-@group(0) @binding(3) var<storage, read> tables: array<u32>;
-// log π (K) | log α (K × TL) | μ (K × p) | U (P × K × p × p) | log-norm (P × K) | fill (P × K × p × p)
-@group(0) @binding(4) var<storage, read> params: array<f32>;
+// Prepended: shaders/mixture.wgsl (MAX_P, MISSING, Dims, bindings 0-4).
 // n × K: responsibilities out.
 @group(0) @binding(5) var<storage, read_write> resp: array<f32>;
 // n: row log-likelihoods out.

@@ -2,7 +2,6 @@
 // host reduces in f64.
 //
 // CPU twin: `backend::cpu::m_stats_block` (same inputs, same arithmetic in f64).
-// Host mirror of `Dims`: `backend::gpu::kernels::Dims` — keep the two in sync.
 //
 // Entry point `moments`, one workgroup per (row chunk, class k):
 //   Σ_i r_ik d̂_ik  and  Σ_i r_ik d̂_ik d̂_ikᵀ (upper triangle, row-major),
@@ -16,37 +15,13 @@
 // pattern), prepared once per fit on the host. The host adds units of the same level, giving
 // Σ_i r_ik [x_ij = l] and the per-pattern mass (whose sum over patterns is N_k).
 
-const MAX_P: u32 = 64u;
 const WG: u32 = 256u;
 const T: u32 = 32u;
 // ceil((MAX_P + MAX_P (MAX_P + 1) / 2) / WG)
 const ACC: u32 = 9u;
 const LINEAR: u32 = 0xffffffffu;
 
-struct Dims {
-    n: u32,
-    p: u32,
-    k: u32,
-    j: u32,
-    tl: u32,
-    n_patterns: u32,
-    off_alpha: u32,
-    off_means: u32,
-    off_prec: u32,
-    off_norm: u32,
-    off_fill: u32,
-    chunk_rows: u32,
-    off_observed: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> rowinfo: array<u32>;
-@group(0) @binding(3) var<storage, read> tables: array<u32>;
-@group(0) @binding(4) var<storage, read> params: array<f32>;
+// Prepended: shaders/mixture.wgsl (MAX_P, MISSING, Dims, bindings 0-4).
 @group(0) @binding(5) var<storage, read> resp: array<f32>;
 // moments: (chunk × K) × (p + p(p+1)/2) partials.
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;

@@ -130,6 +130,24 @@ impl AnyBackend {
     }
 }
 
+/// Runs `$body` with `$b` bound to the backend that holds `$data` and `$resp`, and `$d`, `$r`
+/// to their inner values.
+macro_rules! on_backend {
+    ($self:ident, $data:expr, $resp:expr, |$b:ident, $d:ident, $r:ident| $body:expr) => {
+        match ($data, $resp) {
+            (AnyData::Cpu($d), AnyResp::Cpu($r)) => {
+                let $b = &$self.cpu;
+                $body
+            }
+            (AnyData::Gpu($d), AnyResp::Gpu($r)) => {
+                let $b = $self.gpu_ref()?;
+                $body
+            }
+            _ => Err(mismatch()),
+        }
+    };
+}
+
 impl Backend for AnyBackend {
     type Data = AnyData;
     type Resp = AnyResp;
@@ -168,19 +186,11 @@ impl Backend for AnyBackend {
     }
 
     fn set_resp(&self, data: &AnyData, resp: &mut AnyResp, values: &[f64]) -> Result<()> {
-        match (data, resp) {
-            (AnyData::Cpu(d), AnyResp::Cpu(r)) => self.cpu.set_resp(d, r, values),
-            (AnyData::Gpu(d), AnyResp::Gpu(r)) => self.gpu_ref()?.set_resp(d, r, values),
-            _ => Err(mismatch()),
-        }
+        on_backend!(self, data, resp, |b, d, r| b.set_resp(d, r, values))
     }
 
     fn e_step(&self, data: &AnyData, params: &KernelParams, resp: &mut AnyResp) -> Result<EStepSummary> {
-        match (data, resp) {
-            (AnyData::Cpu(d), AnyResp::Cpu(r)) => self.cpu.e_step(d, params, r),
-            (AnyData::Gpu(d), AnyResp::Gpu(r)) => self.gpu_ref()?.e_step(d, params, r),
-            _ => Err(mismatch()),
-        }
+        on_backend!(self, data, resp, |b, d, r| b.e_step(d, params, r))
     }
 
     fn e_step_stats(
@@ -189,11 +199,7 @@ impl Backend for AnyBackend {
         params: &KernelParams,
         resp: &mut AnyResp,
     ) -> Result<(EStepSummary, SuffStats)> {
-        match (data, resp) {
-            (AnyData::Cpu(d), AnyResp::Cpu(r)) => self.cpu.e_step_stats(d, params, r),
-            (AnyData::Gpu(d), AnyResp::Gpu(r)) => self.gpu_ref()?.e_step_stats(d, params, r),
-            _ => Err(mismatch()),
-        }
+        on_backend!(self, data, resp, |b, d, r| b.e_step_stats(d, params, r))
     }
 
     fn e_step_stats_batch(
@@ -222,19 +228,11 @@ impl Backend for AnyBackend {
     }
 
     fn m_stats(&self, data: &AnyData, params: &KernelParams, resp: &AnyResp) -> Result<SuffStats> {
-        match (data, resp) {
-            (AnyData::Cpu(d), AnyResp::Cpu(r)) => self.cpu.m_stats(d, params, r),
-            (AnyData::Gpu(d), AnyResp::Gpu(r)) => self.gpu_ref()?.m_stats(d, params, r),
-            _ => Err(mismatch()),
-        }
+        on_backend!(self, data, resp, |b, d, r| b.m_stats(d, params, r))
     }
 
     fn read_posteriors(&self, data: &AnyData, resp: &AnyResp) -> Result<Posteriors> {
-        match (data, resp) {
-            (AnyData::Cpu(d), AnyResp::Cpu(r)) => self.cpu.read_posteriors(d, r),
-            (AnyData::Gpu(d), AnyResp::Gpu(r)) => self.gpu_ref()?.read_posteriors(d, r),
-            _ => Err(mismatch()),
-        }
+        on_backend!(self, data, resp, |b, d, r| b.read_posteriors(d, r))
     }
 
     fn gram(&self, x: &[f32], n: usize, dim: usize) -> Result<Gram> {

@@ -3,16 +3,21 @@
 //! `shaders/` with naga and checks these mirrors against it, so a drifted layout fails a test
 //! rather than corrupting a fit.
 
-/// `shaders/e_step.wgsl`, twin of `backend::cpu::e_step_block`.
-pub const E_STEP: &str = include_str!("../../../shaders/e_step.wgsl");
-/// `shaders/m_stats.wgsl` (entry points `moments` and `counts`), twin of `backend::cpu::m_stats_block`.
-pub const M_STATS: &str = include_str!("../../../shaders/m_stats.wgsl");
+/// `shaders/mixture.wgsl`: the declarations the mixture kernels share, prepended to each.
+pub const MIXTURE_PRELUDE: &str = include_str!("../../../shaders/mixture.wgsl");
+/// `shaders/e_step.wgsl` after the prelude, twin of `backend::cpu::e_step_block`.
+pub const E_STEP: &str =
+    concat!(include_str!("../../../shaders/mixture.wgsl"), include_str!("../../../shaders/e_step.wgsl"));
+/// `shaders/m_stats.wgsl` (entry points `moments` and `counts`) after the prelude, twin of
+/// `backend::cpu::m_stats_block`.
+pub const M_STATS: &str =
+    concat!(include_str!("../../../shaders/mixture.wgsl"), include_str!("../../../shaders/m_stats.wgsl"));
 /// `shaders/gram.wgsl` (entry points `gram` and `column_sums`), twin of `backend::cpu::gram_block`.
 pub const GRAM: &str = include_str!("../../../shaders/gram.wgsl");
 /// `shaders/project.wgsl`, twin of `CpuBackend::project`.
 pub const PROJECT: &str = include_str!("../../../shaders/project.wgsl");
 
-/// Every shader by file stem, for tests and `segmix devices --check`.
+/// Every kernel by file stem, as compiled (prelude included).
 pub const SHADERS: [(&str, &str); 4] = [("e_step", E_STEP), ("m_stats", M_STATS), ("gram", GRAM), ("project", PROJECT)];
 
 /// Widest continuous block the mixture kernels take (`MAX_P` in e_step.wgsl and m_stats.wgsl).
@@ -86,12 +91,11 @@ pub const UNIFORMS: [(&str, usize); 3] = [
     ("ProjDims", std::mem::size_of::<ProjDims>()),
 ];
 
-/// Host-side values of shader constants, by (file stem, WGSL name), for the layout test.
-pub const CONSTANTS: [(&str, &str, u32); 7] = [
+/// Host-side values of shader constants, by (kernel, WGSL name), for the layout test.
+pub const CONSTANTS: [(&str, &str, u32); 6] = [
     ("e_step", "MAX_P", MAX_P as u32),
     ("e_step", "WG", E_STEP_WG as u32),
     ("e_step", "MISSING", MISSING),
-    ("m_stats", "MAX_P", MAX_P as u32),
     ("m_stats", "T", MOMENTS_TILE as u32),
     ("gram", "TS", TILE as u32),
     ("project", "TS", TILE as u32),

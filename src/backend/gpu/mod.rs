@@ -519,33 +519,10 @@ impl Backend for GpuBackend {
                 let partial = self.gpu.buffer("partial", (n_partial * 4) as u64, storage);
                 let moments = self.gpu.buffer("moments", (chunks * k * ne * 4) as u64, storage);
                 let counts = self.gpu.buffer("counts", (seg.unit_slot.len() * k * 4) as u64, storage);
-                let e_bind = self.bind(
-                    &ke,
-                    "e_step",
-                    &[
-                        (0, &dims),
-                        (1, &seg.x),
-                        (2, &seg.rowinfo),
-                        (3, &data.tables),
-                        (4, &params),
-                        (5, &resp),
-                        (6, &row_ll),
-                        (7, &partial),
-                    ],
-                );
-                let m_bind = self.bind(
-                    &km,
-                    "moments",
-                    &[
-                        (0, &dims),
-                        (1, &seg.x),
-                        (2, &seg.rowinfo),
-                        (3, &data.tables),
-                        (4, &params),
-                        (5, &resp),
-                        (6, &moments),
-                    ],
-                );
+                // Bindings 0-5 are shared by both mixture kernels (shaders/mixture.wgsl + resp).
+                let common = [(0, &dims), (1, &seg.x), (2, &seg.rowinfo), (3, &data.tables), (4, &params), (5, &resp)];
+                let e_bind = self.bind(&ke, "e_step", &[&common[..], &[(6, &row_ll), (7, &partial)]].concat());
+                let m_bind = self.bind(&km, "moments", &[&common[..], &[(6, &moments)]].concat());
                 let c_bind = self.bind(
                     &kc,
                     "counts",
