@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod compare;
 pub mod data;
 pub mod embed;
 pub mod error;

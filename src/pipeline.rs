@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::backend::{Backend, Posteriors};
+use crate::backend::{Backend, MixtureData, Posteriors};
 use crate::data::embeddings::{Matrix, read_matrix};
 use crate::data::prepare::{Schema, mask_missing_text};
 use crate::data::{Roles, Strictness, Table, read_table};
@@ -34,6 +34,40 @@ pub struct FitOutput {
     pub sweep: Sweep,
     /// Messages about the data and the fit that did not stop it.
     pub warnings: Vec<String>,
+    /// Rows flagged by [`flag_outliers`], written as the `outlier` column of `assignments.csv`.
+    pub outliers: Option<Outliers>,
+}
+
+/// Rows whose log-likelihood under the fitted mixture falls below its Q-quantile: the mixture's
+/// own density as the outlier score.
+#[derive(Debug, Clone)]
+pub struct Outliers {
+    pub quantile: f64,
+    /// The Q-quantile of the row log-likelihoods (linear interpolation, numpy's default).
+    pub threshold: f64,
+    /// Flagged rows, lowest log-likelihood first.
+    pub rows: Vec<usize>,
+    pub flags: Vec<bool>,
+}
+
+/// Flags the rows of `fit` whose log-likelihood is below the `q`-quantile (0 < q < 1).
+pub fn flag_outliers(fit: &mut FitOutput, q: f64) -> Result<()> {
+    if !(q > 0.0 && q < 1.0) {
+        return Err(Error::config(format!(
+            "--outliers {q}: give a quantile between 0 and 1, e.g. 0.01 for the lowest 1%"
+        )));
+    }
+    let ll = &fit.sweep.posteriors.row_loglik;
+    let mut sorted = ll.clone();
+    sorted.sort_by(f64::total_cmp);
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    let threshold = sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo]);
+    let flags: Vec<bool> = ll.iter().map(|&v| v < threshold).collect();
+    let mut rows: Vec<usize> = (0..ll.len()).filter(|&i| flags[i]).collect();
+    rows.sort_by(|&a, &b| ll[a].total_cmp(&ll[b]));
+    fit.outliers = Some(Outliers { quantile: q, threshold, rows, flags });
+    Ok(())
 }
 
 /// Reads an embeddings file for `table`, with the rows of missing texts masked once, in place.
@@ -81,17 +115,25 @@ fn embed_text_column(
     Ok((out.matrix, warning))
 }
 
-/// Reads, prepares and fits.
+/// A table read and checked for a fit, with its text vectors: the first half of [`fit`], shared
+/// with `segmix compare`.
+#[derive(Debug)]
+pub struct Inputs {
+    pub table: Table,
+    /// The text vectors and where they came from (a file, or the embedder).
+    pub embeddings: Option<(PathBuf, Matrix)>,
+    pub embedder: Option<EmbedderInfo>,
+    pub warnings: Vec<String>,
+    /// When reading began (a fit's reported time includes reading and embedding).
+    pub started: Instant,
+}
+
+/// Checks the job, reads the table, and embeds its text column (or reads `job.embeddings`).
 ///
 /// The text block comes from `job.embeddings` when given, else from `embedder` embedding the
 /// `--text` column.
-pub fn fit<B: Backend>(
-    backend: &B,
-    job: &FitJob,
-    embedder: Option<&TextEmbedder>,
-    progress: &dyn Progress,
-) -> Result<FitOutput> {
-    let t0 = Instant::now();
+pub fn read_inputs(job: &FitJob, embedder: Option<&TextEmbedder>) -> Result<Inputs> {
+    let started = Instant::now();
     let use_embedder = job.embeddings.is_none() && job.roles.text.is_some();
     if use_embedder && embedder.is_none() {
         return Err(Error::config(
@@ -112,7 +154,7 @@ pub fn fit<B: Backend>(
     job.config.check(table.n_rows)?;
     let mut warnings = Vec::new();
     let mut embedder_info = None;
-    let emb = match (use_embedder, embedder) {
+    let embeddings = match (use_embedder, embedder) {
         (true, Some(te)) => {
             let loaded = (te.load)()?;
             let (m, warning) = embed_text_column(&table, &loaded, te.progress)?;
@@ -122,14 +164,25 @@ pub fn fit<B: Backend>(
         }
         _ => load_embeddings(job.embeddings.as_deref(), &table)?,
     };
-    let emb_ref = emb.as_ref().map(|(p, m)| (p.as_path(), m));
-    let (mut schema, w1) = Schema::fit(backend, &table, emb_ref, job.pca_dims)?;
+    Ok(Inputs { table, embeddings, embedder: embedder_info, warnings, started })
+}
+
+/// Prepares (standardization, PCA) and fits read inputs; returns the fit and the prepared rows.
+pub fn fit_inputs<B: Backend>(
+    backend: &B,
+    job: &FitJob,
+    inputs: &Inputs,
+    progress: &dyn Progress,
+) -> Result<(FitOutput, MixtureData)> {
+    let mut warnings = inputs.warnings.clone();
+    let emb_ref = inputs.embeddings.as_ref().map(|(p, m)| (p.as_path(), m));
+    let (mut schema, w1) = Schema::fit(backend, &inputs.table, emb_ref, job.pca_dims)?;
     warnings.extend(w1);
-    if let (Some(info), Some(ts)) = (embedder_info, schema.text.as_mut()) {
+    if let (Some(info), Some(ts)) = (inputs.embedder.clone(), schema.text.as_mut()) {
         ts.source = "embedder".into();
         ts.embedder = Some(info);
     }
-    let (data, w2) = schema.transform(backend, &table, emb_ref)?;
+    let (data, w2) = schema.transform(backend, &inputs.table, emb_ref)?;
     warnings.extend(w2);
     let sweep = fit_sweep(backend, &data, &job.config, progress)?;
     for r in &sweep.runs {
@@ -149,17 +202,36 @@ pub fn fit<B: Backend>(
         seed: job.config.seed,
         k_range: [job.config.k_min, job.config.k_max],
         n_init: job.config.n_init,
-        seconds: t0.elapsed().as_secs_f64(),
+        seconds: inputs.started.elapsed().as_secs_f64(),
         device: backend.describe(),
     };
     let model = ModelFile::new(schema, sweep.params.clone(), fit);
-    Ok(FitOutput { model, sweep, warnings })
+    Ok((FitOutput { model, sweep, warnings, outliers: None }, data))
+}
+
+/// Reads, prepares and fits.
+///
+/// The text block comes from `job.embeddings` when given, else from `embedder` embedding the
+/// `--text` column.
+pub fn fit<B: Backend>(
+    backend: &B,
+    job: &FitJob,
+    embedder: Option<&TextEmbedder>,
+    progress: &dyn Progress,
+) -> Result<FitOutput> {
+    let inputs = read_inputs(job, embedder)?;
+    Ok(fit_inputs(backend, job, &inputs, progress)?.0)
 }
 
 /// Writes `assignments.csv`, `selection.csv` and `model.json` into `out`.
 pub fn write_fit(out: &Path, fit: &FitOutput) -> Result<()> {
     report::ensure_dir(out)?;
-    report::write_assignments(&out.join("assignments.csv"), &fit.sweep.posteriors, &[])?;
+    let extra: Vec<(String, Vec<f64>)> = fit
+        .outliers
+        .iter()
+        .map(|o| ("outlier".to_string(), o.flags.iter().map(|&f| f64::from(u8::from(f))).collect()))
+        .collect();
+    report::write_assignments(&out.join("assignments.csv"), &fit.sweep.posteriors, &extra)?;
     report::write_selection(&out.join("selection.csv"), &fit.sweep.runs)?;
     let json = fit.model.to_json();
     report::write_atomic(&out.join("model.json"), |w| w.write_all(json.as_bytes()))

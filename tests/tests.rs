@@ -2,6 +2,7 @@
 //! per area.
 
 mod cli;
+mod compare;
 mod data_errors;
 mod em;
 mod embed;

@@ -79,6 +79,11 @@ pub struct FitArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
+    /// Flag rows whose log-likelihood under the selected model is below this quantile (e.g.
+    /// 0.01: the lowest 1%) in an `outlier` column of assignments.csv.
+    #[arg(long, value_name = "Q")]
+    pub outliers: Option<f64>,
+
     #[command(flatten)]
     pub embedder: EmbedderArgs,
 
@@ -86,7 +91,8 @@ pub struct FitArgs {
     pub device: DeviceArgs,
 }
 
-pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
+/// The validated fit job of these arguments.
+pub fn job(a: &FitArgs) -> anyhow::Result<FitJob> {
     let roles = Roles {
         categorical: a.cat.as_deref().map(|s| parse_column_list("--cat", s)).transpose()?.unwrap_or_default(),
         numeric: a.num.as_deref().map(|s| parse_column_list("--num", s)).transpose()?.unwrap_or_default(),
@@ -104,7 +110,16 @@ pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
         reg: a.reg,
         criterion: a.criterion,
     };
-    let job = FitJob { data: a.data.clone(), roles, embeddings: a.embeddings.clone(), pca_dims: a.pca_dims, config };
+    if let Some(q) = a.outliers
+        && !(q > 0.0 && q < 1.0)
+    {
+        anyhow::bail!("--outliers {q}: give a quantile between 0 and 1, e.g. 0.01 for the lowest 1%");
+    }
+    Ok(FitJob { data: a.data.clone(), roles, embeddings: a.embeddings.clone(), pca_dims: a.pca_dims, config })
+}
+
+pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
+    let job = job(&a)?;
     let backend = open_backend(&a.device, g)?;
     let text_bar = text_bar(g.quiet);
     let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);
@@ -115,7 +130,10 @@ pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
     text_bar.finish_and_clear();
     bar.finish();
     print_note(&backend, g);
-    let fit = result?;
+    let mut fit = result?;
+    if let Some(q) = a.outliers {
+        pipeline::flag_outliers(&mut fit, q)?;
+    }
     warn_all(&fit.warnings);
     pipeline::write_fit(&a.out, &fit)?;
     if !g.quiet {
@@ -124,7 +142,7 @@ pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_summary(fit: &pipeline::FitOutput, a: &FitArgs) {
+pub fn print_summary(fit: &pipeline::FitOutput, a: &FitArgs) {
     let m = &fit.model;
     let s = &m.schema;
     println!(
@@ -170,6 +188,14 @@ fn print_summary(fit: &pipeline::FitOutput, a: &FitArgs) {
     }
     for (c, n) in counts.iter().enumerate() {
         println!("  class {:>2}: weight {:.3}, {n} rows", c + 1, m.params.weights[c]);
+    }
+    if let Some(o) = &fit.outliers {
+        println!(
+            "{} outliers: log-likelihood below {:.3} (the {} quantile), flagged in assignments.csv",
+            o.rows.len(),
+            o.threshold,
+            o.quantile
+        );
     }
     println!("wrote {}/{{model.json, assignments.csv, selection.csv}}", display(&a.out));
 }

@@ -2,6 +2,7 @@
 //! configs. No modelling happens here.
 
 mod bench;
+mod compare;
 mod device;
 mod embed;
 mod fit;
@@ -38,6 +39,9 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Time one EM iteration (and optionally a K sweep) on synthetic or .npy data.
     Bench(bench::BenchArgs),
+    /// Run the joint model and the usual baselines (k-means, k-prototypes, embedding + k-means,
+    /// a text-only GMM) on the same rows and K range, and score them all in one space.
+    Compare(compare::CompareArgs),
     /// List the GPU adapters wgpu can see, their limits, and which one --device auto takes.
     Devices(device::DevicesArgs),
 }
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => predict::run(a, &global),
         Command::Bench(a) => bench::run(a, &global),
         Command::Devices(a) => device::run(a, &global),
+        Command::Compare(a) => compare::run(a, &global),
     }
 }
 

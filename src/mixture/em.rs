@@ -117,6 +117,9 @@ pub struct Sweep {
     pub params: Params,
     pub posteriors: Posteriors,
     pub criterion: Criterion,
+    /// The best restart's parameters for every K of the range, in order (`segmix compare`
+    /// scores each K).
+    pub best_per_k: Vec<Params>,
 }
 
 impl Sweep {
@@ -346,10 +349,15 @@ pub fn fit_sweep<B: Backend>(
     }
     let mut runs = Vec::new();
     let mut best: Option<(f64, usize, Params)> = None;
+    let mut per_k: Vec<Option<(f64, Params)>> = vec![None; cfg.k_max - cfg.k_min + 1];
     progress.sweep_started(pairs.len());
     for batch in &batches {
         for (record, params, _resp) in fit_runs(backend, &dev, data, &feat, batch, cfg, progress)? {
             let score = record.criteria.get(cfg.criterion);
+            let slot = &mut per_k[record.k - cfg.k_min];
+            if slot.as_ref().is_none_or(|b| score < b.0) {
+                *slot = Some((score, params.clone()));
+            }
             if best.as_ref().is_none_or(|b| score < b.0) {
                 best = Some((score, runs.len(), params));
             }
@@ -362,5 +370,6 @@ pub fn fit_sweep<B: Backend>(
     let mut resp = backend.alloc_resp(&dev, params.k)?;
     backend.e_step(&dev, &params.kernel_params(&data.patterns)?, &mut resp)?;
     let posteriors = backend.read_posteriors(&dev, &resp)?;
-    Ok(Sweep { runs, best, params, posteriors, criterion: cfg.criterion })
+    let best_per_k = per_k.into_iter().map(|b| b.expect("every K was fitted").1).collect();
+    Ok(Sweep { runs, best, params, posteriors, criterion: cfg.criterion, best_per_k })
 }

@@ -54,7 +54,8 @@ impl<'a> InitFeatures<'a> {
         InitFeatures::from_matrix(data.n, tl, Cow::Owned(x))
     }
 
-    fn from_matrix(n: usize, f: usize, x: Cow<'a, [f64]>) -> Self {
+    /// Features from any n × f matrix (the compare baselines run k-means on their own).
+    pub fn from_matrix(n: usize, f: usize, x: Cow<'a, [f64]>) -> Self {
         // One row-major pass: Σx and Σx² per feature.
         let mut s1 = vec![0.0; f];
         let mut s2 = vec![0.0; f];
