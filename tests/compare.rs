@@ -159,3 +159,43 @@ fn compare_on_the_demo_scores_every_method() {
     assert!(rows.iter().all(|&(l, flag)| flag == (l < threshold)));
     assert_eq!(rows.iter().filter(|r| r.1).count(), 48, "rows 0..=47 of 2,400 lie below the 0.02 quantile");
 }
+
+/// Past 20,000 rows the silhouette runs on a seeded sample; `--methods` picks the baselines.
+#[test]
+fn large_tables_sample_the_silhouette_and_methods_are_chosen() {
+    let d = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(9);
+    let mut csv = String::from("seg,channel,ctr,roas\n");
+    for i in 0..21_000 {
+        let s = i % 3;
+        let channel = if rng.uniform() < 0.8 { ["tiktok", "meta", "search"][s] } else { "other" };
+        csv += &format!(
+            "s{s},{channel},{:.4},{:.3}\n",
+            0.02 * (s + 1) as f64 + 0.005 * rng.normal(),
+            s as f64 + rng.normal()
+        );
+    }
+    let data = crate::util::write(d.path(), "big.csv", &csv);
+    let out = d.path().join("cmp");
+    let run = |methods: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+            .args(["compare", data.to_str().unwrap(), "--cat", "channel", "--num", "ctr,roas", "--k", "2..3"])
+            .args(["--n-init", "1", "--truth", "seg", "--methods", methods, "--device", "cpu", "-q"])
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let bad = run("kmeans,dbscan");
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("unknown method \"dbscan\"") && err.contains("kprototypes"), "{err}");
+    assert!(!out.exists(), "a refused run left {out:?}");
+    let ok = run("segmix,kmeans");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let csv = std::fs::read_to_string(out.join("compare.csv")).unwrap();
+    let methods: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(methods, ["segmix", "segmix", "kmeans", "kmeans"]);
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(md.contains("on a seeded sample of 10000 rows"), "{md}");
+    assert!(md.contains("over the 21000 rows that have a value"), "{md}");
+}

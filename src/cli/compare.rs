@@ -28,6 +28,12 @@ pub struct CompareArgs {
     #[arg(long, value_name = "TEXT")]
     pub template: Option<String>,
 
+    /// Baselines to run beside the joint model (which always runs), comma-separated, from:
+    /// kmeans, kprototypes, embedding_kmeans, gmm_text. embedding_kmeans embeds every row, so
+    /// it costs what embedding the text column costs (about 250 rows/s on 2 CPU cores).
+    #[arg(long, value_name = "A,B,..", default_value = "kmeans,kprototypes,embedding_kmeans,gmm_text")]
+    pub methods: String,
+
     /// k-prototypes: the cost of one categorical mismatch. Default: Huang's rule, half the mean
     /// standard deviation of the numerics (0.5 on standardized columns).
     #[arg(long)]
@@ -35,7 +41,13 @@ pub struct CompareArgs {
 }
 
 pub fn run(a: CompareArgs, g: &Global) -> anyhow::Result<()> {
-    let cj = CompareJob { fit: job(&a.fit)?, truth: a.truth.clone(), template: a.template.clone(), gamma: a.gamma };
+    let cj = CompareJob {
+        fit: job(&a.fit)?,
+        truth: a.truth.clone(),
+        template: a.template.clone(),
+        gamma: a.gamma,
+        baselines: compare::parse_methods(&a.methods)?,
+    };
     let backend = open_backend(&a.fit.device, g)?;
     let text_bar = text_bar(g.quiet);
     let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);

@@ -49,6 +49,29 @@ pub struct CompareJob {
     pub template: Option<String>,
     /// k-prototypes' weight of a categorical mismatch; Huang's rule when `None`.
     pub gamma: Option<f64>,
+    /// The baselines to run (a subset of [`BASELINES`]); the joint model always runs, since its
+    /// fit defines the evaluation space.
+    pub baselines: Vec<&'static str>,
+}
+
+/// Every baseline, in the order `compare.csv` lists them.
+pub const BASELINES: [&str; 4] = ["kmeans", "kprototypes", "embedding_kmeans", "gmm_text"];
+
+/// Parses `--methods a,b,..` into baselines (`segmix` is accepted and implied).
+pub fn parse_methods(list: &str) -> Result<Vec<&'static str>> {
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if name == "segmix" {
+            continue;
+        }
+        let m = BASELINES.iter().find(|&&b| b == name).ok_or_else(|| {
+            Error::config(format!("--methods: unknown method {name:?}; choose from segmix, {}", BASELINES.join(", ")))
+        })?;
+        if !out.contains(m) {
+            out.push(*m);
+        }
+    }
+    Ok(out)
 }
 
 /// One (method, K) line of `compare.csv`.
@@ -189,9 +212,12 @@ pub fn compare<B: Backend>(
     let observed = |i: usize, c: usize| data.patterns[data.pattern[i] as usize][c];
     let q = num_cols.len();
     let mut gamma_used = None;
+    let wants = |m: &str| job.baselines.contains(&m);
     if q + tl == 0 {
-        skipped.push("kmeans, kprototypes: no --cat or --num columns".to_string());
-    } else {
+        for m in ["kmeans", "kprototypes"].into_iter().filter(|m| wants(m)) {
+            skipped.push(format!("{m}: no --cat or --num columns"));
+        }
+    } else if wants("kmeans") || wants("kprototypes") {
         let off = data.level_offsets();
         let f = q + tl;
         let mut x = vec![0.0; n * f];
@@ -210,7 +236,7 @@ pub fn compare<B: Backend>(
                 }
             }
         }
-        for &k in &ks {
+        for &k in ks.iter().filter(|_| wants("kmeans")) {
             let t = Instant::now();
             let km = kmeans_restarts(&x, n, f, k, cfg.n_init, cfg.seed);
             out.push(Labeled {
@@ -223,8 +249,10 @@ pub fn compare<B: Backend>(
         }
         let rows = MixedRows { n, p: q, num: &num, n_levels: &data.n_levels, codes: &data.codes };
         let gamma = job.gamma.unwrap_or_else(|| huang_gamma(&rows));
-        gamma_used = Some(gamma);
-        for &k in &ks {
+        if wants("kprototypes") {
+            gamma_used = Some(gamma);
+        }
+        for &k in ks.iter().filter(|_| wants("kprototypes")) {
             let t = Instant::now();
             let kp = kprototypes(&rows, k, gamma, cfg.n_init, cfg.seed)?;
             out.push(Labeled {
@@ -238,8 +266,9 @@ pub fn compare<B: Backend>(
     }
 
     // Every column serialised into one text, embedded, then k-means.
-    match embedder {
-        None => skipped.push("embedding_kmeans: no sentence embedder".to_string()),
+    match embedder.filter(|_| wants("embedding_kmeans")) {
+        None if wants("embedding_kmeans") => skipped.push("embedding_kmeans: no sentence embedder".to_string()),
+        None => {}
         Some(te) => {
             let t = Instant::now();
             let table = &inputs.table;
@@ -280,8 +309,9 @@ pub fn compare<B: Backend>(
     }
 
     // A Gaussian mixture on the reduced text embedding alone.
-    match schema.text.as_ref().map(|t| t.pca.d()) {
-        None => skipped.push("gmm_text: no text column or embeddings".to_string()),
+    match schema.text.as_ref().map(|t| t.pca.d()).filter(|_| wants("gmm_text")) {
+        None if wants("gmm_text") => skipped.push("gmm_text: no text column or embeddings".to_string()),
+        None => {}
         Some(d) => {
             let mut tdata = MixtureData {
                 n,
