@@ -11,6 +11,7 @@ pub mod compare;
 pub mod data;
 pub mod embed;
 pub mod error;
+pub mod explain;
 pub mod linalg;
 pub mod metrics;
 pub mod mixture;

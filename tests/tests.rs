@@ -6,4 +6,5 @@ mod compare;
 mod data_errors;
 mod em;
 mod embed;
+mod explain;
 mod util;

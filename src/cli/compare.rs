@@ -8,6 +8,7 @@ use segmix::pipeline::{self, TextEmbedder};
 use super::device::{open_backend, print_note};
 use super::embed::{advance, load_embedder, text_bar};
 use super::fit::{FitArgs, job};
+use super::report::explain_and_write;
 use super::{Global, display, progress::Bar, warn_all};
 
 #[derive(Debug, Args)]
@@ -66,6 +67,7 @@ pub fn run(a: CompareArgs, g: &Global) -> anyhow::Result<()> {
     pipeline::write_fit(&a.fit.out, &out.fit)?;
     compare::write_csv(&a.fit.out.join("compare.csv"), &out)?;
     compare::write_markdown(&a.fit.out.join("compare.md"), &a.fit.data, &out)?;
+    explain_and_write(&a.fit.explain, &a.fit.out, &out.fit, &out.data, &out.table, a.fit.seed, g)?;
     if !g.quiet {
         println!(
             "{:<18} {:>3} {:>10} {:>8} {:>10} {:>7} {:>7} {:>8}",

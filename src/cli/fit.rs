@@ -12,6 +12,7 @@ use segmix::report::argmax;
 
 use super::device::{DeviceArgs, open_backend, print_note};
 use super::embed::{EmbedderArgs, advance, load_embedder, text_bar};
+use super::report::{ExplainArgs, explain_and_write};
 use super::{Global, display, progress::Bar, warn_all};
 
 #[derive(Debug, Args)]
@@ -85,6 +86,9 @@ pub struct FitArgs {
     pub outliers: Option<f64>,
 
     #[command(flatten)]
+    pub explain: ExplainArgs,
+
+    #[command(flatten)]
     pub embedder: EmbedderArgs,
 
     #[command(flatten)]
@@ -115,6 +119,7 @@ pub fn job(a: &FitArgs) -> anyhow::Result<FitJob> {
     {
         anyhow::bail!("--outliers {q}: give a quantile between 0 and 1, e.g. 0.01 for the lowest 1%");
     }
+    a.explain.check()?;
     Ok(FitJob { data: a.data.clone(), roles, embeddings: a.embeddings.clone(), pca_dims: a.pca_dims, config })
 }
 
@@ -126,16 +131,20 @@ pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
     let load = || load_embedder(&a.embedder, g);
     let te = TextEmbedder { load: &load, progress: &advance_bar };
     let bar = Bar::new(g.quiet);
-    let result = pipeline::fit(&backend, &job, Some(&te), &bar);
+    let result = pipeline::read_inputs(&job, Some(&te)).and_then(|inputs| {
+        let (fit, data) = pipeline::fit_inputs(&backend, &job, &inputs, &bar)?;
+        Ok((fit, data, inputs.table))
+    });
     text_bar.finish_and_clear();
     bar.finish();
     print_note(&backend, g);
-    let mut fit = result?;
+    let (mut fit, data, table) = result?;
     if let Some(q) = a.outliers {
         pipeline::flag_outliers(&mut fit, q)?;
     }
     warn_all(&fit.warnings);
     pipeline::write_fit(&a.out, &fit)?;
+    explain_and_write(&a.explain, &a.out, &fit, &data, &table, a.seed, g)?;
     if !g.quiet {
         print_summary(&fit, &a);
     }
@@ -197,5 +206,8 @@ pub fn print_summary(fit: &pipeline::FitOutput, a: &FitArgs) {
             o.quantile
         );
     }
-    println!("wrote {}/{{model.json, assignments.csv, selection.csv}}", display(&a.out));
+    println!(
+        "wrote {}/{{model.json, assignments.csv, selection.csv, clusters.json, report.html, report.md}}",
+        display(&a.out)
+    );
 }

@@ -8,6 +8,7 @@ mod embed;
 mod fit;
 mod predict;
 mod progress;
+mod report;
 
 use std::path::PathBuf;
 
@@ -42,6 +43,8 @@ pub enum Command {
     /// Run the joint model and the usual baselines (k-means, k-prototypes, embedding + k-means,
     /// a text-only GMM) on the same rows and K range, and score them all in one space.
     Compare(compare::CompareArgs),
+    /// Rebuild report.html and report.md in a fit's folder from its files, without refitting.
+    Report(report::ReportArgs),
     /// List the GPU adapters wgpu can see, their limits, and which one --device auto takes.
     Devices(device::DevicesArgs),
 }
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a, &global),
         Command::Devices(a) => device::run(a, &global),
         Command::Compare(a) => compare::run(a, &global),
+        Command::Report(a) => report::run(a, &global),
     }
 }
 

@@ -95,8 +95,10 @@ pub struct Score {
 #[derive(Debug)]
 pub struct CompareOutput {
     pub scores: Vec<Score>,
-    /// The joint model's fit (written beside the comparison).
+    /// The joint model's fit (written beside the comparison), its prepared rows and its table.
     pub fit: FitOutput,
+    pub data: MixtureData,
+    pub table: crate::data::Table,
     pub n_rows: usize,
     /// Width of the evaluation space.
     pub space_dims: usize,
@@ -395,6 +397,8 @@ pub fn compare<B: Backend>(
     Ok(CompareOutput {
         scores,
         fit,
+        data,
+        table: inputs.table,
         n_rows: n,
         space_dims: w,
         silhouette_rows: ns,

@@ -1,6 +1,8 @@
 //! Files a fit or a prediction writes. Every file is written to a temporary name in the same
 //! folder and renamed into place, so a failed run never leaves a half-written file.
 
+pub mod html;
+
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 

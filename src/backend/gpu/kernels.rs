@@ -1,5 +1,5 @@
 //! The shader registry: every WGSL source embedded once, the host mirrors of their uniform
-//! structs, and the constants both sides must agree on. `tests/gpu.rs` parses every file under
+//! structs, and the constants both sides must agree on. `tests/environment.rs` parses every file under
 //! `shaders/` with naga and checks these mirrors against it, so a drifted layout fails a test
 //! rather than corrupting a fit.
 

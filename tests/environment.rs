@@ -1,8 +1,10 @@
-//! The GPU backend against its CPU twin.
+//! Tests that need something outside Rust: the GPU backend against its CPU twin (a GPU adapter),
+//! and the HTML report in a real browser (Chromium).
 //!
-//! This binary has its own harness (libtest-mimic) so that tests needing a GPU adapter are
-//! reported as *ignored* when none exists, never passed silently. Set `SEGMIX_REQUIRE_GPU=1` (CI
-//! does, after installing Mesa's lavapipe) to turn a missing adapter into a failure instead.
+//! This binary has its own harness (libtest-mimic) so that tests needing an adapter or a browser
+//! are reported as *ignored* when there is none, never passed silently. `SEGMIX_REQUIRE_GPU=1`
+//! and `SEGMIX_REQUIRE_BROWSER=1` (CI sets both, after installing Mesa's lavapipe and Debian's
+//! chromium) turn a missing one into a failure instead.
 //!
 //! * `shaders::*` — every `shaders/*.wgsl` parses and validates with naga, and the host mirrors
 //!   of its constants and uniform structs agree with it. No GPU needed.
@@ -11,6 +13,8 @@
 //!   categorical columns, categorical columns only, missing values, log-densities near −1e4,
 //!   several segments.
 //! * `fit::demo` — the README demo fitted with `--device gpu` equals `--device cpu`.
+//! * `browser::report_renders` — `report.html` opened in headless Chromium: it renders, has one
+//!   card per class, and logs no error.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -37,6 +41,11 @@ fn main() {
     let gpu = gpu();
     if gpu.is_none() && std::env::var_os("SEGMIX_REQUIRE_GPU").is_some_and(|v| v == "1") {
         eprintln!("SEGMIX_REQUIRE_GPU=1 but no GPU adapter was found (is mesa-vulkan-drivers installed?)");
+        std::process::exit(1);
+    }
+    let browser = chromium();
+    if browser.is_none() && std::env::var_os("SEGMIX_REQUIRE_BROWSER").is_some_and(|v| v == "1") {
+        eprintln!("SEGMIX_REQUIRE_BROWSER=1 but no chromium was found (apt-get install chromium)");
         std::process::exit(1);
     }
     let mut trials: Vec<Trial> = Vec::new();
@@ -75,6 +84,8 @@ fn main() {
     for (name, f) in needs_gpu {
         trials.push(Trial::test(name, f).with_ignored_flag(gpu.is_none()));
     }
+    trials
+        .push(Trial::test("browser::report_renders_in_chromium", report_renders).with_ignored_flag(browser.is_none()));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -492,4 +503,74 @@ fn cli_devices() -> Result<(), Failed> {
         check(device.starts_with("cpu"), || format!("auto took a software adapter: {device}"))?;
         check(err.matches("note: running on the CPU: only software adapters").count() == 1, || err.clone())
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report in a browser.
+
+/// Debian's Chromium, if installed.
+fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Runs headless Chromium on `page` with `args`; returns (stdout, stderr).
+fn headless(page: &std::path::Path, profile: &std::path::Path, args: &[&str]) -> Result<(String, String), Failed> {
+    let out = std::process::Command::new(chromium().ok_or("no chromium")?)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        .args(["--enable-logging=stderr", "--v=0", "--window-size=1100,1600"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .output()?;
+    check(out.status.success(), || format!("chromium failed: {}", String::from_utf8_lossy(&out.stderr)))?;
+    Ok((String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned()))
+}
+
+/// A fit's report.html opened in headless Chromium: the DOM has one card per class and every
+/// plot, the screenshot is a real picture, and the console shows no error.
+fn report_renders() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let mut rng = Rng::new(4);
+    let (mut csv, mut emb) = (String::from("channel,ctr,copy\n"), String::new());
+    for i in 0..150 {
+        let g = i % 3;
+        let copy = ["claim free gems now", "join your old guild", "ranked arena season"][g];
+        csv += &format!(
+            "{},{:.3},{copy} {}\n",
+            ["tiktok", "meta", "search"][g],
+            1.0 + g as f64 + 0.1 * rng.normal(),
+            i % 7
+        );
+        let v: Vec<String> = (0..6).map(|t| format!("{:.4}", f64::from(t == g) + 0.05 * rng.normal())).collect();
+        emb += &(v.join(",") + "\n");
+    }
+    std::fs::write(dir.path().join("t.csv"), csv)?;
+    std::fs::write(dir.path().join("t.emb.csv"), emb)?;
+    let out = dir.path().join("fit");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+        .current_dir(dir.path())
+        .args(["fit", "t.csv", "--cat", "channel", "--num", "ctr", "--text", "copy", "--embeddings", "t.emb.csv"])
+        .args(["--k", "2..4", "--device", "cpu", "-q", "--out", out.to_str().unwrap()])
+        .output()?;
+    check(run.status.success(), || String::from_utf8_lossy(&run.stderr).into_owned())?;
+    let clusters: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("clusters.json"))?)?;
+    let k = clusters["classes"].as_array().ok_or("no classes")?.len();
+    let page = out.join("report.html");
+    let profile = dir.path().join("chromium-profile");
+    let (dom, log) = headless(&page, &profile, &["--dump-dom"])?;
+    let cards = dom.matches(r#"class="card""#).count();
+    check(cards == k, || format!("{cards} cards for {k} classes"))?;
+    check(dom.matches("<svg").count() >= 4 + k, || "plots missing from the rendered page".to_string())?;
+    for bad in ["Uncaught", "SyntaxError", "Failed to load resource", "net::ERR_"] {
+        check(!log.contains(bad), || format!("browser log has {bad:?}:\n{log}"))?;
+    }
+    let shot = dir.path().join("report.png");
+    headless(&page, &profile, &[&format!("--screenshot={}", shot.display())])?;
+    let png = std::fs::read(&shot)?;
+    check(png.starts_with(b"\x89PNG") && png.len() > 20_000, || format!("screenshot of {} bytes", png.len()))?;
+    Ok(())
 }

@@ -1,0 +1,483 @@
+//! `report.html` and `report.md`: one self-contained page (inline CSS and SVG, no script, no
+//! external asset, so it opens offline and anywhere) and its Markdown twin. Both are built from
+//! the files a fit leaves — `model.json`, `selection.csv`, `clusters.json` — so `segmix report DIR`
+//! rebuilds them without refitting. Every piece of user text is escaped.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::explain::{ClassReport, Clusters};
+use crate::model::ModelFile;
+
+use super::write_atomic;
+
+/// One line of `selection.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectionRow {
+    pub k: usize,
+    pub restart: usize,
+    pub loglik: f64,
+    pub bic: f64,
+    pub icl: f64,
+    pub aic: f64,
+}
+
+/// Reads `selection.csv`.
+pub fn read_selection(path: &Path) -> Result<Vec<SelectionRow>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut rows = Vec::new();
+    for (no, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let bad =
+            || Error::Model { path: path.to_path_buf(), message: format!("line {}: not a selection row", no + 1) };
+        if f.len() < 7 {
+            return Err(bad());
+        }
+        let num = |i: usize| f[i].parse::<f64>().map_err(|_| bad());
+        rows.push(SelectionRow {
+            k: f[0].parse().map_err(|_| bad())?,
+            restart: f[1].parse().map_err(|_| bad())?,
+            loglik: num(2)?,
+            bic: num(4)?,
+            icl: num(5)?,
+            aic: num(6)?,
+        });
+    }
+    Ok(rows)
+}
+
+/// Reads `clusters.json`.
+pub fn read_clusters(path: &Path) -> Result<Clusters> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Model { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes text for a Markdown table cell (no HTML, no column breaks).
+fn md(s: &str) -> String {
+    escape(s).replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// Class colours (Tableau 10), cycled past ten classes.
+const PALETTE: [&str; 10] =
+    ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+
+fn color(class: usize) -> &'static str {
+    PALETTE[(class.max(1) - 1) % PALETTE.len()]
+}
+
+fn title(c: &ClassReport) -> String {
+    match &c.label {
+        Some(l) => format!("Class {} — {}", c.class, l),
+        None => format!("Class {}", c.class),
+    }
+}
+
+/// Best (lowest) BIC and ICL per K.
+fn curve(sel: &[SelectionRow]) -> Vec<(usize, f64, f64)> {
+    let mut ks: Vec<usize> = sel.iter().map(|r| r.k).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    ks.iter()
+        .map(|&k| {
+            let rows = sel.iter().filter(|r| r.k == k);
+            let bic = rows.clone().map(|r| r.bic).fold(f64::INFINITY, f64::min);
+            let icl = rows.map(|r| r.icl).fold(f64::INFINITY, f64::min);
+            (k, bic, icl)
+        })
+        .collect()
+}
+
+/// BIC and ICL against K, the selected K marked.
+fn selection_svg(sel: &[SelectionRow], chosen: usize) -> String {
+    let pts = curve(sel);
+    let (w, h, l, r, t, b) = (560.0, 260.0, 70.0, 20.0, 20.0, 40.0);
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="plot" role="img" aria-label="BIC and ICL against K">"#
+    );
+    if pts.is_empty() {
+        return s + "</svg>";
+    }
+    let lo = pts.iter().flat_map(|p| [p.1, p.2]).fold(f64::INFINITY, f64::min);
+    let hi = pts.iter().flat_map(|p| [p.1, p.2]).fold(f64::NEG_INFINITY, f64::max);
+    let span = (hi - lo).max(1e-9);
+    let (k0, k1) = (pts[0].0 as f64, pts[pts.len() - 1].0 as f64);
+    let x = |k: f64| l + (w - l - r) * if k1 > k0 { (k - k0) / (k1 - k0) } else { 0.5 };
+    let y = |v: f64| t + (h - t - b) * (1.0 - (v - lo) / span);
+    let _ = write!(s, r##"<line x1="{l}" y1="{}" x2="{}" y2="{}" stroke="#999"/>"##, h - b, w - r, h - b);
+    for p in &pts {
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{}" font-size="11" text-anchor="middle">{}</text>"##,
+            x(p.0 as f64),
+            h - b + 16.0,
+            p.0
+        );
+    }
+    let _ = write!(s, r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">K</text>"#, (w + l) / 2.0, h - 4.0);
+    for (v, label) in [(hi, hi), (lo, lo)] {
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{:.1}" font-size="10" text-anchor="end">{:.0}</text>"#,
+            l - 6.0,
+            y(v) + 3.0,
+            label
+        );
+    }
+    for (idx, (name, col)) in [("BIC", "#4e79a7"), ("ICL", "#e15759")].iter().enumerate() {
+        let path: Vec<String> =
+            pts.iter().map(|p| format!("{:.1},{:.1}", x(p.0 as f64), y(if idx == 0 { p.1 } else { p.2 }))).collect();
+        let _ = write!(s, r#"<polyline fill="none" stroke="{col}" stroke-width="2" points="{}"/>"#, path.join(" "));
+        for p in &pts {
+            let v = if idx == 0 { p.1 } else { p.2 };
+            let _ = write!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{col}"/>"#, x(p.0 as f64), y(v));
+        }
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" font-size="11" fill="{col}">{name}</text>"#,
+            w - r - 40.0,
+            t + 12.0 + 14.0 * idx as f64
+        );
+    }
+    let _ = write!(
+        s,
+        r##"<line x1="{0:.1}" y1="{t}" x2="{0:.1}" y2="{1}" stroke="#333" stroke-dasharray="4 3"/><text x="{0:.1}" y="{2}" font-size="11" text-anchor="middle">selected</text>"##,
+        x(chosen as f64),
+        h - b,
+        t - 6.0 + 10.0
+    );
+    s + "</svg>"
+}
+
+/// Horizontal bars: (label, value, colour), values as fractions of the largest.
+fn bars_svg(items: &[(String, f64, String, &str)], aria: &str) -> String {
+    let (w, row) = (600.0, 22.0);
+    let h = row * items.len() as f64 + 8.0;
+    let max = items.iter().map(|i| i.1).fold(0.0f64, f64::max).max(1e-12);
+    let (label_w, bar_w) = (230.0, 250.0);
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="plot" role="img" aria-label="{}">"#,
+        escape(aria)
+    );
+    for (i, (label, v, text, col)) in items.iter().enumerate() {
+        let y = 4.0 + row * i as f64;
+        let bw = bar_w * v / max;
+        let _ = write!(
+            s,
+            r#"<text x="{label_w}" y="{:.1}" font-size="12" text-anchor="end">{}</text><rect x="{}" y="{y:.1}" width="{bw:.1}" height="{}" fill="{col}"/><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
+            y + 14.0,
+            escape(label),
+            label_w + 8.0,
+            row - 6.0,
+            label_w + 12.0 + bw,
+            y + 14.0,
+            escape(text)
+        );
+    }
+    s + "</svg>"
+}
+
+/// The rows on the first two principal axes of the continuous block, coloured by class.
+fn map_svg(c: &Clusters) -> String {
+    let (w, h, m) = (560.0, 420.0, 30.0);
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="plot" role="img" aria-label="map of the rows">"#
+    );
+    if c.map.is_empty() {
+        return s + "</svg>";
+    }
+    let (xl, xh) = c.map.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.x), a.1.max(p.x)));
+    let (yl, yh) = c.map.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.y), a.1.max(p.y)));
+    let sx = |v: f64| m + (w - 2.0 * m) * (v - xl) / (xh - xl).max(1e-12);
+    let sy = |v: f64| h - m - (h - 2.0 * m) * (v - yl) / (yh - yl).max(1e-12);
+    for p in &c.map {
+        let _ = write!(
+            s,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="2.2" fill="{}" fill-opacity="0.6"/>"#,
+            sx(p.x),
+            sy(p.y),
+            color(p.class)
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">axis 1 ({:.0}% of the variance)</text><text x="12" y="{}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {})">axis 2 ({:.0}%)</text>"#,
+        w / 2.0,
+        h - 8.0,
+        100.0 * c.map_variance[0],
+        h / 2.0,
+        h / 2.0,
+        100.0 * c.map_variance[1]
+    );
+    s + "</svg>"
+}
+
+const CSS: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1000px;\
+color:#222;padding:0 1rem}h1{font-size:1.6rem}h2{margin-top:2rem;border-bottom:1px solid #ddd}table{border-collapse:collapse;\
+margin:.5rem 0}td,th{padding:.2rem .6rem;border-bottom:1px solid #eee;text-align:left}td.n{text-align:right}\
+.plot{width:100%;max-width:600px;height:auto;display:block}.card{border:1px solid #ddd;border-left:6px solid var(--c);\
+border-radius:6px;padding:.8rem 1.2rem;margin:1rem 0}.chip{display:inline-block;background:#eef;border-radius:10px;\
+padding:.1rem .5rem;margin:.1rem;font-size:.9rem}.muted{color:#666;font-size:.9rem}blockquote{margin:.3rem 0;\
+padding:.2rem .8rem;border-left:3px solid #ccc;color:#333}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem}";
+
+fn card(html: &mut String, c: &ClassReport) {
+    let _ = write!(
+        html,
+        r#"<section class="card" id="class-{}" style="--c:{}"><h3>{}</h3>"#,
+        c.class,
+        color(c.class),
+        escape(&title(c))
+    );
+    if let Some(s) = &c.strategy {
+        let _ = write!(html, "<p><em>{}</em></p>", escape(s));
+    }
+    let _ = write!(html, r#"<p class="muted">{} rows · weight {:.3}</p>"#, c.size, c.weight);
+    if !c.keywords.is_empty() {
+        html.push_str("<h4>Keywords</h4><p>");
+        for k in &c.keywords {
+            let _ = write!(html, r#"<span class="chip" title="score {:.3}">{}</span>"#, k.score, escape(&k.word));
+        }
+        html.push_str("</p>");
+    }
+    if !c.prototypes.is_empty() {
+        html.push_str("<h4>Prototypes (nearest texts to the class mean)</h4>");
+        for p in &c.prototypes {
+            let _ = write!(
+                html,
+                r#"<blockquote>{}<br><span class="muted">row {}, distance {:.3}, posterior {:.3}</span></blockquote>"#,
+                escape(&p.text),
+                p.row,
+                p.distance,
+                p.posterior
+            );
+        }
+    }
+    if !c.categorical.is_empty() {
+        html.push_str(r#"<h4>Categories (share in the class, lift over all rows)</h4><div class="grid">"#);
+        for (col, prof) in &c.categorical {
+            let items: Vec<(String, f64, String, &str)> = prof
+                .levels
+                .iter()
+                .map(|l| {
+                    (
+                        format!("{col} = {}", l.level),
+                        l.share,
+                        format!("{:.0}% · lift {:.2}", 100.0 * l.share, l.lift),
+                        color(c.class),
+                    )
+                })
+                .collect();
+            html.push_str(&bars_svg(&items, col));
+        }
+        html.push_str("</div>");
+    }
+    if !c.metrics.is_empty() {
+        html.push_str("<h4>Metrics</h4><table><tr><th>metric</th><th>class mean ± sd</th><th>overall mean ± sd</th><th>z</th></tr>");
+        for (name, m) in &c.metrics {
+            let _ = write!(
+                html,
+                r#"<tr><td>{}</td><td class="n">{:.4} ± {:.4}</td><td class="n">{:.4} ± {:.4}</td><td class="n">{:+.2}</td></tr>"#,
+                escape(name),
+                m.mean,
+                m.sd,
+                m.overall_mean,
+                m.overall_sd,
+                m.z
+            );
+        }
+        html.push_str("</table>");
+    }
+    html.push_str("</section>");
+}
+
+/// The summary rows shared by both formats.
+fn summary(model: &ModelFile) -> Vec<(&'static str, String)> {
+    let f = &model.fit;
+    vec![
+        ("rows", f.n_rows.to_string()),
+        ("classes (K)", format!("{} (fitted {}..{}, {} restarts each)", f.k, f.k_range[0], f.k_range[1], f.n_init)),
+        ("criterion", f.criterion.name().to_uppercase()),
+        ("covariance", model.params.cov_type.name().to_string()),
+        ("log-likelihood", format!("{:.3}", f.loglik)),
+        ("BIC / ICL / AIC", format!("{:.1} / {:.1} / {:.1}", f.criteria.bic, f.criteria.icl, f.criteria.aic)),
+        ("parameters", f.n_params.to_string()),
+        ("iterations", format!("{} ({})", f.iterations, if f.converged { "converged" } else { "not converged" })),
+        ("time", format!("{:.2} s", f.seconds)),
+        ("device", f.device.clone()),
+        ("seed", f.seed.to_string()),
+    ]
+}
+
+/// Builds `report.html`.
+pub fn html(model: &ModelFile, sel: &[SelectionRow], c: &Clusters, data_name: &str, has_compare: bool) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>segmix report — {}</title><style>{CSS}</style></head><body>",
+        escape(data_name)
+    );
+    let _ = write!(h, "<h1>segmix report — {}</h1>", escape(data_name));
+    h.push_str("<h2>Fit</h2><table>");
+    for (k, v) in summary(model) {
+        let _ = write!(h, "<tr><th>{k}</th><td>{}</td></tr>", escape(&v));
+    }
+    h.push_str("</table>");
+    if has_compare {
+        h.push_str(r#"<p>Baselines: <a href="compare.md">compare.md</a> · <a href="compare.csv">compare.csv</a></p>"#);
+    }
+    h.push_str("<h2>Model selection</h2>");
+    h.push_str(&selection_svg(sel, model.fit.k));
+    h.push_str("<h2>Class sizes</h2>");
+    let sizes: Vec<(String, f64, String, &str)> = c
+        .classes
+        .iter()
+        .map(|k| (title(k), k.size as f64, format!("{} rows · weight {:.3}", k.size, k.weight), color(k.class)))
+        .collect();
+    h.push_str(&bars_svg(&sizes, "class sizes"));
+    if !c.variables.is_empty() {
+        h.push_str("<h2>Which variables separate the classes</h2>");
+        let vars: Vec<(String, f64, String, &str)> = c
+            .variables
+            .iter()
+            .map(|v| {
+                (format!("{} ({})", v.variable, v.kind), v.power, format!("{} {:.3}", v.measure, v.power), "#76b7b2")
+            })
+            .collect();
+        h.push_str(&bars_svg(&vars, "discriminative power"));
+    }
+    h.push_str("<h2>Map of the rows</h2>");
+    h.push_str(&map_svg(c));
+    h.push_str("<h2>Classes</h2>");
+    for k in &c.classes {
+        card(&mut h, k);
+    }
+    if !c.outliers.is_empty() {
+        let _ = write!(
+            h,
+            "<h2>Outliers</h2><p>{} rows with the lowest log-likelihood (lowest first): {}</p>",
+            c.outliers.len(),
+            c.outliers.iter().take(50).map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let Some(d) = &c.decoder {
+        let _ = write!(
+            h,
+            r#"<p class="muted">Keywords: Lasso decoder over {} terms (min_df {}), λ = {:.4} ({}), {} non-zero weights.</p>"#,
+            d.terms,
+            d.min_df,
+            d.lambda,
+            escape(&d.lambda_choice),
+            d.nonzero
+        );
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// Builds `report.md`.
+pub fn markdown(model: &ModelFile, sel: &[SelectionRow], c: &Clusters, data_name: &str, has_compare: bool) -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "# segmix report — {}\n", md(data_name));
+    let _ = writeln!(m, "| | |\n|---|---|");
+    for (k, v) in summary(model) {
+        let _ = writeln!(m, "| {k} | {} |", md(&v));
+    }
+    if has_compare {
+        let _ = writeln!(m, "\nBaselines: [compare.md](compare.md)");
+    }
+    let _ = writeln!(m, "\n## Model selection\n\n| K | best BIC | best ICL |\n|---:|---:|---:|");
+    for (k, bic, icl) in curve(sel) {
+        let mark = if k == model.fit.k { " (selected)" } else { "" };
+        let _ = writeln!(m, "| {k}{mark} | {bic:.1} | {icl:.1} |");
+    }
+    if !c.variables.is_empty() {
+        let _ = writeln!(
+            m,
+            "\n## Which variables separate the classes\n\n| variable | kind | measure | power |\n|---|---|---|---:|"
+        );
+        for v in &c.variables {
+            let _ = writeln!(m, "| {} | {} | {} | {:.3} |", md(&v.variable), v.kind, v.measure, v.power);
+        }
+    }
+    let _ = writeln!(m, "\n## Classes");
+    for k in &c.classes {
+        let _ = writeln!(m, "\n### {}\n\n{} rows, weight {:.3}.", md(&title(k)), k.size, k.weight);
+        if let Some(s) = &k.strategy {
+            let _ = writeln!(m, "\n*{}*", md(s));
+        }
+        if !k.keywords.is_empty() {
+            let words: Vec<String> = k.keywords.iter().map(|w| md(&w.word)).collect();
+            let _ = writeln!(m, "\n**Keywords:** {}", words.join(", "));
+        }
+        if !k.prototypes.is_empty() {
+            let _ = writeln!(m, "\n**Prototypes:**\n");
+            for p in &k.prototypes {
+                let _ = writeln!(m, "- {} *(distance {:.3}, posterior {:.3})*", md(&p.text), p.distance, p.posterior);
+            }
+        }
+        for (col, prof) in &k.categorical {
+            let levels: Vec<String> = prof
+                .levels
+                .iter()
+                .map(|l| format!("{} {:.0}% (lift {:.2})", md(&l.level), 100.0 * l.share, l.lift))
+                .collect();
+            let _ = writeln!(m, "\n**{}:** {}", md(col), levels.join(", "));
+        }
+        if !k.metrics.is_empty() {
+            let _ = writeln!(m, "\n| metric | class mean ± sd | overall mean ± sd | z |\n|---|---:|---:|---:|");
+            for (name, x) in &k.metrics {
+                let _ = writeln!(
+                    m,
+                    "| {} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:+.2} |",
+                    md(name),
+                    x.mean,
+                    x.sd,
+                    x.overall_mean,
+                    x.overall_sd,
+                    x.z
+                );
+            }
+        }
+    }
+    if !c.outliers.is_empty() {
+        let _ = writeln!(
+            m,
+            "\n## Outliers\n\n{} rows, lowest log-likelihood first: {}",
+            c.outliers.len(),
+            c.outliers.iter().take(50).map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    m
+}
+
+/// Writes `report.html` and `report.md` into `dir` from the fit's files there.
+pub fn write_report(dir: &Path) -> Result<()> {
+    let model = ModelFile::load(&dir.join("model.json"))?;
+    let sel = read_selection(&dir.join("selection.csv"))?;
+    let clusters = read_clusters(&dir.join("clusters.json"))?;
+    let has_compare = dir.join("compare.md").exists();
+    let name = clusters.data.clone();
+    write_atomic(&dir.join("report.html"), |w| {
+        w.write_all(html(&model, &sel, &clusters, &name, has_compare).as_bytes())
+    })?;
+    write_atomic(&dir.join("report.md"), |w| {
+        w.write_all(markdown(&model, &sel, &clusters, &name, has_compare).as_bytes())
+    })
+}

@@ -1,0 +1,368 @@
+//! De-embedding and the report: prototypes against a brute-force search, the Lasso decoder
+//! against scikit-learn, keywords on the demo, profile lifts by hand, HTML escaping, the LLM
+//! endpoint against a local mock, and `segmix report` rebuilding the page.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::Command;
+
+use segmix::backend::CpuBackend;
+use segmix::explain::lasso::lasso_gram;
+use segmix::explain::{ExplainOptions, explain};
+use segmix::mixture::em::{FitConfig, NoProgress};
+use segmix::pipeline::{FitJob, fit_inputs, read_inputs};
+
+use crate::util::{grouped_vector_line, repo_file, roles, write};
+
+fn segmix(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_segmix")).args(args).output().expect("run segmix")
+}
+
+/// A small table with a text column whose (given) embeddings fall into three groups.
+fn text_table(dir: &Path, n: usize, text_of: impl Fn(usize) -> String) -> (std::path::PathBuf, std::path::PathBuf) {
+    let mut rng = segmix::rng::Rng::new(3);
+    let mut csv = String::from("channel,ctr,copy\n");
+    let mut emb = String::new();
+    for i in 0..n {
+        let g = i % 3;
+        let text = text_of(i).replace('"', "\"\"");
+        csv += &format!("{},{:.3},\"{text}\"\n", ["tiktok", "meta", "search"][g], 1.0 + g as f64 + 0.1 * rng.normal());
+        emb += &grouped_vector_line(g, 6, &mut rng);
+    }
+    (write(dir, "t.csv", &csv), write(dir, "t.emb.csv", &emb))
+}
+
+#[test]
+fn prototypes_are_the_nearest_distinct_texts() {
+    let d = tempfile::tempdir().unwrap();
+    let (data, emb) = text_table(d.path(), 120, |i| format!("text number {}", i % 40));
+    let job = FitJob {
+        data,
+        roles: roles(&["channel"], &["ctr"], Some("copy")),
+        embeddings: Some(emb),
+        pca_dims: 4,
+        config: FitConfig { k_min: 3, k_max: 3, n_init: 2, ..FitConfig::default() },
+    };
+    let inputs = read_inputs(&job, None).unwrap();
+    let (fit, data) = fit_inputs(&CpuBackend::new(), &job, &inputs, &NoProgress).unwrap();
+    let c =
+        explain(&fit, &data, &inputs.table, &ExplainOptions { prototypes: 4, ..ExplainOptions::default() }).unwrap();
+    let params = &fit.model.params;
+    let text = fit.model.schema.text.as_ref().unwrap();
+    let (p, dd) = (data.p, text.pca.d());
+    let texts = &inputs.table.text.as_ref().unwrap().values;
+    for (kk, class) in c.classes.iter().enumerate() {
+        // Brute force: every row's scaled Euclidean distance, nearest first, one per text.
+        let mu = &params.means[kk * p..kk * p + dd];
+        let mut all: Vec<(f64, usize)> = (0..data.n)
+            .map(|i| {
+                let dist = (0..dd).map(|a| (text.scale[a] * (data.x[i * p + a] - mu[a])).powi(2)).sum::<f64>().sqrt();
+                (dist, i)
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut seen = std::collections::HashSet::new();
+        let want: Vec<(String, f64)> = all
+            .into_iter()
+            .filter(|&(_, i)| seen.insert(texts[i].clone().unwrap()))
+            .take(4)
+            .map(|(dist, i)| (texts[i].clone().unwrap(), dist))
+            .collect();
+        let got: Vec<(String, f64)> = class.prototypes.iter().map(|p| (p.text.clone(), p.distance)).collect();
+        assert_eq!(got.len(), 4);
+        for ((gt, gd), (wt, wd)) in got.iter().zip(&want) {
+            assert_eq!(gt, wt, "class {}", kk + 1);
+            assert!((gd - wd).abs() < 1e-9);
+        }
+        for pr in &class.prototypes {
+            assert!((pr.posterior - fit.sweep.posteriors.resp[pr.row * params.k + kk]).abs() < 1e-12);
+        }
+        let distinct: std::collections::HashSet<&str> =
+            class.prototypes_mahalanobis.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(distinct.len(), class.prototypes_mahalanobis.len(), "duplicates collapsed");
+        assert!(class.prototypes_mahalanobis.windows(2).all(|w| w[0].distance <= w[1].distance));
+    }
+}
+
+/// Numbers from scikit-learn 1.9.1 (`Lasso(fit_intercept=False)` on a 2-D y), made by
+/// scripts/make_lasso_fixture.py.
+#[test]
+fn lasso_matches_scikit_learn() {
+    let f: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_file("tests/fixtures/lasso_reference.json")).unwrap())
+            .unwrap();
+    let rows = |key: &str| -> Vec<Vec<f64>> {
+        f[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect())
+            .collect()
+    };
+    let (x, y) = (rows("x"), rows("y"));
+    let (n, d, v) = (x.len(), x[0].len(), y[0].len());
+    let mut g = vec![0.0; d * d];
+    let mut c = vec![0.0; d * v];
+    for i in 0..n {
+        for a in 0..d {
+            for b in 0..d {
+                g[a * d + b] += x[i][a] * x[i][b] / n as f64;
+            }
+            for t in 0..v {
+                c[a * v + t] += x[i][a] * y[i][t] / n as f64;
+            }
+        }
+    }
+    for fit in f["fits"].as_array().unwrap() {
+        let alpha = fit["alpha"].as_f64().unwrap();
+        let mut w = vec![0.0; d * v];
+        lasso_gram(&g, &c, d, v, alpha, &mut w, 1e-12, 100_000);
+        let want: Vec<f64> = fit["coef"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+            .collect();
+        for (i, (a, b)) in w.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() < 1e-6, "alpha {alpha}, coef {i}: {a} vs scikit-learn {b}");
+            assert_eq!(*a == 0.0, *b == 0.0, "alpha {alpha}, coef {i}: sparsity differs ({a} vs {b})");
+        }
+    }
+}
+
+/// Eight rows in two far-apart groups: P(a | class 1) = 3/4 against P(a) = 1/2, lift 1.5.
+#[test]
+fn profile_lifts_by_hand() {
+    let d = tempfile::tempdir().unwrap();
+    let csv = "x,c\n0,a\n0.1,a\n-0.1,a\n0.05,b\n10,b\n10.1,b\n9.9,b\n10.05,a\n";
+    let data = write(d.path(), "tiny.csv", csv);
+    let job = FitJob {
+        data,
+        roles: roles(&["c"], &["x"], None),
+        embeddings: None,
+        pca_dims: 2,
+        config: FitConfig { k_min: 2, k_max: 2, n_init: 3, ..FitConfig::default() },
+    };
+    let inputs = read_inputs(&job, None).unwrap();
+    let (fit, data) = fit_inputs(&CpuBackend::new(), &job, &inputs, &NoProgress).unwrap();
+    let c = explain(&fit, &data, &inputs.table, &ExplainOptions::default()).unwrap();
+    for class in &c.classes {
+        assert_eq!(class.size, 4);
+        let prof = &class.categorical["c"];
+        let low = class.metrics["x"].mean < 5.0;
+        let (top, other) = if low { ("a", "b") } else { ("b", "a") };
+        let get = |l: &str| prof.levels.iter().find(|s| s.level == l).unwrap();
+        assert!((get(top).share - 0.75).abs() < 1e-6 && (get(top).population - 0.5).abs() < 1e-12);
+        assert!((get(top).lift - 1.5).abs() < 1e-5, "{:?}", get(top));
+        assert!((get(other).lift - 0.5).abs() < 1e-5);
+        assert_eq!(prof.over_represented, [top]);
+        let m = &class.metrics["x"];
+        assert!((m.overall_mean - 5.0125).abs() < 1e-9, "{m:?}");
+    }
+    let x = c.variables.iter().find(|v| v.variable == "x").unwrap();
+    assert!(x.power > 0.99, "{x:?}");
+    let cv = c.variables.iter().find(|v| v.variable == "c").unwrap();
+    assert!((cv.power - 0.5).abs() < 1e-9, "Cramér's V of [[3,1],[1,3]] is 0.5: {cv:?}");
+}
+
+/// Keywords on the demo name the generator's segments: fitted with the real model at K = 4, each
+/// class's majority segment has its own vocabulary in the top keywords.
+#[test]
+fn demo_keywords_recover_the_segment_vocabulary() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("demo");
+    let data = repo_file("examples/game_ads.csv");
+    let run = segmix(&[
+        "fit",
+        data.to_str().unwrap(),
+        "--cat",
+        "Country,Channel,Creative_Type",
+        "--num",
+        "CTR,CVR,ROAS",
+        "--text",
+        "Ad_Text",
+        "--k",
+        "4",
+        "--n-init",
+        "3",
+        "--device",
+        "cpu",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let clusters: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("clusters.json")).unwrap()).unwrap();
+    // The majority true segment of each class, from assignments.csv and the data.
+    let truth: Vec<String> = {
+        let mut rdr = csv_reader(&data);
+        let headers = rdr.headers().unwrap().clone();
+        let col = headers.iter().position(|h| h == "true_segment").unwrap();
+        rdr.records().map(|r| r.unwrap()[col].to_string()).collect()
+    };
+    let assign = std::fs::read_to_string(out.join("assignments.csv")).unwrap();
+    let classes: Vec<usize> = assign.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+    let vocab: [(&str, &[&str]); 4] = [
+        ("reward_push", &["free", "claim", "reward", "rewards", "gems", "daily", "collect"]),
+        ("nostalgia_social", &["guild", "friends", "classic", "reunite", "nostalgia", "old"]),
+        ("high_spec_visual", &["stunning", "visual", "graphics", "cinematic", "quality", "masterpiece", "4k"]),
+        ("competitive_pvp", &["ranked", "pvp", "arena", "leaderboard", "skill", "prove", "season"]),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for class in clusters["classes"].as_array().unwrap() {
+        let k = class["class"].as_u64().unwrap() as usize;
+        let mut counts = std::collections::HashMap::new();
+        for (i, &c) in classes.iter().enumerate() {
+            if c == k {
+                *counts.entry(truth[i].as_str()).or_insert(0) += 1;
+            }
+        }
+        let segment = *counts.iter().max_by_key(|e| e.1).unwrap().0;
+        seen.insert(segment);
+        let words: Vec<&str> =
+            class["keywords"].as_array().unwrap().iter().map(|w| w["word"].as_str().unwrap()).collect();
+        let expected = vocab.iter().find(|v| v.0 == segment).unwrap().1;
+        let hits = words.iter().take(5).filter(|w| expected.contains(w)).count();
+        assert!(hits >= 2, "class {k} ({segment}): top keywords {words:?}");
+        assert!(words.iter().all(|w| !w.contains("##")), "token pieces in {words:?}");
+    }
+    assert_eq!(seen.len(), 4, "each class is a different segment");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(html.matches(r#"<section class="card""#).count(), 4);
+    assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"));
+}
+
+fn csv_reader(p: &Path) -> csv::Reader<std::fs::File> {
+    csv::Reader::from_path(p).unwrap()
+}
+
+/// A cell holding `<script>alert(1)</script>` shows as text: in the report, the prompt and
+/// the Markdown; and `segmix report DIR` rebuilds the same page from the files.
+#[test]
+fn user_text_is_escaped_and_report_rebuilds() {
+    let d = tempfile::tempdir().unwrap();
+    let (data, emb) = text_table(d.path(), 90, |i| {
+        if i % 3 == 0 { "<script>alert(1)</script> & \"quotes\"".to_string() } else { format!("plain copy {}", i % 3) }
+    });
+    let csv = std::fs::read_to_string(&data).unwrap().replace("tiktok", "<b>tik</b>");
+    std::fs::write(&data, csv).unwrap();
+    let out = d.path().join("fit");
+    let run = segmix(&[
+        "fit",
+        data.to_str().unwrap(),
+        "--cat",
+        "channel",
+        "--num",
+        "ctr",
+        "--text",
+        "copy",
+        "--embeddings",
+        emb.to_str().unwrap(),
+        "--k",
+        "3",
+        "--min-df",
+        "2",
+        "--device",
+        "cpu",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!html.contains("<script"), "raw script tag in the report");
+    assert!(!html.contains("<b>tik"), "raw markup from a category in the report");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"));
+    assert!(html.contains("&lt;b&gt;tik&lt;/b&gt;"));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(!md.contains("<script") && md.contains("&lt;script&gt;"));
+    // Rebuild from the files alone.
+    std::fs::remove_file(out.join("report.html")).unwrap();
+    std::fs::remove_file(out.join("report.md")).unwrap();
+    let rebuilt = segmix(&["report", out.to_str().unwrap(), "-q"]);
+    assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+    assert_eq!(std::fs::read_to_string(out.join("report.html")).unwrap(), html);
+    assert_eq!(std::fs::read_to_string(out.join("report.md")).unwrap(), md);
+    // A folder without a fit is a clear error.
+    let empty = segmix(&["report", d.path().to_str().unwrap()]);
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("model.json"));
+}
+
+/// `--llm-endpoint` posts each class's prompt to an OpenAI-compatible endpoint (a local mock
+/// here) and stores the answers; the report shows the labels.
+#[test]
+fn llm_labels_come_from_the_endpoint() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let mut prompts = Vec::new();
+        for n in 1..=3 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0;
+            let mut first = String::new();
+            r.read_line(&mut first).unwrap();
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(req["model"], "mock-model");
+            prompts.push((first, req["messages"][0]["content"].as_str().unwrap().to_string()));
+            let answer = format!("{{\"label\": \"Segment <{n}>\", \"strategy\": \"Do thing {n}.\"}}");
+            let reply =
+                serde_json::json!({"choices": [{"message": {"role": "assistant", "content": answer}}]}).to_string();
+            write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len())
+                .unwrap();
+        }
+        prompts
+    });
+    let d = tempfile::tempdir().unwrap();
+    let (data, emb) = text_table(d.path(), 60, |i| format!("copy {}", i % 3));
+    let out = d.path().join("fit");
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let run = segmix(&[
+        "fit",
+        data.to_str().unwrap(),
+        "--cat",
+        "channel",
+        "--text",
+        "copy",
+        "--embeddings",
+        emb.to_str().unwrap(),
+        "--k",
+        "3",
+        "--llm-endpoint",
+        &url,
+        "--llm-model",
+        "mock-model",
+        "--device",
+        "cpu",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let prompts = server.join().unwrap();
+    assert!(prompts.iter().all(|(line, _)| line.starts_with("POST /v1/chat/completions")));
+    assert!(prompts.iter().all(|(_, p)| p.contains("\"label\"") && p.contains("Segment ")));
+    let clusters: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("clusters.json")).unwrap()).unwrap();
+    assert_eq!(clusters["llm_model"], "mock-model");
+    for (i, c) in clusters["classes"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(c["label"], format!("Segment <{}>", i + 1));
+        assert_eq!(c["strategy"], format!("Do thing {}.", i + 1));
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Class 1 — Segment &lt;1&gt;"));
+}
