@@ -143,6 +143,32 @@ fn labels_of(resp: &[f64], k: usize) -> Vec<u32> {
     resp.chunks(k).map(|r| argmax(r).0 as u32).collect()
 }
 
+/// Labels of a mixture sweep's best model at every K: its time is the K's runs plus `shared`, its
+/// objective the best BIC.
+fn mixture_labels<B: Backend>(
+    backend: &B,
+    sweep: &crate::mixture::em::Sweep,
+    data: &MixtureData,
+    method: &'static str,
+    shared: f64,
+) -> Result<Vec<Labeled>> {
+    let mut out = Vec::with_capacity(sweep.best_per_k.len());
+    for params in &sweep.best_per_k {
+        let k = params.k;
+        let post = predict::posteriors(backend, data, params)?;
+        let runs = sweep.runs.iter().filter(|r| r.k == k);
+        let best = runs.clone().map(|r| r.criteria.bic).fold(f64::INFINITY, f64::min);
+        out.push(Labeled {
+            method,
+            k,
+            labels: labels_of(&post.resp, k),
+            seconds: runs.map(|r| r.seconds).sum::<f64>() + shared,
+            objective: best,
+        });
+    }
+    Ok(out)
+}
+
 /// Reads the truth column as labels (`u32::MAX` where missing).
 fn read_truth(job: &CompareJob, col: &str) -> Result<Vec<u32>> {
     let roles = &job.fit.roles;
@@ -194,18 +220,7 @@ pub fn compare<B: Backend>(
     let mut warnings = fit.warnings.clone();
 
     // The joint model: the best restart of every K.
-    for (params, &k) in fit.sweep.best_per_k.iter().zip(&ks) {
-        let post = predict::posteriors(backend, &data, params)?;
-        let runs = fit.sweep.runs.iter().filter(|r| r.k == k);
-        let best = runs.clone().min_by(|a, b| a.criteria.bic.total_cmp(&b.criteria.bic)).expect("a run per K");
-        out.push(Labeled {
-            method: "segmix",
-            k,
-            labels: labels_of(&post.resp, k),
-            seconds: runs.map(|r| r.seconds).sum::<f64>() + share(embed_seconds),
-            objective: best.criteria.bic,
-        });
-    }
+    out.extend(mixture_labels(backend, &fit.sweep, &data, "segmix", share(embed_seconds))?);
 
     // The numerics (standardized, as in the joint model) and one-hot categoricals.
     let schema = &fit.model.schema;
@@ -325,18 +340,7 @@ pub fn compare<B: Backend>(
                 (0..n).flat_map(|i| (0..d).map(move |c| (i, c))).map(|(i, c)| observed(i, c)).collect();
             tdata.set_patterns(&obs);
             let sweep = fit_sweep(backend, &tdata, cfg, &crate::mixture::em::NoProgress)?;
-            for (params, &k) in sweep.best_per_k.iter().zip(&ks) {
-                let post = predict::posteriors(backend, &tdata, params)?;
-                let runs = sweep.runs.iter().filter(|r| r.k == k);
-                let best = runs.clone().min_by(|a, b| a.criteria.bic.total_cmp(&b.criteria.bic)).expect("a run per K");
-                out.push(Labeled {
-                    method: "gmm_text",
-                    k,
-                    labels: labels_of(&post.resp, k),
-                    seconds: runs.map(|r| r.seconds).sum::<f64>() + share(embed_seconds),
-                    objective: best.criteria.bic,
-                });
-            }
+            out.extend(mixture_labels(backend, &sweep, &tdata, "gmm_text", share(embed_seconds))?);
             warnings.extend(sweep.runs.iter().flat_map(|r| r.warnings.iter().map(|w| format!("gmm_text: {w}"))));
         }
     }
