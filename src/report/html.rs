@@ -150,14 +150,15 @@ fn selection_svg(sel: &[SelectionRow], chosen: usize) -> String {
         }
         let _ = write!(
             s,
-            r#"<text x="{}" y="{}" font-size="11" fill="{col}">{name}</text>"#,
-            w - r - 40.0,
-            t + 12.0 + 14.0 * idx as f64
+            r#"<text x="{}" y="{}" font-size="11" fill="{col}">{name}{}</text>"#,
+            l + 10.0,
+            h - b - 24.0 + 14.0 * idx as f64,
+            if idx == 1 { " (BIC + 2 × entropy)" } else { "" }
         );
     }
     let _ = write!(
         s,
-        r##"<line x1="{0:.1}" y1="{t}" x2="{0:.1}" y2="{1}" stroke="#333" stroke-dasharray="4 3"/><text x="{0:.1}" y="{2}" font-size="11" text-anchor="middle">selected</text>"##,
+        r##"<line x1="{0:.1}" y1="{t}" x2="{0:.1}" y2="{1}" stroke="#333" stroke-dasharray="4 3"/><text x="{0:.1}" y="{2}" font-size="11" text-anchor="end">selected K </text>"##,
         x(chosen as f64),
         h - b,
         t - 6.0 + 10.0
@@ -170,7 +171,7 @@ fn bars_svg(items: &[(String, f64, String, &str)], aria: &str) -> String {
     let (w, row) = (600.0, 22.0);
     let h = row * items.len() as f64 + 8.0;
     let max = items.iter().map(|i| i.1).fold(0.0f64, f64::max).max(1e-12);
-    let (label_w, bar_w) = (230.0, 250.0);
+    let (label_w, bar_w) = (220.0, 210.0);
     let mut s = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="plot" role="img" aria-label="{}">"#,
         escape(aria)
