@@ -20,7 +20,8 @@ pub struct FitArgs {
     /// The table: a CSV file with a header line.
     pub data: PathBuf,
 
-    /// Output folder (created if needed): model.json, assignments.csv, selection.csv.
+    /// Output folder (created if needed): model.json, assignments.csv, selection.csv,
+    /// clusters.json, report.html, report.md.
     #[arg(long, short, value_name = "DIR")]
     pub out: PathBuf,
 

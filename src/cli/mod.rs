@@ -32,7 +32,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Fit the joint latent class model and write model.json, assignments.csv, selection.csv.
+    /// Fit the joint latent class model, explain its classes, and write model.json,
+    /// assignments.csv, selection.csv, clusters.json, report.html and report.md.
     Fit(fit::FitArgs),
     /// Embed a text column with a sentence transformer and write the vectors as .npy.
     Embed(embed::EmbedArgs),
