@@ -366,3 +366,56 @@ fn llm_labels_come_from_the_endpoint() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("Class 1 — Segment &lt;1&gt;"));
 }
+
+/// t-SNE keeps well-separated groups apart (silhouette of the 2-D layout by the true groups) and
+/// is reproducible for a seed.
+#[test]
+fn tsne_separates_blobs_and_is_seeded() {
+    use segmix::explain::tsne::{TsneOptions, tsne};
+    let mut rng = segmix::rng::Rng::new(11);
+    let (n, dim) = (300, 10);
+    let truth: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+    let x: Vec<f64> =
+        (0..n * dim).map(|t| if t % dim == (truth[t / dim] as usize) * 3 { 8.0 } else { 0.0 } + rng.normal()).collect();
+    let opts = TsneOptions { iterations: 400, ..TsneOptions::default() };
+    let y = tsne(&x, n, dim, &opts);
+    let flat: Vec<f64> = y.iter().flat_map(|p| [p[0], p[1]]).collect();
+    assert!(flat.iter().all(|v| v.is_finite()));
+    let s = segmix::metrics::silhouettes(&flat, n, 2, &[&truth])[0].unwrap();
+    assert!(s > 0.6, "silhouette of the t-SNE layout by the true groups: {s}");
+    assert_eq!(tsne(&x, n, dim, &opts), y, "same seed, same layout");
+    let other = tsne(&x, n, dim, &TsneOptions { seed: 1, ..opts });
+    assert_ne!(other, y);
+}
+
+#[test]
+fn tsne_map_is_in_clusters_json_and_the_report() {
+    let d = tempfile::tempdir().unwrap();
+    let (data, emb) = text_table(d.path(), 90, |i| format!("copy {}", i % 9));
+    let out = d.path().join("fit");
+    let run = segmix(&[
+        "fit",
+        data.to_str().unwrap(),
+        "--cat",
+        "channel",
+        "--text",
+        "copy",
+        "--embeddings",
+        emb.to_str().unwrap(),
+        "--k",
+        "3",
+        "--tsne",
+        "--device",
+        "cpu",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("clusters.json")).unwrap()).unwrap();
+    assert_eq!(c["tsne"].as_array().unwrap().len(), 90);
+    assert!(c["tsne_of"].as_str().unwrap().contains("reduced text embedding"));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains(r#"aria-label="t-SNE map of the rows""#));
+}

@@ -8,6 +8,7 @@ use clap::Args;
 use segmix::backend::MixtureData;
 use segmix::data::Table;
 use segmix::explain::llm::{LlmEndpoint, label_classes};
+use segmix::explain::tsne::TsneOptions;
 use segmix::explain::{ExplainOptions, explain};
 use segmix::pipeline::FitOutput;
 use segmix::report::{html, write_atomic};
@@ -29,6 +30,10 @@ pub struct ExplainArgs {
     /// Keyword decoder: the Lasso penalty (default: chosen on a seeded 80/20 split).
     #[arg(long)]
     pub lambda: Option<f64>,
+    /// Also lay out a t-SNE map (Barnes–Hut, perplexity 30, seeded) of the reduced text
+    /// embedding, on at most 10,000 sampled rows, beside the PCA map in the report.
+    #[arg(long)]
+    pub tsne: bool,
     /// Post each class's prompt to this OpenAI-compatible chat completions endpoint (e.g.
     /// http://localhost:11434/v1) and store the label and strategy it answers. The API key, if
     /// needed, comes from $SEGMIX_LLM_API_KEY or $OPENAI_API_KEY. Without it nothing leaves the
@@ -71,6 +76,7 @@ pub fn explain_and_write(
         keywords: a.keywords,
         min_df: a.min_df,
         lambda: a.lambda,
+        tsne: a.tsne.then(|| TsneOptions { seed, ..TsneOptions::default() }),
         seed,
         ..ExplainOptions::default()
     };

@@ -17,6 +17,7 @@
 
 pub mod lasso;
 pub mod llm;
+pub mod tsne;
 pub mod vocab;
 
 use serde::{Deserialize, Serialize};
@@ -44,8 +45,13 @@ pub struct ExplainOptions {
     pub lambda: Option<f64>,
     /// Rows drawn on the 2-D map at most.
     pub map_points: usize,
+    /// Also lay out a t-SNE map of the reduced embedding (on at most [`TSNE_ROWS`] rows).
+    pub tsne: Option<tsne::TsneOptions>,
     pub seed: u64,
 }
+
+/// Rows a t-SNE map is computed on at most (a seeded sample beyond).
+pub const TSNE_ROWS: usize = 10_000;
 
 impl Default for ExplainOptions {
     fn default() -> Self {
@@ -56,6 +62,7 @@ impl Default for ExplainOptions {
             max_terms: 3000,
             lambda: None,
             map_points: 4000,
+            tsne: None,
             seed: 0,
         }
     }
@@ -177,6 +184,11 @@ pub struct Clusters {
     /// Share of the continuous block's variance on each map axis.
     pub map_variance: [f64; 2],
     pub map: Vec<MapPoint>,
+    /// The t-SNE map (`--tsne`): what it was computed on, and its points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsne_of: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tsne: Vec<MapPoint>,
     /// Rows flagged with `--outliers`, lowest log-likelihood first.
     #[serde(default)]
     pub outliers: Vec<usize>,
@@ -414,6 +426,36 @@ pub fn explain(fit: &FitOutput, data: &MixtureData, table: &Table, opts: &Explai
     variables.sort_by(|a, b| b.power.total_cmp(&a.power));
 
     let (map_variance, map) = map_2d(data, &labels, opts.map_points, opts.seed);
+    let (tsne_of, tsne_map) = match &opts.tsne {
+        Some(t) => {
+            // The reduced embedding in its own units when there is text, else the continuous
+            // block, on rows that have it.
+            let (rows, f, what): (Vec<usize>, usize, String) = if d > 0 {
+                (text_rows.clone(), d, "the reduced text embedding".into())
+            } else {
+                ((0..n).collect(), p, "the continuous block".into())
+            };
+            if f == 0 || rows.len() < 3 {
+                (None, Vec::new())
+            } else {
+                let rows = sample_rows(rows, TSNE_ROWS, opts.seed ^ 0x7513e);
+                let w = |a: usize| if d > 0 { scale[a] } else { 1.0 };
+                let x: Vec<f64> = rows
+                    .iter()
+                    .flat_map(|&i| (0..f).map(move |a| (i, a)))
+                    .map(|(i, a)| w(a) * data.x[i * p + a])
+                    .collect();
+                let y = tsne::tsne(&x, rows.len(), f, t);
+                let pts = rows
+                    .iter()
+                    .zip(y)
+                    .map(|(&i, q)| MapPoint { row: i, x: q[0], y: q[1], class: labels[i] + 1 })
+                    .collect();
+                (Some(format!("t-SNE (perplexity {}) of {what}, {} rows", t.perplexity, rows.len())), pts)
+            }
+        }
+        None => (None, Vec::new()),
+    };
     let mut classes = Vec::with_capacity(k);
     for kk in 0..k {
         let (pe, pm) = std::mem::take(&mut protos[kk]);
@@ -445,6 +487,8 @@ pub fn explain(fit: &FitOutput, data: &MixtureData, table: &Table, opts: &Explai
         decoder,
         map_variance,
         map,
+        tsne_of,
+        tsne: tsne_map,
         outliers: fit.outliers.as_ref().map(|o| o.rows.clone()).unwrap_or_default(),
         llm_model: None,
     })
@@ -592,16 +636,7 @@ fn map_2d(data: &MixtureData, labels: &[usize], points: usize, seed: u64) -> ([f
     let (ax, ay) = (axis(0), axis(1));
     let share =
         [vals.first().copied().unwrap_or(0.0).max(0.0) / total, vals.get(1).copied().unwrap_or(0.0).max(0.0) / total];
-    let mut rows: Vec<usize> = (0..n).collect();
-    if n > points {
-        let mut rng = Rng::new(seed ^ 0x3a9);
-        for t in 0..points {
-            let s = t + rng.below(n - t);
-            rows.swap(t, s);
-        }
-        rows.truncate(points);
-        rows.sort_unstable();
-    }
+    let rows = sample_rows((0..n).collect(), points, seed ^ 0x3a9);
     let map = rows
         .iter()
         .map(|&i| {
@@ -611,6 +646,21 @@ fn map_2d(data: &MixtureData, labels: &[usize], points: usize, seed: u64) -> ([f
         })
         .collect();
     (share, map)
+}
+
+/// At most `m` of `rows`, a seeded uniform sample kept in row order.
+fn sample_rows(mut rows: Vec<usize>, m: usize, seed: u64) -> Vec<usize> {
+    let n = rows.len();
+    if n > m {
+        let mut rng = Rng::new(seed);
+        for t in 0..m {
+            let s = t + rng.below(n - t);
+            rows.swap(t, s);
+        }
+        rows.truncate(m);
+        rows.sort_unstable();
+    }
+    rows
 }
 
 fn pct(x: f64) -> String {

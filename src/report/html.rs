@@ -194,20 +194,21 @@ fn bars_svg(items: &[(String, f64, String, &str)], aria: &str) -> String {
     s + "</svg>"
 }
 
-/// The rows on the first two principal axes of the continuous block, coloured by class.
-fn map_svg(c: &Clusters) -> String {
+/// Points coloured by class, scaled to the frame, with axis captions.
+fn scatter_svg(points: &[crate::explain::MapPoint], x_caption: &str, y_caption: &str, aria: &str) -> String {
     let (w, h, m) = (560.0, 420.0, 30.0);
     let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="plot" role="img" aria-label="map of the rows">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="plot" role="img" aria-label="{}">"#,
+        escape(aria)
     );
-    if c.map.is_empty() {
+    if points.is_empty() {
         return s + "</svg>";
     }
-    let (xl, xh) = c.map.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.x), a.1.max(p.x)));
-    let (yl, yh) = c.map.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.y), a.1.max(p.y)));
+    let (xl, xh) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.x), a.1.max(p.x)));
+    let (yl, yh) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.y), a.1.max(p.y)));
     let sx = |v: f64| m + (w - 2.0 * m) * (v - xl) / (xh - xl).max(1e-12);
     let sy = |v: f64| h - m - (h - 2.0 * m) * (v - yl) / (yh - yl).max(1e-12);
-    for p in &c.map {
+    for p in points {
         let _ = write!(
             s,
             r#"<circle cx="{:.1}" cy="{:.1}" r="2.2" fill="{}" fill-opacity="0.6"/>"#,
@@ -218,15 +219,25 @@ fn map_svg(c: &Clusters) -> String {
     }
     let _ = write!(
         s,
-        r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">axis 1 ({:.0}% of the variance)</text><text x="12" y="{}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {})">axis 2 ({:.0}%)</text>"#,
+        r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text><text x="12" y="{}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {})">{}</text>"#,
         w / 2.0,
         h - 8.0,
-        100.0 * c.map_variance[0],
+        escape(x_caption),
         h / 2.0,
         h / 2.0,
-        100.0 * c.map_variance[1]
+        escape(y_caption)
     );
     s + "</svg>"
+}
+
+/// The rows on the first two principal axes of the continuous block, coloured by class.
+fn map_svg(c: &Clusters) -> String {
+    scatter_svg(
+        &c.map,
+        &format!("axis 1 ({:.0}% of the variance)", 100.0 * c.map_variance[0]),
+        &format!("axis 2 ({:.0}%)", 100.0 * c.map_variance[1]),
+        "map of the rows",
+    )
 }
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1000px;\
@@ -364,7 +375,17 @@ pub fn html(model: &ModelFile, sel: &[SelectionRow], c: &Clusters, data_name: &s
         h.push_str(&bars_svg(&vars, "discriminative power"));
     }
     h.push_str("<h2>Map of the rows</h2>");
-    h.push_str(&map_svg(c));
+    if c.tsne.is_empty() {
+        h.push_str(&map_svg(c));
+    } else {
+        let _ = write!(
+            h,
+            r#"<div class="grid"><div><p class="muted">PCA of the continuous block</p>{}</div><div><p class="muted">{}</p>{}</div></div>"#,
+            map_svg(c),
+            escape(c.tsne_of.as_deref().unwrap_or("t-SNE")),
+            scatter_svg(&c.tsne, "t-SNE 1", "t-SNE 2", "t-SNE map of the rows")
+        );
+    }
     h.push_str("<h2>Classes</h2>");
     for k in &c.classes {
         card(&mut h, k);
