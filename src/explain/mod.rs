@@ -649,7 +649,7 @@ fn map_2d(data: &MixtureData, labels: &[usize], points: usize, seed: u64) -> ([f
 }
 
 /// At most `m` of `rows`, a seeded uniform sample kept in row order.
-fn sample_rows(mut rows: Vec<usize>, m: usize, seed: u64) -> Vec<usize> {
+pub fn sample_rows(mut rows: Vec<usize>, m: usize, seed: u64) -> Vec<usize> {
     let n = rows.len();
     if n > m {
         let mut rng = Rng::new(seed);
