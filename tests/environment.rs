@@ -78,6 +78,8 @@ fn main() {
         ("parity::gram_and_project_random_shapes", gram_project_random),
         ("parity::regression::gram_tile_edges_and_missing_rows", || gram_project_case(131, 65, 1, 0.1, 3)),
         ("fit::demo_gpu_equals_cpu", demo_fit),
+        ("encoder::tiny_model_matches_candle", || encoder_parity(false)),
+        ("encoder::minilm_matches_candle_on_the_fixture", || encoder_parity(true)),
         ("errors::too_wide_for_the_kernels", too_wide),
         ("cli::device_gpu_fits_and_auto_skips_software_adapters", cli_devices),
     ];
@@ -145,7 +147,7 @@ fn registry_matches_the_folder() -> Result<(), Failed> {
         let file = std::fs::read_to_string(repo(&format!("shaders/{stem}.wgsl")))?;
         let composed = if src.starts_with(&prelude) { format!("{prelude}{file}") } else { file.clone() };
         check(composed == src, || format!("{stem}: embedded source differs from the file"))?;
-        check(file.contains("CPU twin: `backend::cpu::"), || format!("{stem}.wgsl does not name its CPU twin"))?;
+        check(file.contains("CPU twin: `"), || format!("{stem}.wgsl does not name its CPU twin"))?;
     }
     Ok(())
 }
@@ -572,5 +574,56 @@ fn report_renders() -> Result<(), Failed> {
     headless(&page, &profile, &[&format!("--screenshot={}", shot.display())])?;
     let png = std::fs::read(&shot)?;
     check(png.starts_with(b"\x89PNG") && png.len() > 20_000, || format!("screenshot of {} bytes", png.len()))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sentence encoder.
+
+/// The WGSL encoder against the candle encoder: cosine ≥ 0.9999 per text. The tiny random BERT
+/// (every pooling mode) needs no download; MiniLM runs on the 24 fixture sentences.
+fn encoder_parity(minilm: bool) -> Result<(), Failed> {
+    use segmix::embed::{Embedder, resolve::default_model, tiny::write_tiny_model};
+    let gpu = gpu().expect("adapter");
+    let dir = tempfile::tempdir()?;
+    let mut models: Vec<Embedder> = Vec::new();
+    let texts: Vec<String>;
+    if minilm {
+        let f: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(repo("tests/fixtures/minilm_reference.json"))?)?;
+        texts =
+            f["sentences"].as_array().ok_or("no sentences")?.iter().map(|s| s.as_str().unwrap().to_string()).collect();
+        models.push(default_model()?.embedder);
+    } else {
+        for (i, pooling) in
+            ["pooling_mode_mean_tokens", "pooling_mode_cls_token", "pooling_mode_max_tokens"].iter().enumerate()
+        {
+            let d = dir.path().join(format!("m{i}"));
+            write_tiny_model(&d, 7, pooling)?;
+            models.push(Embedder::from_dir(&d, None)?);
+        }
+        texts = ["claim free gems now !", "a", "play with old friends in the guild today .", "stunning 4k graphics"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    }
+    let refs: Vec<Option<&str>> = texts.iter().map(|t| Some(t.as_str())).collect();
+    for mut e in models {
+        let cpu = e.embed(&refs, None, &|_, _| {})?.matrix;
+        e.use_gpu(gpu)?;
+        check(e.device().contains("GpuBert"), || format!("the encoder runs on {}", e.device()))?;
+        let on_gpu = e.embed(&refs, None, &|_, _| {})?.matrix;
+        // f32 rounding on the device differs from candle's: identical vectors would mean the
+        // GPU path did not run.
+        check(cpu.values != on_gpu.values, || "GPU vectors are bit-identical to the CPU's".to_string())?;
+        for i in 0..texts.len() {
+            let (a, b) = (cpu.row(i), on_gpu.row(i));
+            let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let cos = dot / (na * nb);
+            check(cos >= 0.9999, || format!("{}: text {i} {:?}: cosine {cos}", e.info.name, texts[i]))?;
+        }
+    }
     Ok(())
 }

@@ -96,6 +96,11 @@ impl AnyBackend {
         self.gpu.as_ref()
     }
 
+    /// True for `--device auto`, which falls back to the CPU rather than fail on a GPU problem.
+    pub fn is_auto(&self) -> bool {
+        self.auto
+    }
+
     /// Takes the line that says why the CPU runs, if there is one.
     pub fn take_note(&self) -> Option<String> {
         self.note.lock().expect("note").take()

@@ -52,7 +52,7 @@ pub fn run(a: CompareArgs, g: &Global) -> anyhow::Result<()> {
     let backend = open_backend(&a.fit.device, g)?;
     let text_bar = text_bar(g.quiet);
     let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);
-    let load = || load_embedder(&a.fit.embedder, g);
+    let load = || load_embedder(&a.fit.embedder, &backend, g);
     let te = TextEmbedder { load: &load, progress: &advance_bar };
     let bar = Bar::new(g.quiet);
     let result = compare::compare(&backend, &cj, Some(&te), &bar);

@@ -10,6 +10,9 @@ use segmix::embed::Embedder;
 use segmix::embed::cache::Cache;
 use segmix::embed::resolve::{cache_root, resolve};
 
+use segmix::backend::AnyBackend;
+
+use super::device::{DeviceArgs, open_backend};
 use super::{Global, display};
 
 /// Embedder options shared by `embed`, `fit` and `predict`.
@@ -40,15 +43,30 @@ pub struct EmbedArgs {
 
     #[command(flatten)]
     pub embedder: EmbedderArgs,
+
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
-/// Loads the embedder, saying once where it came from.
-pub fn load_embedder(args: &EmbedderArgs, g: &Global) -> segmix::Result<(Embedder, Option<Cache>)> {
+/// Loads the embedder, saying once where it came from, on the backend's GPU when it has one.
+pub fn load_embedder(
+    args: &EmbedderArgs,
+    backend: &AnyBackend,
+    g: &Global,
+) -> segmix::Result<(Embedder, Option<Cache>)> {
     let resolved = resolve(args.model.as_deref())?;
-    if !g.quiet {
-        eprintln!("embedder: {}", resolved.source);
+    let mut e = resolved.embedder;
+    if let Some(gpu) = backend.gpu_backend() {
+        match e.use_gpu(gpu) {
+            Ok(()) => {}
+            // auto never fails where the CPU would work.
+            Err(err) if backend.is_auto() => eprintln!("note: the sentence encoder runs on the CPU: {err}"),
+            Err(err) => return Err(err),
+        }
     }
-    let e = resolved.embedder;
+    if !g.quiet {
+        eprintln!("embedder: {} on {}", resolved.source, e.device());
+    }
     let cache = if args.no_cache { None } else { Some(Cache::open(&cache_root().join("embeddings"), &e.info)?) };
     Ok((e, cache))
 }
@@ -93,7 +111,8 @@ pub fn run(a: EmbedArgs, g: &Global) -> anyhow::Result<()> {
     let table = read_table(&a.data, &roles, Strictness::Predict)?;
     let texts: Vec<Option<&str>> =
         table.text.as_ref().expect("text role").values.iter().map(|t| t.as_deref()).collect();
-    let (e, cache) = load_embedder(&a.embedder, g)?;
+    let backend = open_backend(&a.device, g)?;
+    let (e, cache) = load_embedder(&a.embedder, &backend, g)?;
     let t = std::time::Instant::now();
     let out = embed_texts(&e, cache.as_ref(), &texts, g)?;
     let m = &out.matrix;

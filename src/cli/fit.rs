@@ -129,7 +129,7 @@ pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
     let backend = open_backend(&a.device, g)?;
     let text_bar = text_bar(g.quiet);
     let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);
-    let load = || load_embedder(&a.embedder, g);
+    let load = || load_embedder(&a.embedder, &backend, g);
     let te = TextEmbedder { load: &load, progress: &advance_bar };
     let bar = Bar::new(g.quiet);
     let result = pipeline::read_inputs(&job, Some(&te)).and_then(|inputs| {

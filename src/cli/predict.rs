@@ -42,7 +42,7 @@ pub fn run(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
     let backend = open_backend(&a.device, g)?;
     let text_bar = text_bar(g.quiet);
     let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);
-    let load = || load_embedder(&a.embedder, g);
+    let load = || load_embedder(&a.embedder, &backend, g);
     let te = TextEmbedder { load: &load, progress: &advance_bar };
     let pred = pipeline::predict(&backend, &model, &a.data, a.embeddings.as_deref(), Some(&te));
     text_bar.finish_and_clear();

@@ -242,6 +242,41 @@ impl Bert {
         x.reshape((b, l, h))
     }
 
+    /// The weights as flat f32 arrays for the GPU encoder (linear weights [in, out]).
+    pub fn export(&self) -> Result<crate::embed::gpu::BertWeights> {
+        let flat = |t: &Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(ctx("export"));
+        let h = self.config.hidden_size;
+        let mut position = flat(&self.position)?;
+        let type0 = flat(&self.token_type0)?;
+        for row in position.chunks_mut(h) {
+            row.iter_mut().zip(&type0).for_each(|(p, t)| *p += t);
+        }
+        let ln = |l: &LayerNorm| (l.gamma.clone(), l.beta.clone());
+        let lin = |l: &Linear| -> Result<(Vec<f32>, Vec<f32>)> { Ok((flat(&l.w)?, l.b.clone())) };
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            layers.push(crate::embed::gpu::LayerWeights {
+                qkv: (flat(&l.qkv)?, flat(&l.qkv_b)?),
+                o: lin(&l.o)?,
+                ln_attn: ln(&l.ln_attn),
+                up: lin(&l.up)?,
+                down: lin(&l.down)?,
+                ln_out: ln(&l.ln_out),
+            });
+        }
+        Ok(crate::embed::gpu::BertWeights {
+            hidden: h,
+            heads: self.config.num_attention_heads,
+            intermediate: self.config.intermediate_size,
+            max_positions: self.position.dims()[0],
+            eps: self.ln_emb.eps,
+            word: flat(&self.word)?,
+            position,
+            ln_emb: ln(&self.ln_emb),
+            layers,
+        })
+    }
+
     /// Sentence vectors (B × H, row-major): pooled token vectors, L2-normalised.
     pub fn embed(&self, ids: &[u32], mask: &[u32], b: usize, l: usize, pooling: Pooling) -> Result<Vec<f32>> {
         let hidden = self.forward(ids, mask, b, l)?;

@@ -12,6 +12,7 @@
 
 pub mod bert;
 pub mod cache;
+pub mod gpu;
 pub mod ops;
 pub mod resolve;
 pub mod tiny;
@@ -32,7 +33,7 @@ pub const WINDOW: usize = 4096;
 /// Padded tokens per forward batch at most.
 pub const TOKEN_BUDGET: usize = 4096;
 /// Texts per forward batch at most.
-const MAX_BATCH: usize = 128;
+pub const MAX_BATCH: usize = 128;
 
 /// What a fitted model records about its embedder, and what `predict` checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +57,8 @@ pub struct Embedder {
     pub info: EmbedderInfo,
     pub dir: PathBuf,
     bert: Bert,
+    /// The same encoder on a GPU, when [`Embedder::use_gpu`] was called.
+    gpu: Option<gpu::GpuBert>,
     tokenizer: Tokenizer,
     pad_id: u32,
 }
@@ -178,9 +181,25 @@ impl Embedder {
             info: EmbedderInfo { name, sha256, dim, max_length, pooling, normalize: true },
             dir: dir.to_path_buf(),
             bert,
+            gpu: None,
             tokenizer,
             pad_id,
         })
+    }
+
+    /// Runs the encoder on `backend`'s GPU from now on (weights uploaded once).
+    pub fn use_gpu(&mut self, backend: &crate::backend::GpuBackend) -> Result<()> {
+        let max_tokens = TOKEN_BUDGET.max(self.info.max_length);
+        self.gpu = Some(gpu::GpuBert::new(backend, &self.bert, max_tokens, MAX_BATCH)?);
+        Ok(())
+    }
+
+    /// Where the encoder runs, for messages.
+    pub fn device(&self) -> String {
+        match &self.gpu {
+            Some(g) => format!("{g:?}"),
+            None => "cpu".into(),
+        }
     }
 
     /// Embeds `texts`; `done` is called with the number of distinct texts finished so far.
@@ -252,7 +271,10 @@ impl Embedder {
                     ids[r * l..r * l + e.get_ids().len()].copy_from_slice(e.get_ids());
                     mask[r * l..r * l + e.get_ids().len()].copy_from_slice(e.get_attention_mask());
                 }
-                let out = self.bert.embed(&ids, &mask, b, l, self.info.pooling)?;
+                let out = match &self.gpu {
+                    Some(g) => g.embed(&ids, &mask, b, l, self.info.pooling)?,
+                    None => self.bert.embed(&ids, &mask, b, l, self.info.pooling)?,
+                };
                 for (r, &i) in batch.iter().enumerate() {
                     let u = window[i];
                     vectors[u * dim..(u + 1) * dim].copy_from_slice(&out[r * dim..(r + 1) * dim]);

@@ -18,7 +18,8 @@ pub const GRAM: &str = include_str!("../../../shaders/gram.wgsl");
 pub const PROJECT: &str = include_str!("../../../shaders/project.wgsl");
 
 /// Every kernel by file stem, as compiled (prelude included).
-pub const SHADERS: [(&str, &str); 4] = [("e_step", E_STEP), ("m_stats", M_STATS), ("gram", GRAM), ("project", PROJECT)];
+pub const SHADERS: [(&str, &str); 5] =
+    [("e_step", E_STEP), ("m_stats", M_STATS), ("gram", GRAM), ("project", PROJECT), ("bert", crate::embed::gpu::BERT)];
 
 /// Widest continuous block the mixture kernels take (`MAX_P` in e_step.wgsl and m_stats.wgsl).
 pub const MAX_P: usize = 64;
@@ -85,10 +86,11 @@ pub struct ProjDims {
 const _: () = assert!(std::mem::size_of::<ProjDims>() == 16);
 
 /// Host-side sizes of the uniform structs, by WGSL name, for the layout test.
-pub const UNIFORMS: [(&str, usize); 3] = [
+pub const UNIFORMS: [(&str, usize); 4] = [
     ("Dims", std::mem::size_of::<Dims>()),
     ("GramDims", std::mem::size_of::<GramDims>()),
     ("ProjDims", std::mem::size_of::<ProjDims>()),
+    ("BertDims", std::mem::size_of::<crate::embed::gpu::BertDims>()),
 ];
 
 /// Host-side values of shader constants, by (kernel, WGSL name), for the layout test.

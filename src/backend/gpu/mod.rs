@@ -71,6 +71,11 @@ impl GpuBackend {
         &self.gpu.summary
     }
 
+    /// The open device, shared with the GPU sentence encoder.
+    pub fn device(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
+
     fn kernel(&self, which: Which) -> Result<Arc<Kernel>> {
         let (name, src, entry) = match which {
             Which::EStep => ("e_step", kernels::E_STEP, "main"),
