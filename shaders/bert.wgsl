@@ -1,13 +1,11 @@
-// bert — the sentence encoder's kernels: embeddings + layer norm, linear layers (with optional
-// GELU), multi-head attention with the padding mask, residual + layer norm, and pooling with L2
-// normalisation.
+// bert — the sentence encoder's kernels besides its linear layers (those run on project.wgsl):
+// embeddings + layer norm, multi-head attention with the padding mask, residual + layer norm,
+// and pooling with L2 normalisation.
 //
 // CPU twin: `embed::bert::Bert::embed` (the candle encoder): the same forward pass, the oracle
 // the pooled vectors are tested against.
 // Host mirror of `BertDims`: `embed::gpu::BertDims` — keep the two in sync.
 
-const TS: u32 = 64u;
-const TK: u32 = 16u;
 const WG: u32 = 128u;
 
 struct BertDims {
@@ -15,14 +13,10 @@ struct BertDims {
     len: u32,     // L, padded length
     hidden: u32,  // H
     heads: u32,
-    k: u32,       // linear: input width
-    n: u32,       // linear: output width
-    gelu: u32,    // linear: apply GELU
     pooling: u32, // 0 mean, 1 cls, 2 max, 3 mean / sqrt(len)
     eps: f32,
     scale: f32,   // attention: 1 / sqrt(head dim)
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> dims: BertDims;
@@ -34,79 +28,8 @@ struct BertDims {
 @group(0) @binding(6) var<storage, read> gamma: array<f32>;
 @group(0) @binding(7) var<storage, read> beta: array<f32>;
 
-var<workgroup> ta: array<f32, TS * TK>;
-var<workgroup> tw: array<f32, TK * TS>;
 var<workgroup> red: array<f32, WG>;
 var<workgroup> red2: array<f32, WG>;
-
-// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): exact GELU, x Φ(x).
-fn erf(x: f32) -> f32 {
-    let s = sign(x);
-    let z = abs(x);
-    let t = 1.0 / (1.0 + 0.3275911 * z);
-    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-z * z);
-    return s * y;
-}
-
-fn gelu(x: f32) -> f32 {
-    return 0.5 * x * (1.0 + erf(x * 0.70710678118654752));
-}
-
-// out = a · w + bias (a: rows × k, w: k × n, row-major), GELU when dims.gelu. 64 × 64 output
-// tiles, 4 × 4 per invocation; rows along x (and y past the per-dimension limit), columns along z.
-@compute @workgroup_size(16, 16)
-fn linear(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let r0 = (wid.x + wid.y * nwg.x) * TS;
-    let c0 = wid.z * TS;
-    let tid = lid.y * 16u + lid.x;
-    var acc: array<f32, 16>;
-    for (var k0 = 0u; k0 < dims.k; k0 += TK) {
-        for (var l = 0u; l < 4u; l++) {
-            let idx = tid + l * 256u;
-            let r = idx / TK;
-            let kx = idx % TK;
-            var v = 0.0;
-            if r0 + r < dims.rows && k0 + kx < dims.k {
-                v = a[(r0 + r) * dims.k + k0 + kx];
-            }
-            ta[idx] = v;
-            let kw = idx / TS;
-            let c = idx % TS;
-            var u = 0.0;
-            if k0 + kw < dims.k && c0 + c < dims.n {
-                u = w[(k0 + kw) * dims.n + c0 + c];
-            }
-            tw[idx] = u;
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
-            for (var i = 0u; i < 4u; i++) {
-                let av = ta[(lid.y * 4u + i) * TK + kk];
-                for (var jj = 0u; jj < 4u; jj++) {
-                    acc[i * 4u + jj] += av * tw[kk * TS + lid.x * 4u + jj];
-                }
-            }
-        }
-        workgroupBarrier();
-    }
-    for (var i = 0u; i < 4u; i++) {
-        let row = r0 + lid.y * 4u + i;
-        for (var jj = 0u; jj < 4u; jj++) {
-            let col = c0 + lid.x * 4u + jj;
-            if row < dims.rows && col < dims.n {
-                var v = acc[i * 4u + jj] + bias[col];
-                if dims.gelu != 0u {
-                    v = gelu(v);
-                }
-                out[row * dims.n + col] = v;
-            }
-        }
-    }
-}
 
 // Layer norm of one row held in `out` (one workgroup per row): mean and variance by tree
 // reduction, then γ (x − mean) / √(var + ε) + β.

@@ -1,6 +1,9 @@
-// project — (X − m) W for a block of rows: embeddings into the reduced (PCA) space.
+// project — (X − m) W + b for a block of rows, GELU optional: embeddings into the reduced (PCA)
+// space (b = 0), and every linear layer of the sentence encoder (m = 0, GELU after the first
+// feed-forward layer).
 //
-// CPU twin: `backend::cpu::CpuBackend::project`.
+// CPU twin: `backend::cpu::CpuBackend::project` (and, for the encoder, candle's matmul in
+// `embed::bert`).
 // Host mirror of `ProjDims`: `backend::gpu::kernels::ProjDims` — keep the two in sync.
 //
 // A tiled matmul: each workgroup computes a 64 × 64 output tile; the K dimension (the embedding
@@ -14,10 +17,10 @@ const TS: u32 = 64u;
 const TK: u32 = 16u;
 
 struct ProjDims {
-    n: u32,   // rows in this upload
-    dim: u32, // embedding width
-    d: u32,   // output columns
-    _pad0: u32,
+    n: u32,    // rows in this upload
+    dim: u32,  // input width
+    d: u32,    // output columns
+    gelu: u32, // apply GELU to the result
 }
 
 @group(0) @binding(0) var<uniform> dims: ProjDims;
@@ -27,8 +30,22 @@ struct ProjDims {
 @group(0) @binding(3) var<storage, read> w: array<f32>;
 // n × d, row-major.
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+// d: added to every row.
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
 
 var<workgroup> sx: array<f32, TS * TK>;
+
+// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), for the exact GELU x Φ(x).
+fn erf(x: f32) -> f32 {
+    let z = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * z);
+    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-z * z);
+    return sign(x) * y;
+}
+
+fn gelu(x: f32) -> f32 {
+    return 0.5 * x * (1.0 + erf(x * 0.70710678118654752));
+}
 var<workgroup> sw: array<f32, TK * TS>;
 
 @compute @workgroup_size(16, 16)
@@ -77,7 +94,11 @@ fn main(
         for (var jj = 0u; jj < 4u; jj++) {
             let col = c0 + lid.x * 4u + jj;
             if row < dims.n && col < dims.d {
-                out[row * dims.d + col] = acc[i * 4u + jj];
+                var v = acc[i * 4u + jj] + bias[col];
+                if dims.gelu != 0u {
+                    v = gelu(v);
+                }
+                out[row * dims.d + col] = v;
             }
         }
     }

@@ -1,5 +1,7 @@
 //! The sentence encoder on the GPU: the same BERT forward pass as [`super::bert::Bert`] (its
-//! oracle), as the WGSL kernels of `shaders/bert.wgsl` run through the GPU backend's device.
+//! oracle), as WGSL kernels run through the GPU backend's device: `shaders/bert.wgsl` for the
+//! embeddings, attention, layer norms and pooling, and the backend's `project.wgsl` (a tiled
+//! matmul with bias and optional GELU) for every linear layer.
 //!
 //! Weights are uploaded once. Activation buffers are sized for the largest batch the embedder
 //! forms ([`super::TOKEN_BUDGET`] padded tokens, [`super::MAX_BATCH`] texts) and reused; every
@@ -11,6 +13,7 @@
 use std::sync::Arc;
 
 use super::bert::{Bert, Pooling};
+use crate::backend::gpu::kernels::{Kernel, PROJECT, ProjDims};
 use crate::backend::gpu::{Gpu, GpuBackend};
 use crate::error::{Error, Result};
 
@@ -25,15 +28,12 @@ pub struct BertDims {
     pub len: u32,
     pub hidden: u32,
     pub heads: u32,
-    pub k: u32,
-    pub n: u32,
-    pub gelu: u32,
     pub pooling: u32,
     pub eps: f32,
     pub scale: f32,
-    pub _pad: [u32; 2],
+    pub _pad: u32,
 }
-const _: () = assert!(std::mem::size_of::<BertDims>() == 48);
+const _: () = assert!(std::mem::size_of::<BertDims>() == 32);
 
 /// A BERT checkpoint as flat f32 arrays, linear weights stored [in, out].
 #[derive(Debug, Clone)]
@@ -107,6 +107,18 @@ impl std::fmt::Debug for GpuBert {
     }
 }
 
+/// The encoder's pipelines: linear layers (project.wgsl), embed, add_norm, attention, pool.
+fn kernels(gpu: &Gpu) -> Result<[Arc<Kernel>; 5]> {
+    let k = |entry: &'static str| gpu.kernel(entry, BERT, entry.trim_start_matches("bert."));
+    Ok([
+        gpu.kernel("project", PROJECT, "main")?,
+        k("bert.embed")?,
+        k("bert.add_norm")?,
+        k("bert.attention")?,
+        k("bert.pool")?,
+    ])
+}
+
 impl GpuBert {
     /// Uploads `bert`'s weights to the backend's device and builds every pipeline and bind group.
     pub fn new(backend: &GpuBackend, bert: &Bert, max_tokens: usize, max_batch: usize) -> Result<GpuBert> {
@@ -120,9 +132,7 @@ impl GpuBert {
                 gpu.max_binding()
             )));
         }
-        let k = |entry: &'static str| gpu.kernel(entry, BERT, entry.trim_start_matches("bert."));
-        let (klin, kemb, knorm, katt, kpool) =
-            (k("bert.linear")?, k("bert.embed")?, k("bert.add_norm")?, k("bert.attention")?, k("bert.pool")?);
+        let [klin, kemb, knorm, katt, kpool] = kernels(&gpu)?;
         gpu.checked("uploading the sentence encoder", || {
             let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
             let mut keep = Vec::new();
@@ -146,10 +156,15 @@ impl GpuBert {
             let mask = gpu.buffer("mask", (max_tokens * 4) as u64, storage);
             let pooled = act("pooled", max_batch * h);
             let staging = gpu.staging("pooled.staging", max_batch * h);
-            let uni = |label: &str| gpu.uniform(label, &BertDims::default());
-            let uniforms =
-                Uniforms { base: uni("base"), qkv: uni("qkv"), o: uni("o"), up: uni("up"), down: uni("down") };
-            let bind = |k: &crate::backend::gpu::kernels::Kernel, label: &str, entries: &[(u32, &wgpu::Buffer)]| {
+            let lin = |label: &str| gpu.uniform(label, &ProjDims::default());
+            let uniforms = Uniforms {
+                base: gpu.uniform("base", &BertDims::default()),
+                qkv: lin("qkv"),
+                o: lin("o"),
+                up: lin("up"),
+                down: lin("down"),
+            };
+            let bind = |k: &Kernel, label: &str, entries: &[(u32, &wgpu::Buffer)]| {
                 let e: Vec<wgpu::BindGroupEntry> = entries
                     .iter()
                     .map(|&(binding, b)| wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() })
@@ -165,6 +180,16 @@ impl GpuBert {
                 "embed",
                 &[(0, &uniforms.base), (2, &word), (3, &position), (4, &x), (5, &ids), (6, &ln_g), (7, &ln_b)],
             );
+            // project.wgsl: (A − shift) W + b, here with a zero shift.
+            let linear = |k: &Kernel,
+                          label: &str,
+                          dims: &wgpu::Buffer,
+                          a: &wgpu::Buffer,
+                          w: &wgpu::Buffer,
+                          out: &wgpu::Buffer,
+                          b: &wgpu::Buffer| {
+                bind(k, label, &[(0, dims), (1, a), (2, &zeros), (3, w), (4, out), (5, b)])
+            };
             let pool_bind = bind(&kpool, "pool", &[(0, &uniforms.base), (1, &x), (4, &pooled), (5, &mask)]);
             let mut layers = Vec::new();
             for lw in &w.layers {
@@ -175,16 +200,16 @@ impl GpuBert {
                 let (wd, bd) = (put("down.w", &lw.down.0), put("down.b", &lw.down.1));
                 let (g2, b2) = (put("ln2.g", &lw.ln_out.0), put("ln2.b", &lw.ln_out.1));
                 layers.push(LayerBinds {
-                    qkv: bind(&klin, "qkv", &[(0, &uniforms.qkv), (1, &x), (2, &wqkv), (3, &bqkv), (4, &qkv)]),
+                    qkv: linear(&klin, "qkv", &uniforms.qkv, &x, &wqkv, &qkv, &bqkv),
                     attention: bind(&katt, "attention", &[(0, &uniforms.base), (1, &qkv), (4, &ctx), (5, &mask)]),
-                    o: bind(&klin, "o", &[(0, &uniforms.o), (1, &ctx), (2, &wo), (3, &bo), (4, &tmp)]),
+                    o: linear(&klin, "o", &uniforms.o, &ctx, &wo, &tmp, &bo),
                     norm1: bind(
                         &knorm,
                         "norm1",
                         &[(0, &uniforms.base), (1, &tmp), (2, &x), (3, &zeros), (4, &attn), (6, &g1), (7, &b1)],
                     ),
-                    up: bind(&klin, "up", &[(0, &uniforms.up), (1, &attn), (2, &wu), (3, &bu), (4, &inter)]),
-                    down: bind(&klin, "down", &[(0, &uniforms.down), (1, &inter), (2, &wd), (3, &bd), (4, &tmp)]),
+                    up: linear(&klin, "up", &uniforms.up, &attn, &wu, &inter, &bu),
+                    down: linear(&klin, "down", &uniforms.down, &inter, &wd, &tmp, &bd),
                     norm2: bind(
                         &knorm,
                         "norm2",
@@ -226,10 +251,7 @@ impl GpuBert {
         }
         let (h, i) = (self.hidden, self.intermediate);
         let gpu = &self.gpu;
-        let (klin, kemb, knorm, katt, kpool) = {
-            let k = |entry: &'static str| gpu.kernel(entry, BERT, entry.trim_start_matches("bert."));
-            (k("bert.linear")?, k("bert.embed")?, k("bert.add_norm")?, k("bert.attention")?, k("bert.pool")?)
-        };
+        let [klin, kemb, knorm, katt, kpool] = kernels(gpu)?;
         let base = BertDims {
             rows: t as u32,
             len: l as u32,
@@ -245,13 +267,18 @@ impl GpuBert {
             scale: 1.0 / ((h / self.heads) as f32).sqrt(),
             ..BertDims::default()
         };
-        let lin = |k: usize, n: usize, gelu: bool| BertDims { k: k as u32, n: n as u32, gelu: u32::from(gelu), ..base };
+        let lin = |k: usize, n: usize, gelu: bool| ProjDims {
+            n: t as u32,
+            dim: k as u32,
+            d: n as u32,
+            gelu: u32::from(gelu),
+        };
         let out = gpu.checked("sentence encoder", || -> Result<Vec<f32>> {
             gpu.write(&self.ids, 0, bytemuck::cast_slice(ids));
             gpu.write(&self.mask, 0, bytemuck::cast_slice(mask));
             let u = &self.uniforms;
+            gpu.write(&u.base, 0, bytemuck::bytes_of(&base));
             for (buf, d) in [
-                (&u.base, base),
                 (&u.qkv, lin(h, 3 * h, false)),
                 (&u.o, lin(h, h, false)),
                 (&u.up, lin(h, i, true)),
@@ -264,12 +291,11 @@ impl GpuBert {
             let mut enc = gpu.encoder();
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-                let mut run =
-                    |k: &crate::backend::gpu::kernels::Kernel, bg: &wgpu::BindGroup, x: u32, y: u32, z: u32| {
-                        pass.set_pipeline(&k.pipeline);
-                        pass.set_bind_group(0, bg, &[]);
-                        pass.dispatch_workgroups(x, y, z);
-                    };
+                let mut run = |k: &Kernel, bg: &wgpu::BindGroup, x: u32, y: u32, z: u32| {
+                    pass.set_pipeline(&k.pipeline);
+                    pass.set_bind_group(0, bg, &[]);
+                    pass.dispatch_workgroups(x, y, z);
+                };
                 run(&kemb, &self.embed_bind, rows.0, rows.1, 1);
                 let att = gpu.grid((t * self.heads).div_ceil(64));
                 for lb in &self.layers {

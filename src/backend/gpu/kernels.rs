@@ -14,7 +14,7 @@ pub const M_STATS: &str =
     concat!(include_str!("../../../shaders/mixture.wgsl"), include_str!("../../../shaders/m_stats.wgsl"));
 /// `shaders/gram.wgsl` (entry points `gram` and `column_sums`), twin of `backend::cpu::gram_block`.
 pub const GRAM: &str = include_str!("../../../shaders/gram.wgsl");
-/// `shaders/project.wgsl`, twin of `CpuBackend::project`.
+/// `shaders/project.wgsl`, twin of `CpuBackend::project`; also the encoder's linear layers.
 pub const PROJECT: &str = include_str!("../../../shaders/project.wgsl");
 
 /// Every kernel by file stem, as compiled (prelude included).
@@ -81,7 +81,8 @@ pub struct ProjDims {
     pub n: u32,
     pub dim: u32,
     pub d: u32,
-    pub _pad: u32,
+    /// Apply GELU to the result (the encoder's first feed-forward layer).
+    pub gelu: u32,
 }
 const _: () = assert!(std::mem::size_of::<ProjDims>() == 16);
 

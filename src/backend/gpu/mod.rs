@@ -19,7 +19,8 @@
 //!   class), rows staged through workgroup memory; `counts`: Σ r over runs of rows that share a
 //!   categorical level or a missing-value pattern.
 //! * `gram.wgsl` — XᵀX about a shift in 64 × 64 register-blocked tiles, and column sums.
-//! * `project.wgsl` — (X − m) W as a tiled matmul.
+//! * `project.wgsl` — (X − m) W + b as a tiled matmul (GELU optional: the sentence encoder's
+//!   linear layers run on it too).
 //!
 //! Shaders never see NaN (WGSL lets implementations assume there is none): missing continuous
 //! values are 0 with a pattern mask, and embedding rows that are missing are dropped (Gram) or
@@ -762,7 +763,9 @@ impl Backend for GpuBackend {
             let obuf = self.gpu.buffer("project.out", (block * d * 4) as u64, storage);
             let dims = self.gpu.uniform("project.dims", &ProjDims::default());
             let staging = self.gpu.staging("project.staging", block * d);
-            let bind = self.bind(&kp, "project", &[(0, &dims), (1, &xbuf), (2, &mbuf), (3, &wbuf), (4, &obuf)]);
+            let zeros = self.gpu.storage_with("project.bias", &vec![0f32; d]);
+            let bind =
+                self.bind(&kp, "project", &[(0, &dims), (1, &xbuf), (2, &mbuf), (3, &wbuf), (4, &obuf), (5, &zeros)]);
             for lo in (0..n).step_by(block) {
                 let rows = block.min(n - lo);
                 let src = &x[lo * dim..(lo + rows) * dim];
@@ -776,7 +779,7 @@ impl Backend for GpuBackend {
                     }
                     self.gpu.write(&xbuf, 0, bytemuck::cast_slice(&clean));
                 }
-                let pd = ProjDims { n: rows as u32, dim: dim as u32, d: d as u32, _pad: 0 };
+                let pd = ProjDims { n: rows as u32, dim: dim as u32, d: d as u32, gelu: 0 };
                 self.gpu.write(&dims, 0, bytemuck::bytes_of(&pd));
                 let (gx, gy) = self.gpu.grid(rows.div_ceil(TILE));
                 let mut enc = self.gpu.encoder();
