@@ -14,6 +14,8 @@ Each prints texts/s; the ratios are segmix / peer.
 
 Run:  cargo build --release && pip install sentence-transformers onnxruntime onnx
       python3 scripts/bench_embed.py
+On a GPU machine (segmix's WGSL encoder against sentence-transformers on CUDA, same GPU):
+      python3 scripts/bench_embed.py --device gpu --long 1024
 """
 
 import argparse
@@ -54,13 +56,14 @@ def long_texts(n, rng):
     return out
 
 
-def segmix_rate(binary, texts, work, model):
+def segmix_rate(binary, texts, work, model, device):
     path = os.path.join(work, "texts.csv")
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["text"])
         w.writerows([t] for t in texts)
-    cmd = [binary, "embed", path, "--text", "text", "--out", os.path.join(work, "out.npy"), "--no-cache"]
+    cmd = [binary, "embed", path, "--text", "text", "--out", os.path.join(work, "out.npy"), "--no-cache",
+           "--device", device]
     if model:
         cmd += ["--model", model]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -133,13 +136,17 @@ def main():
     ap.add_argument("--work", default=os.path.join(ROOT, "bench_data"))
     ap.add_argument("--short", type=int, default=4096)
     ap.add_argument("--long", type=int, default=512)
+    ap.add_argument("--device", choices=["cpu", "gpu", "auto"], default="cpu",
+                    help="segmix's --device; with gpu, sentence-transformers runs on CUDA when torch has it")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     import torch
     from sentence_transformers import SentenceTransformer
 
     rng = random.Random(1)
-    model = SentenceTransformer(a.model, device="cpu")
+    torch_device = "cuda" if a.device == "gpu" and torch.cuda.is_available() else "cpu"
+    model = SentenceTransformer(a.model, device=torch_device)
+    print(f"segmix --device {a.device}; sentence-transformers on {torch_device}")
     tok = model.tokenizer
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {os.cpu_count()} cores")
     session = None
@@ -158,7 +165,7 @@ def main():
         print(f"onnxruntime not measured ({e}); pip install onnxruntime onnx")
     for name, texts in [("short", short_texts(a.short, rng)), ("long", long_texts(a.long, rng))]:
         mean_tokens = sum(len(tok(t)["input_ids"]) for t in texts[:512]) / min(512, len(texts))
-        ours = segmix_rate(a.binary, texts, a.work, a.model)
+        ours = segmix_rate(a.binary, texts, a.work, a.model, a.device)
         theirs = torch_rate(model, texts, None)
         line = (f"{name:5}: {len(texts)} texts, {mean_tokens:.0f} tokens on average: segmix {ours:.0f} texts/s | "
                 f"PyTorch {theirs:.0f} texts/s (ratio {ours / theirs:.2f})")
