@@ -470,10 +470,7 @@ fn demo_fit() -> Result<(), Failed> {
     check((c.loglik - g.loglik).abs() <= 1e-5 * c.loglik.abs(), || {
         format!("loglik: cpu {}, gpu {}", c.loglik, g.loglik)
     })?;
-    let labels = |p: &segmix::backend::Posteriors| -> Vec<usize> {
-        (0..p.resp.len() / p.k).map(|i| segmix::report::argmax(&p.resp[i * p.k..(i + 1) * p.k]).0).collect()
-    };
-    let (lc, lg) = (labels(&on_cpu.sweep.posteriors), labels(&on_gpu.sweep.posteriors));
+    let (lc, lg) = (on_cpu.sweep.posteriors.labels(), on_gpu.sweep.posteriors.labels());
     let same = lc.iter().zip(&lg).filter(|(a, b)| a == b).count();
     let frac = same as f64 / lc.len() as f64;
     check(frac >= 0.999, || format!("only {same} of {} rows in the same class", lc.len()))

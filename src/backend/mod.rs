@@ -215,6 +215,13 @@ pub struct Posteriors {
     pub row_loglik: Vec<f64>,
 }
 
+impl Posteriors {
+    /// The most probable class (0-based) of every row, the first on ties.
+    pub fn labels(&self) -> Vec<usize> {
+        self.resp.chunks(self.k).map(|r| crate::report::argmax(r).0).collect()
+    }
+}
+
 /// What every backend implements. See the module documentation for shapes and semantics.
 pub trait Backend: Sync {
     /// Data resident on the device for one fit.

@@ -8,7 +8,6 @@ use segmix::data::{Roles, parse_column_list};
 use segmix::mixture::em::FitConfig;
 use segmix::mixture::{CovType, Criterion, parse_k_range};
 use segmix::pipeline::{self, FitJob, TextEmbedder};
-use segmix::report::argmax;
 
 use super::device::{DeviceArgs, open_backend, print_note};
 use super::embed::{EmbedderArgs, advance, load_embedder, text_bar};
@@ -193,9 +192,7 @@ pub fn print_summary(fit: &pipeline::FitOutput, a: &FitArgs) {
     );
     let post = &fit.sweep.posteriors;
     let mut counts = vec![0usize; post.k];
-    for i in 0..post.row_loglik.len() {
-        counts[argmax(&post.resp[i * post.k..(i + 1) * post.k]).0] += 1;
-    }
+    post.labels().into_iter().for_each(|l| counts[l] += 1);
     for (c, n) in counts.iter().enumerate() {
         println!("  class {:>2}: weight {:.3}, {n} rows", c + 1, m.params.weights[c]);
     }

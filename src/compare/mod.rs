@@ -32,7 +32,7 @@ use crate::metrics::{adjusted_rand_index, calinski_harabasz, davies_bouldin, nor
 use crate::mixture::em::{Progress, fit_sweep};
 use crate::mixture::predict;
 use crate::pipeline::{FitJob, FitOutput, TextEmbedder, fit_inputs, read_inputs};
-use crate::report::{Num, argmax, write_atomic};
+use crate::report::{Num, write_atomic};
 
 /// Largest table whose silhouette is computed over every row.
 pub const SILHOUETTE_EXACT: usize = 20_000;
@@ -139,10 +139,6 @@ pub fn evaluation_space(data: &MixtureData) -> Vec<f64> {
     z
 }
 
-fn labels_of(resp: &[f64], k: usize) -> Vec<u32> {
-    resp.chunks(k).map(|r| argmax(r).0 as u32).collect()
-}
-
 /// Labels of a mixture sweep's best model at every K: its time is the K's runs plus `shared`, its
 /// objective the best BIC.
 fn mixture_labels<B: Backend>(
@@ -153,15 +149,16 @@ fn mixture_labels<B: Backend>(
     shared: f64,
 ) -> Result<Vec<Labeled>> {
     let mut out = Vec::with_capacity(sweep.best_per_k.len());
+    let dev = backend.upload(data)?;
     for params in &sweep.best_per_k {
         let k = params.k;
-        let post = predict::posteriors(backend, data, params)?;
+        let post = predict::posteriors_resident(backend, &dev, data, params)?;
         let runs = sweep.runs.iter().filter(|r| r.k == k);
         let best = runs.clone().map(|r| r.criteria.bic).fold(f64::INFINITY, f64::min);
         out.push(Labeled {
             method,
             k,
-            labels: labels_of(&post.resp, k),
+            labels: post.labels().into_iter().map(|l| l as u32).collect(),
             seconds: runs.map(|r| r.seconds).sum::<f64>() + shared,
             objective: best,
         });

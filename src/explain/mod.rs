@@ -27,7 +27,6 @@ use crate::data::{MISSING_CODE, Table};
 use crate::error::Result;
 use crate::linalg;
 use crate::pipeline::FitOutput;
-use crate::report::argmax;
 use crate::rng::Rng;
 
 /// Options of the explanation.
@@ -202,12 +201,6 @@ impl Clusters {
     }
 }
 
-/// Hard labels (0-based) from the fit's posteriors.
-fn hard_labels(fit: &FitOutput) -> Vec<usize> {
-    let post = &fit.sweep.posteriors;
-    post.resp.chunks(post.k).map(|r| argmax(r).0).collect()
-}
-
 /// The nearest distinct texts to `center` under `dist`, with their posteriors for class `k`.
 fn nearest(
     texts: &[Option<String>],
@@ -241,7 +234,7 @@ pub fn explain(fit: &FitOutput, data: &MixtureData, table: &Table, opts: &Explai
     let params = &model.params;
     let (n, p, k) = (data.n, data.p, params.k);
     let post = &fit.sweep.posteriors.resp;
-    let labels = hard_labels(fit);
+    let labels = fit.sweep.posteriors.labels();
     let mut sizes = vec![0usize; k];
     labels.iter().for_each(|&l| sizes[l] += 1);
     let observed = |i: usize, c: usize| data.patterns[data.pattern[i] as usize][c];

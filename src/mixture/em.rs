@@ -367,9 +367,7 @@ pub fn fit_sweep<B: Backend>(
     let (_, best, params) = best.expect("at least one run");
     // The winner's posteriors come from the same single-model E-step `predict` runs, so a model
     // scores its training rows exactly as `assignments.csv` says.
-    let mut resp = backend.alloc_resp(&dev, params.k)?;
-    backend.e_step(&dev, &params.kernel_params(&data.patterns)?, &mut resp)?;
-    let posteriors = backend.read_posteriors(&dev, &resp)?;
+    let posteriors = super::predict::posteriors_resident(backend, &dev, data, &params)?;
     let best_per_k = per_k.into_iter().map(|b| b.expect("every K was fitted").1).collect();
     Ok(Sweep { runs, best, params, posteriors, criterion: cfg.criterion, best_per_k })
 }

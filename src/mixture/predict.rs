@@ -21,10 +21,21 @@ use crate::error::Result;
 /// Posteriors and row log-likelihoods of every row under `params`.
 pub fn posteriors<B: Backend>(backend: &B, data: &MixtureData, params: &Params) -> Result<Posteriors> {
     let dev = backend.upload(data)?;
+    posteriors_resident(backend, &dev, data, params)
+}
+
+/// [`posteriors`] of rows already uploaded to the backend (`dev` holds `data`), so several models
+/// can score the same rows with one upload.
+pub fn posteriors_resident<B: Backend>(
+    backend: &B,
+    dev: &B::Data,
+    data: &MixtureData,
+    params: &Params,
+) -> Result<Posteriors> {
     let kp = params.kernel_params(&data.patterns)?;
-    let mut resp = backend.alloc_resp(&dev, params.k)?;
-    backend.e_step(&dev, &kp, &mut resp)?;
-    backend.read_posteriors(&dev, &resp)
+    let mut resp = backend.alloc_resp(dev, params.k)?;
+    backend.e_step(dev, &kp, &mut resp)?;
+    backend.read_posteriors(dev, &resp)
 }
 
 /// E[u_c | everything else observed in the row], in the model's (standardized) units.
