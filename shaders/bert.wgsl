@@ -94,8 +94,9 @@ fn add_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     normalize_row(row, lid);
 }
 
-// Multi-head attention, one invocation per (token, head): `a` holds Q | K | V (rows × 3H) and
-// `ids` the attention mask (1 = token). softmax(q·k / √d + mask) · V into out (rows × H).
+// Multi-head attention, one invocation per (token, head), one pass over the keys: `a` holds
+// Q | K | V (rows × 3H) and `ids` the attention mask (1 = token). softmax(q·k / √d + mask) · V
+// into out (rows × H).
 @compute @workgroup_size(64)
 fn attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let item = gid.x + gid.y * nwg.x * 64u;
@@ -110,24 +111,14 @@ fn attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let l = dims.len;
     let seq = row / l;
     let q0 = row * 3u * h + head * dh;
-    var m = -3.0e38;
-    for (var j = 0u; j < l; j++) {
-        let key = seq * l + j;
-        if ids[key] == 0u {
-            continue;
-        }
-        let k0 = key * 3u * h + h + head * dh;
-        var s = 0.0;
-        for (var d = 0u; d < dh; d++) {
-            s += a[q0 + d] * a[k0 + d];
-        }
-        m = max(m, s * dims.scale);
-    }
-    var total = 0.0;
     let o0 = row * h + head * dh;
     for (var d = 0u; d < dh; d++) {
         out[o0 + d] = 0.0;
     }
+    // One pass with an online softmax: m is the running maximum score, total = Σ exp(s − m), and
+    // the output accumulator is rescaled whenever m grows.
+    var m = -3.0e38;
+    var total = 0.0;
     for (var j = 0u; j < l; j++) {
         let key = seq * l + j;
         if ids[key] == 0u {
@@ -138,7 +129,16 @@ fn attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         for (var d = 0u; d < dh; d++) {
             s += a[q0 + d] * a[k0 + d];
         }
-        let p = exp(s * dims.scale - m);
+        s *= dims.scale;
+        if s > m {
+            let shrink = exp(m - s);
+            total *= shrink;
+            for (var d = 0u; d < dh; d++) {
+                out[o0 + d] *= shrink;
+            }
+            m = s;
+        }
+        let p = exp(s - m);
         total += p;
         let v0 = key * 3u * h + 2u * h + head * dh;
         for (var d = 0u; d < dh; d++) {
