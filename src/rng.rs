@@ -50,6 +50,21 @@ impl Rng {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
+    /// At most `m` of `items`, a uniform sample without replacement (partial Fisher–Yates),
+    /// returned sorted; all of them, untouched, when there are no more than `m`.
+    pub fn sample_sorted(&mut self, mut items: Vec<usize>, m: usize) -> Vec<usize> {
+        let n = items.len();
+        if n > m {
+            for t in 0..m {
+                let s = t + self.below(n - t);
+                items.swap(t, s);
+            }
+            items.truncate(m);
+            items.sort_unstable();
+        }
+        items
+    }
+
     /// Uniform integer in [0, n) (Lemire's nearly-divisionless method, unbiased).
     pub fn below(&mut self, n: usize) -> usize {
         assert!(n > 0, "Rng::below(0)");

@@ -27,12 +27,12 @@ use baselines::{MixedRows, RowTemplate, huang_gamma, kmeans_restarts, kprototype
 use crate::backend::{Backend, MixtureData};
 use crate::data::{MISSING_CODE, Roles, Strictness, read_table};
 use crate::error::{Error, Result};
-use crate::explain::sample_rows;
 use crate::metrics::{adjusted_rand_index, calinski_harabasz, davies_bouldin, normalized_mutual_info, silhouettes};
 use crate::mixture::em::{Progress, fit_sweep};
 use crate::mixture::predict;
 use crate::pipeline::{FitJob, FitOutput, TextEmbedder, fit_inputs, read_inputs};
 use crate::report::{Num, write_atomic};
+use crate::rng::Rng;
 
 /// Largest table whose silhouette is computed over every row.
 pub const SILHOUETTE_EXACT: usize = 20_000;
@@ -345,8 +345,8 @@ pub fn compare<B: Backend>(
     // Scores, all in one space.
     let z = evaluation_space(&data);
     let w = p + tl;
-    let sample: Option<Vec<usize>> =
-        (n > SILHOUETTE_EXACT).then(|| sample_rows((0..n).collect(), SILHOUETTE_SAMPLE, cfg.seed ^ 0x5111_0e77e));
+    let sample: Option<Vec<usize>> = (n > SILHOUETTE_EXACT)
+        .then(|| Rng::new(cfg.seed ^ 0x5111_0e77e).sample_sorted((0..n).collect(), SILHOUETTE_SAMPLE));
     let (zs, ns) = match &sample {
         Some(idx) => (idx.iter().flat_map(|&i| z[i * w..(i + 1) * w].iter().copied()).collect(), idx.len()),
         None => (z.clone(), n),

@@ -431,7 +431,7 @@ pub fn explain(fit: &FitOutput, data: &MixtureData, table: &Table, opts: &Explai
             if f == 0 || rows.len() < 3 {
                 (None, Vec::new())
             } else {
-                let rows = sample_rows(rows, TSNE_ROWS, opts.seed ^ 0x7513e);
+                let rows = Rng::new(opts.seed ^ 0x7513e).sample_sorted(rows, TSNE_ROWS);
                 let w = |a: usize| if d > 0 { scale[a] } else { 1.0 };
                 let x: Vec<f64> = rows
                     .iter()
@@ -629,7 +629,7 @@ fn map_2d(data: &MixtureData, labels: &[usize], points: usize, seed: u64) -> ([f
     let (ax, ay) = (axis(0), axis(1));
     let share =
         [vals.first().copied().unwrap_or(0.0).max(0.0) / total, vals.get(1).copied().unwrap_or(0.0).max(0.0) / total];
-    let rows = sample_rows((0..n).collect(), points, seed ^ 0x3a9);
+    let rows = Rng::new(seed ^ 0x3a9).sample_sorted((0..n).collect(), points);
     let map = rows
         .iter()
         .map(|&i| {
@@ -639,21 +639,6 @@ fn map_2d(data: &MixtureData, labels: &[usize], points: usize, seed: u64) -> ([f
         })
         .collect();
     (share, map)
-}
-
-/// At most `m` of `rows`, a seeded uniform sample kept in row order.
-pub fn sample_rows(mut rows: Vec<usize>, m: usize, seed: u64) -> Vec<usize> {
-    let n = rows.len();
-    if n > m {
-        let mut rng = Rng::new(seed);
-        for t in 0..m {
-            let s = t + rng.below(n - t);
-            rows.swap(t, s);
-        }
-        rows.truncate(m);
-        rows.sort_unstable();
-    }
-    rows
 }
 
 fn pct(x: f64) -> String {

@@ -153,14 +153,7 @@ pub struct KMeans {
 pub fn kmeans(feat: &InitFeatures, k: usize, rng: &mut Rng) -> KMeans {
     let f = feat.f;
     let sampled: Option<Vec<f64>> = (feat.n > SAMPLE).then(|| {
-        // Partial Fisher–Yates: a uniform sample without replacement, kept in row order.
-        let mut idx: Vec<usize> = (0..feat.n).collect();
-        for i in 0..SAMPLE {
-            let j = i + rng.below(feat.n - i);
-            idx.swap(i, j);
-        }
-        idx.truncate(SAMPLE);
-        idx.sort_unstable();
+        let idx = rng.sample_sorted((0..feat.n).collect(), SAMPLE);
         idx.iter().flat_map(|&i| feat.row(i).iter().copied()).collect()
     });
     let x: &[f64] = sampled.as_deref().unwrap_or(&feat.x);
