@@ -323,21 +323,12 @@ fn run_batch(
 }
 
 fn check_params(data: &CpuData, params: &KernelParams, k: usize) -> Result<()> {
-    let ok = params.k == k
-        && params.p == data.p
-        && params.n_patterns == data.n_patterns
-        && params.means.len() == k * data.p
-        && params.log_alpha.len() == k * data.total_levels;
-    if ok { Ok(()) } else { Err(Error::config("kernel parameters do not match the uploaded data")) }
+    params.check(k, data.p, data.n_patterns, data.total_levels)
 }
 
 fn non_finite(data: &CpuData, resp: &CpuResp, k: usize) -> Error {
     let pos = resp.row_loglik.iter().position(|v| !v.is_finite()).unwrap_or(0);
-    Error::Numerical(format!(
-        "row {} has a non-finite log-likelihood under all {k} classes; check the input for \
-         extreme values, or increase --reg",
-        data.order[pos]
-    ))
+    super::non_finite(Some(data.order[pos] as usize), k)
 }
 
 /// One block's slices of every model's responsibility and row log-likelihood buffers.

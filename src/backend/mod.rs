@@ -127,6 +127,17 @@ pub struct KernelParams {
 }
 
 impl KernelParams {
+    /// Checks that these parameters fit data of width `p` with `n_patterns` missing-value
+    /// patterns and `total_levels` categorical levels, scored into a K-class buffer.
+    pub fn check(&self, k: usize, p: usize, n_patterns: usize, total_levels: usize) -> Result<()> {
+        let ok = self.k == k
+            && self.p == p
+            && self.n_patterns == n_patterns
+            && self.means.len() == k * p
+            && self.log_alpha.len() == k * total_levels;
+        if ok { Ok(()) } else { Err(crate::Error::config("kernel parameters do not match the uploaded data")) }
+    }
+
     pub fn prec_chol(&self, pattern: usize, k: usize) -> &[f64] {
         let pp = self.p * self.p;
         let at = (pattern * self.k + k) * pp;
@@ -203,6 +214,15 @@ pub struct Gram {
     pub sum: Vec<f64>,
     /// dim × dim, row-major.
     pub xtx: Vec<f64>,
+}
+
+/// The error for an E-step whose log-likelihood is not finite, naming the (input) row when known.
+pub(crate) fn non_finite(row: Option<usize>, k: usize) -> crate::Error {
+    crate::Error::Numerical(format!(
+        "row {} has a non-finite log-likelihood under all {k} classes; check the input for \
+         extreme values, or increase --reg",
+        row.map_or("?".to_string(), |r| r.to_string())
+    ))
 }
 
 /// Posteriors read back from a backend, in input row order.

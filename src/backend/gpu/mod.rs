@@ -278,15 +278,6 @@ impl GpuBackend {
         self.segment_rows.map_or(by_limit, |r| r.min(by_limit))
     }
 
-    fn check_params(&self, data: &GpuData, params: &KernelParams, resp: &GpuResp) -> Result<()> {
-        let ok = params.k == resp.k
-            && params.p == data.p
-            && params.n_patterns == data.n_patterns
-            && params.means.len() == resp.k * data.p
-            && params.log_alpha.len() == resp.k * data.tl;
-        if ok { Ok(()) } else { Err(Error::config("kernel parameters do not match the uploaded data")) }
-    }
-
     /// Writes a model's parameters into its buffer, in the layout of e_step.wgsl.
     fn write_params(&self, params: &KernelParams, resp: &GpuResp) {
         let l = resp.layout;
@@ -311,7 +302,7 @@ impl GpuBackend {
         stats: bool,
     ) -> Result<Vec<(EStepSummary, Option<SuffStats>)>> {
         for (params, resp) in models.iter() {
-            self.check_params(data, params, resp)?;
+            params.check(resp.k, data.p, data.n_patterns, data.tl)?;
         }
         let (ke, km, kc) = (self.kernel(Which::EStep)?, self.kernel(Which::Moments)?, self.kernel(Which::Counts)?);
         let raw = self.gpu.checked("EM iteration", || -> Result<Vec<Vec<f32>>> {
@@ -389,11 +380,7 @@ impl GpuBackend {
 
     fn non_finite(&self, data: &GpuData, resp: &GpuResp, k: usize) -> Error {
         let row = self.read_posteriors(data, resp).ok().and_then(|p| p.row_loglik.iter().position(|v| !v.is_finite()));
-        Error::Numerical(format!(
-            "row {} has a non-finite log-likelihood under all {k} classes; check the input for \
-             extreme values, or increase --reg",
-            row.map_or("?".to_string(), |r| r.to_string())
-        ))
+        super::non_finite(row, k)
     }
 }
 
