@@ -83,6 +83,25 @@ impl MixtureData {
     pub fn total_levels(&self) -> usize {
         self.n_levels.iter().sum()
     }
+    /// Sets `value` at row `i`'s observed levels in `dst` (one slot per level, `offsets` from
+    /// [`MixtureData::level_offsets`]); missing categoricals leave their slots untouched.
+    pub fn one_hot_row(&self, i: usize, offsets: &[usize], dst: &mut [f64], value: f64) {
+        let j = self.n_cat();
+        for (jj, &c) in self.codes[i * j..(i + 1) * j].iter().enumerate() {
+            if c != crate::data::MISSING_CODE {
+                dst[offsets[jj] + c as usize] = value;
+            }
+        }
+    }
+    /// The n × total_levels one-hot matrix of the categoricals (all zeros where missing).
+    pub fn one_hot(&self) -> Vec<f64> {
+        let (tl, off) = (self.total_levels(), self.level_offsets());
+        let mut x = vec![0.0; self.n * tl];
+        for i in 0..self.n {
+            self.one_hot_row(i, &off, &mut x[i * tl..(i + 1) * tl], 1.0);
+        }
+        x
+    }
     /// Builds the pattern table from a mask of observed continuous values (n × p, row-major).
     pub fn set_patterns(&mut self, observed: &[bool]) {
         let p = self.p;

@@ -25,7 +25,7 @@ use std::time::Instant;
 use baselines::{MixedRows, RowTemplate, huang_gamma, kmeans_restarts, kprototypes};
 
 use crate::backend::{Backend, MixtureData};
-use crate::data::{MISSING_CODE, Roles, Strictness, read_table};
+use crate::data::{Roles, Strictness, read_table};
 use crate::error::{Error, Result};
 use crate::metrics::{adjusted_rand_index, calinski_harabasz, davies_bouldin, normalized_mutual_info, silhouettes};
 use crate::mixture::em::{Progress, fit_sweep};
@@ -123,18 +123,13 @@ struct Labeled {
 
 /// The evaluation space Z (n × (p + total levels)); see the module documentation.
 pub fn evaluation_space(data: &MixtureData) -> Vec<f64> {
-    let (p, tl, j) = (data.p, data.total_levels(), data.n_cat());
+    let (p, tl) = (data.p, data.total_levels());
     let off = data.level_offsets();
     let w = p + tl;
     let mut z = vec![0.0; data.n * w];
     for i in 0..data.n {
         z[i * w..i * w + p].copy_from_slice(&data.x[i * p..(i + 1) * p]);
-        for jj in 0..j {
-            let c = data.codes[i * j + jj];
-            if c != MISSING_CODE {
-                z[i * w + p + off[jj] + c as usize] = std::f64::consts::FRAC_1_SQRT_2;
-            }
-        }
+        data.one_hot_row(i, &off, &mut z[i * w + p..(i + 1) * w], std::f64::consts::FRAC_1_SQRT_2);
     }
     z
 }
@@ -222,7 +217,7 @@ pub fn compare<B: Backend>(
     // The numerics (standardized, as in the joint model) and one-hot categoricals.
     let schema = &fit.model.schema;
     let num_cols: Vec<usize> = (0..schema.numeric.len()).map(|j| schema.numeric_coordinate(j)).collect();
-    let (n, p, j, tl) = (data.n, data.p, data.n_cat(), data.total_levels());
+    let (n, p, tl) = (data.n, data.p, data.total_levels());
     let observed = |i: usize, c: usize| data.patterns[data.pattern[i] as usize][c];
     let q = num_cols.len();
     let mut gamma_used = None;
@@ -243,12 +238,7 @@ pub fn compare<B: Backend>(
                     num[i * q + t] = data.x[i * p + c];
                 }
             }
-            for jj in 0..j {
-                let code = data.codes[i * j + jj];
-                if code != MISSING_CODE {
-                    x[i * f + q + off[jj] + code as usize] = 1.0;
-                }
-            }
+            data.one_hot_row(i, &off, &mut x[i * f + q..(i + 1) * f], 1.0);
         }
         for &k in ks.iter().filter(|_| wants("kmeans")) {
             let t = Instant::now();

@@ -590,21 +590,8 @@ fn eta_squared(data: &MixtureData, labels: &[usize], k: usize, cols: &[usize], w
 /// Without a continuous block, the one-hot categoricals are used.
 fn map_2d(data: &MixtureData, labels: &[usize], points: usize, seed: u64) -> ([f64; 2], Vec<MapPoint>) {
     let n = data.n;
-    let (f, feats): (usize, Vec<f64>) = if data.p > 0 {
-        (data.p, data.x.clone())
-    } else {
-        let (tl, j, off) = (data.total_levels(), data.n_cat(), data.level_offsets());
-        let mut z = vec![0.0; n * tl];
-        for i in 0..n {
-            for jj in 0..j {
-                let c = data.codes[i * j + jj];
-                if c != MISSING_CODE {
-                    z[i * tl + off[jj] + c as usize] = 1.0;
-                }
-            }
-        }
-        (tl, z)
-    };
+    let (f, feats): (usize, Vec<f64>) =
+        if data.p > 0 { (data.p, data.x.clone()) } else { (data.total_levels(), data.one_hot()) };
     if f == 0 {
         return ([0.0, 0.0], Vec::new());
     }

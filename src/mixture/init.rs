@@ -14,7 +14,6 @@ use rayon::prelude::*;
 use crate::backend::matmul::matmul;
 
 use crate::backend::MixtureData;
-use crate::data::MISSING_CODE;
 use crate::par::tree_reduce;
 use crate::rng::Rng;
 
@@ -41,17 +40,7 @@ impl<'a> InitFeatures<'a> {
         if data.p > 0 {
             return InitFeatures::from_matrix(data.n, data.p, Cow::Borrowed(&data.x));
         }
-        let (off, j, tl) = (data.level_offsets(), data.n_cat(), data.total_levels());
-        let mut x = vec![0.0; data.n * tl];
-        for i in 0..data.n {
-            for jj in 0..j {
-                let c = data.codes[i * j + jj];
-                if c != MISSING_CODE {
-                    x[i * tl + off[jj] + c as usize] = 1.0;
-                }
-            }
-        }
-        InitFeatures::from_matrix(data.n, tl, Cow::Owned(x))
+        InitFeatures::from_matrix(data.n, data.total_levels(), Cow::Owned(data.one_hot()))
     }
 
     /// Features from any n × f matrix (the compare baselines run k-means on their own).
