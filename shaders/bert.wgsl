@@ -94,60 +94,87 @@ fn add_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     normalize_row(row, lid);
 }
 
-// Multi-head attention, one invocation per (token, head), one pass over the keys: `a` holds
-// Q | K | V (rows × 3H) and `ids` the attention mask (1 = token). softmax(q·k / √d + mask) · V
-// into out (rows × H).
-@compute @workgroup_size(64)
-fn attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let item = gid.x + gid.y * nwg.x * 64u;
+// Multi-head attention, flash style. `a` holds Q | K | V (rows × 3H), `ids` the attention mask
+// (1 = token); out (rows × H) = softmax(q·k / √d + mask) · V per head.
+//
+// One workgroup per (sequence, head, block of AQ queries); each invocation owns one query, kept
+// in registers with its running maximum, normaliser and output accumulator (online softmax:
+// one pass over the keys, no score matrix). The keys and values of the sequence stream through
+// workgroup memory STAGE / HEAD_DIM keys at a time, so every K/V element is read from device
+// memory once per query block instead of once per query. HEAD_DIM is a pipeline constant: the
+// driver sees constant loop bounds and keeps q and the accumulator in registers.
+override HEAD_DIM: u32 = 32u;
+const MAX_HEAD_DIM: u32 = 64u;
+const AQ: u32 = 32u;
+// Floats of K (and of V) staged per step: min(STAGE / HEAD_DIM, MAX_KEYS) keys, e.g. 32 keys
+// at HEAD_DIM = 32, 16 at 64.
+const STAGE: u32 = 1024u;
+const MAX_KEYS: u32 = 64u;
+var<workgroup> sk: array<f32, STAGE>;
+var<workgroup> sv: array<f32, STAGE>;
+var<workgroup> skeep: array<u32, MAX_KEYS>;
+
+@compute @workgroup_size(AQ)
+fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let l = dims.len;
     let heads = dims.heads;
-    if item >= dims.rows * heads {
+    let qblocks = (l + AQ - 1u) / AQ;
+    let item = wid.x + wid.y * nwg.x;
+    // Uniform per workgroup, so the barriers below stay in uniform control flow.
+    if item >= (dims.rows / l) * heads * qblocks {
         return;
     }
-    let row = item / heads;
-    let head = item % heads;
+    let qb = item % qblocks;
+    let head = (item / qblocks) % heads;
+    let seq = item / (qblocks * heads);
     let h = dims.hidden;
-    let dh = h / heads;
-    let l = dims.len;
-    let seq = row / l;
-    let q0 = row * 3u * h + head * dh;
-    let o0 = row * h + head * dh;
-    for (var d = 0u; d < dh; d++) {
-        out[o0 + d] = 0.0;
+    let kt = min(STAGE / HEAD_DIM, MAX_KEYS);
+    let qi = min(qb * AQ + lid, l - 1u);
+    let q0 = (seq * l + qi) * 3u * h + head * HEAD_DIM;
+    var q: array<f32, MAX_HEAD_DIM>;
+    var acc: array<f32, MAX_HEAD_DIM>;
+    for (var d = 0u; d < HEAD_DIM; d++) {
+        q[d] = a[q0 + d] * dims.scale;
+        acc[d] = 0.0;
     }
-    // One pass with an online softmax: m is the running maximum score, total = Σ exp(s − m), and
-    // the output accumulator is rescaled whenever m grows.
     var m = -3.0e38;
     var total = 0.0;
-    for (var j = 0u; j < l; j++) {
-        let key = seq * l + j;
-        if ids[key] == 0u {
-            continue;
+    for (var k0 = 0u; k0 < l; k0 += kt) {
+        let kn = min(kt, l - k0);
+        for (var e = lid; e < kn * HEAD_DIM; e += AQ) {
+            let base = (seq * l + k0 + e / HEAD_DIM) * 3u * h + head * HEAD_DIM + e % HEAD_DIM;
+            sk[e] = a[base + h];
+            sv[e] = a[base + 2u * h];
         }
-        let k0 = key * 3u * h + h + head * dh;
-        var s = 0.0;
-        for (var d = 0u; d < dh; d++) {
-            s += a[q0 + d] * a[k0 + d];
+        for (var j = lid; j < kn; j += AQ) {
+            skeep[j] = ids[seq * l + k0 + j];
         }
-        s *= dims.scale;
-        if s > m {
-            let shrink = exp(m - s);
-            total *= shrink;
-            for (var d = 0u; d < dh; d++) {
-                out[o0 + d] *= shrink;
+        workgroupBarrier();
+        for (var j = 0u; j < kn; j++) {
+            if skeep[j] == 0u {
+                continue;
             }
-            m = s;
+            var s = 0.0;
+            for (var d = 0u; d < HEAD_DIM; d++) {
+                s += q[d] * sk[j * HEAD_DIM + d];
+            }
+            let mn = max(m, s);
+            let shrink = exp(m - mn);
+            let p = exp(s - mn);
+            total = total * shrink + p;
+            for (var d = 0u; d < HEAD_DIM; d++) {
+                acc[d] = acc[d] * shrink + p * sv[j * HEAD_DIM + d];
+            }
+            m = mn;
         }
-        let p = exp(s - m);
-        total += p;
-        let v0 = key * 3u * h + 2u * h + head * dh;
-        for (var d = 0u; d < dh; d++) {
-            out[o0 + d] += p * a[v0 + d];
-        }
+        workgroupBarrier();
     }
-    let inv = 1.0 / max(total, 1e-30);
-    for (var d = 0u; d < dh; d++) {
-        out[o0 + d] *= inv;
+    if qb * AQ + lid < l {
+        let inv = 1.0 / max(total, 1e-30);
+        let o0 = (seq * l + qi) * h + head * HEAD_DIM;
+        for (var d = 0u; d < HEAD_DIM; d++) {
+            out[o0 + d] = acc[d] * inv;
+        }
     }
 }
 

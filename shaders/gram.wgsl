@@ -5,11 +5,16 @@
 // Host mirror of `GramDims`: `backend::gpu::kernels::GramDims` — keep the two in sync.
 //
 // Entry point `gram`: one workgroup per (upper-triangle 64 × 64 tile pair, row chunk). Rows are
-// staged through workgroup memory 16 at a time; each of the 16 × 16 invocations accumulates a
-// 4 × 4 block of Σ (x − s)_a (x − s)_b in registers. With `accumulate` set the result is added
-// to the slot (the host streams row blocks through the same slots), else it overwrites it.
+// staged through workgroup memory 16 at a time, as vec4 (four columns each), so each step of the
+// inner loop is two vector loads for 16 FMAs; each of the 16 × 16 invocations accumulates a
+// 4 × 4 block of Σ w (x − s)_a (x − s)_b in registers. With `accumulate` set the result is added
+// to the slot (the host streams row blocks, or the segments of a resident matrix, through the
+// same slots), else it overwrites it.
 //
-// Entry point `column_sums`: Σ (x − s)_a per column and row chunk, accumulated the same way.
+// Entry point `column_sums`: Σ w (x − s)_a per column and row chunk, accumulated the same way.
+//
+// Row weights w: 1, or with `weighted` set the row's multiplicity (a resident matrix of
+// distinct sentence vectors stands for every row that repeats its text).
 //
 // Rows the host marks missing are removed before upload: shaders never see NaN.
 
@@ -22,7 +27,7 @@ struct GramDims {
     chunk_rows: u32, // rows per workgroup along y
     n_tiles: u32,    // ceil(dim / TS)
     accumulate: u32, // 0: overwrite the slots, 1: add to them
-    _pad0: u32,
+    weighted: u32,   // 0: unit weights, 1: row weights from `weights`
     _pad1: u32,
     _pad2: u32,
 }
@@ -34,15 +39,30 @@ struct GramDims {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 // chunk × dim partial column sums.
 @group(0) @binding(4) var<storage, read_write> sums: array<f32>;
+// One weight per row when `weighted` is set (else a placeholder).
+@group(0) @binding(5) var<storage, read> weights: array<f32>;
 
-var<workgroup> sa: array<f32, TK * TS>;
-var<workgroup> sb: array<f32, TK * TS>;
+// sa[r * 16 + q]: columns 4q .. 4q + 3 of tile ta at staged row r, times the row weight.
+var<workgroup> sa: array<vec4<f32>, TK * 16u>;
+// sb[r * 16 + q]: the same for tile tb.
+var<workgroup> sb: array<vec4<f32>, TK * 16u>;
 
 fn centered(row: u32, col: u32, end: u32) -> f32 {
     if row < end && col < dims.dim {
         return x[row * dims.dim + col] - shift[col];
     }
     return 0.0;
+}
+
+fn weight(row: u32) -> f32 {
+    if dims.weighted != 0u {
+        return weights[row];
+    }
+    return 1.0;
+}
+
+fn centered4(row: u32, col: u32, end: u32) -> vec4<f32> {
+    return vec4(centered(row, col, end), centered(row, col + 1u, end), centered(row, col + 2u, end), centered(row, col + 3u, end));
 }
 
 @compute @workgroup_size(16, 16)
@@ -65,23 +85,25 @@ fn gram(
     let start = chunk * dims.chunk_rows;
     let end = min(start + dims.chunk_rows, dims.n);
 
-    var acc: array<f32, 16>;
+    // Loader roles: consecutive invocations fill consecutive vec4 slots.
+    let q = tid % 16u;
+    let rr = tid / 16u;
+    var acc: array<vec4<f32>, 4>;
     for (var r0 = start; r0 < end; r0 += TK) {
-        for (var l = 0u; l < 4u; l++) {
-            let idx = tid + l * 256u;
-            let r = idx / TS;
-            let c = idx % TS;
-            sa[idx] = centered(r0 + r, ta * TS + c, end);
-            sb[idx] = centered(r0 + r, tb * TS + c, end);
+        var wr = 0.0;
+        if r0 + rr < end {
+            wr = weight(r0 + rr);
         }
+        sa[rr * 16u + q] = centered4(r0 + rr, ta * TS + 4u * q, end) * wr;
+        sb[rr * 16u + q] = centered4(r0 + rr, tb * TS + 4u * q, end);
         workgroupBarrier();
         for (var r = 0u; r < TK; r++) {
-            for (var i = 0u; i < 4u; i++) {
-                let av = sa[r * TS + lid.y * 4u + i];
-                for (var jj = 0u; jj < 4u; jj++) {
-                    acc[i * 4u + jj] += av * sb[r * TS + lid.x * 4u + jj];
-                }
-            }
+            let av = sa[r * 16u + lid.y];
+            let bv = sb[r * 16u + lid.x];
+            acc[0] += av.x * bv;
+            acc[1] += av.y * bv;
+            acc[2] += av.z * bv;
+            acc[3] += av.w * bv;
         }
         workgroupBarrier();
     }
@@ -91,9 +113,9 @@ fn gram(
         for (var jj = 0u; jj < 4u; jj++) {
             let at = base + (lid.y * 4u + i) * TS + lid.x * 4u + jj;
             if dims.accumulate != 0u {
-                out[at] += acc[i * 4u + jj];
+                out[at] += acc[i][jj];
             } else {
-                out[at] = acc[i * 4u + jj];
+                out[at] = acc[i][jj];
             }
         }
     }
@@ -110,7 +132,7 @@ fn column_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let end = min(start + dims.chunk_rows, dims.n);
     var s = 0.0;
     for (var row = start; row < end; row++) {
-        s += x[row * dims.dim + col] - shift[col];
+        s += weight(row) * (x[row * dims.dim + col] - shift[col]);
     }
     let at = chunk * dims.dim + col;
     if dims.accumulate != 0u {

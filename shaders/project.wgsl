@@ -6,10 +6,12 @@
 // `embed::bert`).
 // Host mirror of `ProjDims`: `backend::gpu::kernels::ProjDims` — keep the two in sync.
 //
-// A tiled matmul: each workgroup computes a 64 × 64 output tile; the K dimension (the embedding
+// A tiled matmul: each workgroup computes a 64 × 64 output tile; the K dimension (the input
 // width) is staged through workgroup memory 16 at a time, centring X on the way in, and each of
-// the 16 × 16 invocations accumulates a 4 × 4 block in registers. Row tiles run along x and y
-// (y only past the device's per-dimension workgroup limit), column tiles along z.
+// the 16 × 16 invocations accumulates a 4 × 4 block in registers. Both tiles are stored as vec4
+// (X transposed, four rows per vec4; W four columns per vec4), so each step of the inner loop is
+// two vector loads from workgroup memory for 16 FMAs. Row tiles run along x and y (y only past
+// the device's per-dimension workgroup limit), column tiles along z.
 //
 // Rows the host marks missing are zeroed before upload and set to NaN after read-back.
 
@@ -33,7 +35,10 @@ struct ProjDims {
 // d: added to every row.
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 
-var<workgroup> sx: array<f32, TS * TK>;
+// X tile transposed: sx[kk * 16 + q] holds rows 4q .. 4q + 3 at input column k0 + kk.
+var<workgroup> sx: array<vec4<f32>, TK * 16u>;
+// W tile: sw[kk * 16 + q] holds output columns 4q .. 4q + 3 at input row k0 + kk.
+var<workgroup> sw: array<vec4<f32>, TK * 16u>;
 
 // erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), for the exact GELU x Φ(x).
 fn erf(x: f32) -> f32 {
@@ -46,7 +51,19 @@ fn erf(x: f32) -> f32 {
 fn gelu(x: f32) -> f32 {
     return 0.5 * x * (1.0 + erf(x * 0.70710678118654752));
 }
-var<workgroup> sw: array<f32, TK * TS>;
+fn x_at(row: u32, k: u32) -> f32 {
+    if row < dims.n && k < dims.dim {
+        return x[row * dims.dim + k] - mean[k];
+    }
+    return 0.0;
+}
+
+fn w_at(k: u32, col: u32) -> f32 {
+    if k < dims.dim && col < dims.d {
+        return w[k * dims.d + col];
+    }
+    return 0.0;
+}
 
 @compute @workgroup_size(16, 16)
 fn main(
@@ -57,35 +74,23 @@ fn main(
     let r0 = (wid.x + wid.y * nwg.x) * TS;
     let c0 = wid.z * TS;
     let tid = lid.y * 16u + lid.x;
-    var acc: array<f32, 16>;
+    // Loader roles: consecutive invocations fill consecutive vec4 slots (no bank conflicts).
+    let q = tid % 16u;
+    let kk = tid / 16u;
+    var acc: array<vec4<f32>, 4>;
     for (var k0 = 0u; k0 < dims.dim; k0 += TK) {
-        for (var l = 0u; l < 4u; l++) {
-            let idx = tid + l * 256u;
-            // X tile: TS rows × TK columns.
-            let r = idx / TK;
-            let kx = idx % TK;
-            var v = 0.0;
-            if r0 + r < dims.n && k0 + kx < dims.dim {
-                v = x[(r0 + r) * dims.dim + k0 + kx] - mean[k0 + kx];
-            }
-            sx[idx] = v;
-            // W tile: TK rows × TS columns.
-            let kw = idx / TS;
-            let c = idx % TS;
-            var u = 0.0;
-            if k0 + kw < dims.dim && c0 + c < dims.d {
-                u = w[(k0 + kw) * dims.d + c0 + c];
-            }
-            sw[idx] = u;
-        }
+        let r = r0 + 4u * q;
+        sx[kk * 16u + q] = vec4(x_at(r, k0 + kk), x_at(r + 1u, k0 + kk), x_at(r + 2u, k0 + kk), x_at(r + 3u, k0 + kk));
+        let c = c0 + 4u * q;
+        sw[kk * 16u + q] = vec4(w_at(k0 + kk, c), w_at(k0 + kk, c + 1u), w_at(k0 + kk, c + 2u), w_at(k0 + kk, c + 3u));
         workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
-            for (var i = 0u; i < 4u; i++) {
-                let av = sx[(lid.y * 4u + i) * TK + kk];
-                for (var jj = 0u; jj < 4u; jj++) {
-                    acc[i * 4u + jj] += av * sw[kk * TS + lid.x * 4u + jj];
-                }
-            }
+        for (var t = 0u; t < TK; t++) {
+            let av = sx[t * 16u + lid.y];
+            let bv = sw[t * 16u + lid.x];
+            acc[0] += av.x * bv;
+            acc[1] += av.y * bv;
+            acc[2] += av.z * bv;
+            acc[3] += av.w * bv;
         }
         workgroupBarrier();
     }
@@ -94,7 +99,7 @@ fn main(
         for (var jj = 0u; jj < 4u; jj++) {
             let col = c0 + lid.x * 4u + jj;
             if row < dims.n && col < dims.d {
-                var v = acc[i * 4u + jj] + bias[col];
+                var v = acc[i][jj] + bias[col];
                 if dims.gelu != 0u {
                     v = gelu(v);
                 }

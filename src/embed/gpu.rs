@@ -3,22 +3,36 @@
 //! embeddings, attention, layer norms and pooling, and the backend's `project.wgsl` (a tiled
 //! matmul with bias and optional GELU) for every linear layer.
 //!
-//! Weights are uploaded once. Activation buffers are sized for the largest batch the embedder
-//! forms ([`super::TOKEN_BUDGET`] padded tokens, [`super::MAX_BATCH`] texts) and reused; every
+//! Weights are uploaded once. Activation buffers are sized for the largest batch ([`GPU_TOKENS`]
+//! padded tokens and [`GPU_BATCH`] texts, less where the device binds less) and reused; every
 //! bind group is built once. A batch writes its token ids, mask and sizes, records the whole
 //! forward pass (embeddings, per layer QKV → attention → output + residual + layer norm → GELU
 //! feed-forward → residual + layer norm, then pooling and L2 normalisation) in one command
-//! buffer, and reads back only the B × H sentence vectors.
+//! buffer that ends by copying the B sentence vectors into a [`DeviceRows`], and submits it
+//! without waiting: the host tokenises the next texts while the device computes.
+//!
+//! The vectors stay on the device ([`Resident`]) for the PCA that follows: its Gram matrix and
+//! projection run there, and only the d-dimensional scores come back.
 
 use std::sync::Arc;
 
 use super::bert::{Bert, Pooling};
+use crate::backend::Gram;
 use crate::backend::gpu::kernels::{Kernel, PROJECT, ProjDims};
-use crate::backend::gpu::{Gpu, GpuBackend};
+use crate::backend::gpu::{DeviceRows, Gpu, GpuBackend};
+use crate::data::embeddings::Matrix;
 use crate::error::{Error, Result};
 
 /// `shaders/bert.wgsl`.
 pub const BERT: &str = include_str!("../../shaders/bert.wgsl");
+
+/// Padded tokens per GPU batch at most: enough row tiles to fill a large GPU even for the
+/// narrowest projection (16384 / 64 × 384 / 64 = 1536 workgroups for MiniLM's output layers).
+pub const GPU_TOKENS: usize = 16384;
+/// Texts per GPU batch at most.
+pub const GPU_BATCH: usize = 1024;
+/// Largest head size the attention kernel holds in registers (`MAX_HEAD_DIM` in bert.wgsl).
+pub const MAX_HEAD_DIM: usize = 64;
 
 /// Uniform `BertDims` of bert.wgsl. Keep in sync with the shader.
 #[repr(C)]
@@ -60,6 +74,32 @@ pub struct LayerWeights {
     pub ln_out: (Vec<f32>, Vec<f32>),
 }
 
+/// What a dispatch of the forward pass does, for the timing breakdown of `segmix bench --embed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// Token + position embeddings and layer norm.
+    Embed,
+    /// The Q/K/V, output and feed-forward projections (project.wgsl).
+    Matmul,
+    Attention,
+    /// Residual + layer norm.
+    Norm,
+    /// Pooling and L2 normalisation.
+    Pool,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Embed => "embeddings",
+            Stage::Matmul => "matmul",
+            Stage::Attention => "attention",
+            Stage::Norm => "layer norm",
+            Stage::Pool => "pooling",
+        }
+    }
+}
+
 struct LayerBinds {
     qkv: wgpu::BindGroup,
     attention: wgpu::BindGroup,
@@ -79,8 +119,18 @@ struct Uniforms {
     down: wgpu::Buffer,
 }
 
+/// The encoder's pipelines.
+struct Kernels {
+    linear: Arc<Kernel>,
+    embed: Arc<Kernel>,
+    norm: Arc<Kernel>,
+    attention: Arc<Kernel>,
+    pool: Arc<Kernel>,
+}
+
 /// The encoder resident on a GPU.
 pub struct GpuBert {
+    backend: GpuBackend,
     gpu: Arc<Gpu>,
     hidden: usize,
     heads: usize,
@@ -89,10 +139,10 @@ pub struct GpuBert {
     eps: f32,
     max_tokens: usize,
     max_batch: usize,
+    kernels: Kernels,
     ids: wgpu::Buffer,
     mask: wgpu::Buffer,
     pooled: wgpu::Buffer,
-    staging: wgpu::Buffer,
     uniforms: Uniforms,
     embed_bind: wgpu::BindGroup,
     pool_bind: wgpu::BindGroup,
@@ -107,32 +157,58 @@ impl std::fmt::Debug for GpuBert {
     }
 }
 
-/// The encoder's pipelines: linear layers (project.wgsl), embed, add_norm, attention, pool.
-fn kernels(gpu: &Gpu) -> Result<[Arc<Kernel>; 5]> {
-    let k = |entry: &'static str| gpu.kernel(entry, BERT, entry.trim_start_matches("bert."));
-    Ok([
-        gpu.kernel("project", PROJECT, "main")?,
-        k("bert.embed")?,
-        k("bert.add_norm")?,
-        k("bert.attention")?,
-        k("bert.pool")?,
-    ])
+/// One dispatch of the forward pass.
+struct Step<'a> {
+    stage: Stage,
+    kernel: &'a Kernel,
+    bind: &'a wgpu::BindGroup,
+    groups: (u32, u32, u32),
+}
+
+fn step<'a>(stage: Stage, kernel: &'a Kernel, bind: &'a wgpu::BindGroup, groups: (u32, u32, u32)) -> Step<'a> {
+    Step { stage, kernel, bind, groups }
 }
 
 impl GpuBert {
     /// Uploads `bert`'s weights to the backend's device and builds every pipeline and bind group.
-    pub fn new(backend: &GpuBackend, bert: &Bert, max_tokens: usize, max_batch: usize) -> Result<GpuBert> {
+    /// Batches hold up to `max_tokens` padded tokens and `max_batch` texts, less where the
+    /// device binds less (never less than one text of `min_tokens`).
+    pub fn new(
+        backend: &GpuBackend,
+        bert: &Bert,
+        max_tokens: usize,
+        max_batch: usize,
+        min_tokens: usize,
+    ) -> Result<GpuBert> {
         let w = bert.export()?;
         let gpu = backend.device().clone();
         let (h, i) = (w.hidden, w.intermediate);
-        let biggest = (max_tokens * 3 * h).max(max_tokens * i).max(w.word.len()) as u64 * 4;
-        if biggest > gpu.max_binding() {
+        if w.heads == 0 || h % w.heads != 0 || h / w.heads > MAX_HEAD_DIM {
+            return Err(Error::Embedder(format!(
+                "the GPU encoder handles heads of at most {MAX_HEAD_DIM} dimensions; this model has {} heads of \
+                 hidden size {h}; use --device cpu",
+                w.heads
+            )));
+        }
+        // The widest activation (Q|K|V or the feed-forward layer) must fit one binding.
+        let widest = (3 * h).max(i) as u64 * 4;
+        let fits = (gpu.max_binding() / widest) as usize;
+        let max_tokens = max_tokens.min(fits);
+        if max_tokens < min_tokens || (w.word.len() as u64) * 4 > gpu.max_binding() {
             return Err(Error::Gpu(format!(
-                "the encoder needs {biggest}-byte buffers, more than this device binds ({})",
+                "the encoder needs {}-byte buffers, more than this device binds ({})",
+                (min_tokens as u64 * widest).max(w.word.len() as u64 * 4),
                 gpu.max_binding()
             )));
         }
-        let [klin, kemb, knorm, katt, kpool] = kernels(&gpu)?;
+        let head_dim = (h / w.heads) as f64;
+        let kernels = Kernels {
+            linear: gpu.kernel("project", PROJECT, "main")?,
+            embed: gpu.kernel("bert.embed", BERT, "embed")?,
+            norm: gpu.kernel("bert.add_norm", BERT, "add_norm")?,
+            attention: gpu.kernel_with("bert.attention", BERT, "attention", &[("HEAD_DIM", head_dim)])?,
+            pool: gpu.kernel("bert.pool", BERT, "pool")?,
+        };
         gpu.checked("uploading the sentence encoder", || {
             let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
             let mut keep = Vec::new();
@@ -155,7 +231,6 @@ impl GpuBert {
             let ids = gpu.buffer("ids", (max_tokens * 4) as u64, storage);
             let mask = gpu.buffer("mask", (max_tokens * 4) as u64, storage);
             let pooled = act("pooled", max_batch * h);
-            let staging = gpu.staging("pooled.staging", max_batch * h);
             let lin = |label: &str| gpu.uniform(label, &ProjDims::default());
             let uniforms = Uniforms {
                 base: gpu.uniform("base", &BertDims::default()),
@@ -164,33 +239,34 @@ impl GpuBert {
                 up: lin("up"),
                 down: lin("down"),
             };
-            let bind = |k: &Kernel, label: &str, entries: &[(u32, &wgpu::Buffer)]| {
-                let e: Vec<wgpu::BindGroupEntry> = entries
-                    .iter()
-                    .map(|&(binding, b)| wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() })
-                    .collect();
-                gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(label),
-                    layout: &k.layout,
-                    entries: &e,
-                })
-            };
-            let embed_bind = bind(
-                &kemb,
+            let k = &kernels;
+            let embed_bind = gpu.bind(
+                &k.embed,
                 "embed",
                 &[(0, &uniforms.base), (2, &word), (3, &position), (4, &x), (5, &ids), (6, &ln_g), (7, &ln_b)],
             );
             // project.wgsl: (A − shift) W + b, here with a zero shift.
-            let linear = |k: &Kernel,
-                          label: &str,
+            let linear = |label: &str,
                           dims: &wgpu::Buffer,
                           a: &wgpu::Buffer,
                           w: &wgpu::Buffer,
                           out: &wgpu::Buffer,
                           b: &wgpu::Buffer| {
-                bind(k, label, &[(0, dims), (1, a), (2, &zeros), (3, w), (4, out), (5, b)])
+                gpu.bind(&k.linear, label, &[(0, dims), (1, a), (2, &zeros), (3, w), (4, out), (5, b)])
             };
-            let pool_bind = bind(&kpool, "pool", &[(0, &uniforms.base), (1, &x), (4, &pooled), (5, &mask)]);
+            let norm = |label: &str,
+                        a: &wgpu::Buffer,
+                        residual: &wgpu::Buffer,
+                        out: &wgpu::Buffer,
+                        g: &wgpu::Buffer,
+                        b: &wgpu::Buffer| {
+                gpu.bind(
+                    &k.norm,
+                    label,
+                    &[(0, &uniforms.base), (1, a), (2, residual), (3, &zeros), (4, out), (6, g), (7, b)],
+                )
+            };
+            let pool_bind = gpu.bind(&k.pool, "pool", &[(0, &uniforms.base), (1, &x), (4, &pooled), (5, &mask)]);
             let mut layers = Vec::new();
             for lw in &w.layers {
                 let (wqkv, bqkv) = (put("qkv.w", &lw.qkv.0), put("qkv.b", &lw.qkv.1));
@@ -200,25 +276,22 @@ impl GpuBert {
                 let (wd, bd) = (put("down.w", &lw.down.0), put("down.b", &lw.down.1));
                 let (g2, b2) = (put("ln2.g", &lw.ln_out.0), put("ln2.b", &lw.ln_out.1));
                 layers.push(LayerBinds {
-                    qkv: linear(&klin, "qkv", &uniforms.qkv, &x, &wqkv, &qkv, &bqkv),
-                    attention: bind(&katt, "attention", &[(0, &uniforms.base), (1, &qkv), (4, &ctx), (5, &mask)]),
-                    o: linear(&klin, "o", &uniforms.o, &ctx, &wo, &tmp, &bo),
-                    norm1: bind(
-                        &knorm,
-                        "norm1",
-                        &[(0, &uniforms.base), (1, &tmp), (2, &x), (3, &zeros), (4, &attn), (6, &g1), (7, &b1)],
+                    qkv: linear("qkv", &uniforms.qkv, &x, &wqkv, &qkv, &bqkv),
+                    attention: gpu.bind(
+                        &k.attention,
+                        "attention",
+                        &[(0, &uniforms.base), (1, &qkv), (4, &ctx), (5, &mask)],
                     ),
-                    up: linear(&klin, "up", &uniforms.up, &attn, &wu, &inter, &bu),
-                    down: linear(&klin, "down", &uniforms.down, &inter, &wd, &tmp, &bd),
-                    norm2: bind(
-                        &knorm,
-                        "norm2",
-                        &[(0, &uniforms.base), (1, &tmp), (2, &attn), (3, &zeros), (4, &x), (6, &g2), (7, &b2)],
-                    ),
+                    o: linear("o", &uniforms.o, &ctx, &wo, &tmp, &bo),
+                    norm1: norm("norm1", &tmp, &x, &attn, &g1, &b1),
+                    up: linear("up", &uniforms.up, &attn, &wu, &inter, &bu),
+                    down: linear("down", &uniforms.down, &inter, &wd, &tmp, &bd),
+                    norm2: norm("norm2", &tmp, &attn, &x, &g2, &b2),
                 });
             }
             keep.extend([x, qkv, ctx, tmp, attn, inter]);
             GpuBert {
+                backend: backend.clone(),
                 gpu: gpu.clone(),
                 hidden: h,
                 heads: w.heads,
@@ -227,10 +300,10 @@ impl GpuBert {
                 eps: w.eps,
                 max_tokens,
                 max_batch,
+                kernels,
                 ids,
                 mask,
                 pooled,
-                staging,
                 uniforms,
                 embed_bind,
                 pool_bind,
@@ -240,10 +313,29 @@ impl GpuBert {
         })
     }
 
-    /// Sentence vectors (B × H) of a padded batch, as [`Bert::embed`] computes them.
-    pub fn embed(&self, ids: &[u32], mask: &[u32], b: usize, l: usize, pooling: Pooling) -> Result<Vec<f32>> {
+    /// Padded tokens per batch at most.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// Texts per batch at most.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// The backend whose device holds the encoder.
+    pub fn backend(&self) -> &GpuBackend {
+        &self.backend
+    }
+
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// Writes a padded batch's inputs and sizes, and returns its dispatches in order.
+    fn prepare(&self, ids: &[u32], mask: &[u32], b: usize, l: usize, pooling: Pooling) -> Result<Vec<Step<'_>>> {
         let t = b * l;
-        if t > self.max_tokens || b > self.max_batch || l > self.max_positions {
+        if t > self.max_tokens || b > self.max_batch || l > self.max_positions || ids.len() != t || mask.len() != t {
             return Err(Error::Embedder(format!(
                 "GPU batch of {b} × {l} tokens exceeds the encoder's buffers ({} tokens, {} texts, {} positions)",
                 self.max_tokens, self.max_batch, self.max_positions
@@ -251,7 +343,6 @@ impl GpuBert {
         }
         let (h, i) = (self.hidden, self.intermediate);
         let gpu = &self.gpu;
-        let [klin, kemb, knorm, katt, kpool] = kernels(gpu)?;
         let base = BertDims {
             rows: t as u32,
             len: l as u32,
@@ -273,49 +364,240 @@ impl GpuBert {
             d: n as u32,
             gelu: u32::from(gelu),
         };
-        let out = gpu.checked("sentence encoder", || -> Result<Vec<f32>> {
-            gpu.write(&self.ids, 0, bytemuck::cast_slice(ids));
-            gpu.write(&self.mask, 0, bytemuck::cast_slice(mask));
-            let u = &self.uniforms;
-            gpu.write(&u.base, 0, bytemuck::bytes_of(&base));
-            for (buf, d) in [
-                (&u.qkv, lin(h, 3 * h, false)),
-                (&u.o, lin(h, h, false)),
-                (&u.up, lin(h, i, true)),
-                (&u.down, lin(i, h, false)),
-            ] {
-                gpu.write(buf, 0, bytemuck::bytes_of(&d));
-            }
-            let rows = gpu.grid(t);
-            let tiles = |n: usize| (gpu.grid(t.div_ceil(64)), n.div_ceil(64) as u32);
+        gpu.write(&self.ids, 0, bytemuck::cast_slice(ids));
+        gpu.write(&self.mask, 0, bytemuck::cast_slice(mask));
+        let u = &self.uniforms;
+        gpu.write(&u.base, 0, bytemuck::bytes_of(&base));
+        for (buf, d) in [
+            (&u.qkv, lin(h, 3 * h, false)),
+            (&u.o, lin(h, h, false)),
+            (&u.up, lin(h, i, true)),
+            (&u.down, lin(i, h, false)),
+        ] {
+            gpu.write(buf, 0, bytemuck::bytes_of(&d));
+        }
+        let k = &self.kernels;
+        let rows = gpu.grid(t);
+        let rows = (rows.0, rows.1, 1);
+        let tiles = |n: usize| {
+            let (x, y) = gpu.grid(t.div_ceil(64));
+            (x, y, n.div_ceil(64) as u32)
+        };
+        let att = gpu.grid(b * self.heads * l.div_ceil(32));
+        let mut steps = vec![step(Stage::Embed, &k.embed, &self.embed_bind, rows)];
+        for lb in &self.layers {
+            steps.extend([
+                step(Stage::Matmul, &k.linear, &lb.qkv, tiles(3 * h)),
+                step(Stage::Attention, &k.attention, &lb.attention, (att.0, att.1, 1)),
+                step(Stage::Matmul, &k.linear, &lb.o, tiles(h)),
+                step(Stage::Norm, &k.norm, &lb.norm1, rows),
+                step(Stage::Matmul, &k.linear, &lb.up, tiles(i)),
+                step(Stage::Matmul, &k.linear, &lb.down, tiles(h)),
+                step(Stage::Norm, &k.norm, &lb.norm2, rows),
+            ]);
+        }
+        steps.push(step(Stage::Pool, &k.pool, &self.pool_bind, (b as u32, 1, 1)));
+        Ok(steps)
+    }
+
+    /// Encodes a padded batch (B texts × L tokens, shortest first or in any order) and copies
+    /// its B sentence vectors to rows [at, at + B) of `dst`. Submits without waiting.
+    pub fn encode(
+        &self,
+        ids: &[u32],
+        mask: &[u32],
+        (b, l): (usize, usize),
+        pooling: Pooling,
+        dst: &DeviceRows,
+        at: usize,
+    ) -> Result<wgpu::SubmissionIndex> {
+        let gpu = &self.gpu;
+        gpu.checked("sentence encoder", || -> Result<wgpu::SubmissionIndex> {
+            let steps = self.prepare(ids, mask, b, l, pooling)?;
             let mut enc = gpu.encoder();
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-                let mut run = |k: &Kernel, bg: &wgpu::BindGroup, x: u32, y: u32, z: u32| {
-                    pass.set_pipeline(&k.pipeline);
-                    pass.set_bind_group(0, bg, &[]);
-                    pass.dispatch_workgroups(x, y, z);
-                };
-                run(&kemb, &self.embed_bind, rows.0, rows.1, 1);
-                let att = gpu.grid((t * self.heads).div_ceil(64));
-                for lb in &self.layers {
-                    let ((x, y), z) = tiles(3 * h);
-                    run(&klin, &lb.qkv, x, y, z);
-                    run(&katt, &lb.attention, att.0, att.1, 1);
-                    let ((x, y), z) = tiles(h);
-                    run(&klin, &lb.o, x, y, z);
-                    run(&knorm, &lb.norm1, rows.0, rows.1, 1);
-                    let ((x, y), z) = tiles(i);
-                    run(&klin, &lb.up, x, y, z);
-                    let ((x, y), z) = tiles(h);
-                    run(&klin, &lb.down, x, y, z);
-                    run(&knorm, &lb.norm2, rows.0, rows.1, 1);
+                for s in &steps {
+                    pass.set_pipeline(&s.kernel.pipeline);
+                    pass.set_bind_group(0, s.bind, &[]);
+                    pass.dispatch_workgroups(s.groups.0, s.groups.1, s.groups.2);
                 }
-                run(&kpool, &self.pool_bind, b as u32, 1, 1);
             }
-            enc.copy_buffer_to_buffer(&self.pooled, 0, &self.staging, 0, (b * h * 4) as u64);
-            Ok(gpu.submit_and_read(enc, &[(&self.staging, b * h)])?.remove(0))
-        })??;
+            dst.copy_in(&mut enc, &self.pooled, at, b);
+            Ok(gpu.queue.submit([enc.finish()]))
+        })?
+    }
+
+    /// Sentence vectors (B × H) of one padded batch, as [`Bert::embed`] computes them, read
+    /// back at once.
+    pub fn embed(&self, ids: &[u32], mask: &[u32], b: usize, l: usize, pooling: Pooling) -> Result<Vec<f32>> {
+        let rows = DeviceRows::new(&self.gpu, b, self.hidden)?;
+        self.encode(ids, mask, (b, l), pooling, &rows, 0)?;
+        rows.read(0, b)
+    }
+
+    /// Seconds the device spends in each [`Stage`] of one padded batch (timestamp queries,
+    /// one compute pass per dispatch), or `None` when the adapter has no timestamp queries.
+    /// The batch is run `repeats` times and the median per stage reported.
+    pub fn profile(
+        &self,
+        ids: &[u32],
+        mask: &[u32],
+        (b, l): (usize, usize),
+        pooling: Pooling,
+        repeats: usize,
+    ) -> Result<Option<Vec<(Stage, f64)>>> {
+        let gpu = &self.gpu;
+        if !gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Ok(None);
+        }
+        let period = gpu.queue.get_timestamp_period() as f64 * 1e-9;
+        let mut runs: Vec<Vec<(Stage, f64)>> = Vec::new();
+        for _ in 0..repeats.max(1) {
+            let ticks = gpu.checked("profiling the sentence encoder", || -> Result<Vec<u64>> {
+                let steps = self.prepare(ids, mask, b, l, pooling)?;
+                let count = (2 * steps.len()) as u32;
+                let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("encoder.timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count,
+                });
+                let resolve = gpu.buffer(
+                    "timestamps",
+                    count as u64 * 8,
+                    wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                );
+                let staging = gpu.staging("timestamps.staging", 2 * count as usize);
+                let mut enc = gpu.encoder();
+                for (n, s) in steps.iter().enumerate() {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(s.stage.name()),
+                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                            query_set: &set,
+                            beginning_of_pass_write_index: Some(2 * n as u32),
+                            end_of_pass_write_index: Some(2 * n as u32 + 1),
+                        }),
+                    });
+                    pass.set_pipeline(&s.kernel.pipeline);
+                    pass.set_bind_group(0, s.bind, &[]);
+                    pass.dispatch_workgroups(s.groups.0, s.groups.1, s.groups.2);
+                }
+                enc.resolve_query_set(&set, 0..count, &resolve, 0);
+                enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, count as u64 * 8);
+                let words = gpu.submit_and_read(enc, &[(&staging, 2 * count as usize)])?.remove(0);
+                Ok(bytemuck::cast_slice::<f32, u64>(&words).to_vec())
+            })??;
+            let steps = self.prepare(ids, mask, b, l, pooling)?;
+            runs.push(
+                steps
+                    .iter()
+                    .enumerate()
+                    .map(|(n, s)| (s.stage, ticks[2 * n + 1].saturating_sub(ticks[2 * n]) as f64 * period))
+                    .collect(),
+            );
+        }
+        let mut by_stage: std::collections::BTreeMap<Stage, Vec<f64>> = Default::default();
+        for run in &runs {
+            let mut sums: std::collections::BTreeMap<Stage, f64> = Default::default();
+            for &(stage, secs) in run {
+                *sums.entry(stage).or_default() += secs;
+            }
+            for (stage, secs) in sums {
+                by_stage.entry(stage).or_default().push(secs);
+            }
+        }
+        Ok(Some(by_stage.into_iter().map(|(stage, mut v)| (stage, crate::bench::median(&mut v))).collect()))
+    }
+}
+
+/// Sentence vectors left on the device by the GPU encoder, one row per distinct text, with the
+/// map from the table's rows to them: the PCA runs on them in place.
+pub struct Resident {
+    backend: GpuBackend,
+    /// Distinct sentence vectors.
+    pub vectors: DeviceRows,
+    /// Table row → row of `vectors`; `None` for rows without text.
+    pub row_of: Vec<Option<usize>>,
+    /// Rows whose text was truncated.
+    pub truncated: usize,
+    /// Distinct texts that went through the encoder (the rest were duplicates or cache hits).
+    pub encoded: usize,
+}
+
+impl std::fmt::Debug for Resident {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resident").field("vectors", &self.vectors).field("rows", &self.row_of.len()).finish()
+    }
+}
+
+impl Resident {
+    pub fn new(
+        backend: GpuBackend,
+        vectors: DeviceRows,
+        row_of: Vec<Option<usize>>,
+        truncated: usize,
+        encoded: usize,
+    ) -> Resident {
+        Resident { backend, vectors, row_of, truncated, encoded }
+    }
+
+    /// Table rows.
+    pub fn rows(&self) -> usize {
+        self.row_of.len()
+    }
+
+    /// Vector width.
+    pub fn cols(&self) -> usize {
+        self.vectors.cols()
+    }
+
+    /// Drops the vectors of the rows `missing` says have no text.
+    pub fn mask(&mut self, missing: impl Fn(usize) -> bool) {
+        for (i, r) in self.row_of.iter_mut().enumerate() {
+            if missing(i) {
+                *r = None;
+            }
+        }
+    }
+
+    /// How many table rows each distinct vector stands for.
+    pub fn weights(&self) -> Vec<f32> {
+        let mut w = vec![0.0f32; self.vectors.rows()];
+        for &r in self.row_of.iter().flatten() {
+            w[r] += 1.0;
+        }
+        w
+    }
+
+    /// The Gram matrix of the table's rows (each distinct vector weighted by its rows), on the
+    /// device; only the D × D partials come back.
+    pub fn gram(&self) -> Result<Gram> {
+        self.backend.gram_rows(&self.vectors, &self.weights())
+    }
+
+    /// (v − m) W for every table row (rows × d, NaN rows without text): the distinct vectors
+    /// are projected on the device and only their d-dimensional scores come back.
+    pub fn project(&self, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>> {
+        let scores = self.backend.project_rows(&self.vectors, mean, w, d)?;
+        let mut out = vec![f64::NAN; self.rows() * d];
+        for (i, r) in self.row_of.iter().enumerate() {
+            if let Some(r) = r {
+                out[i * d..(i + 1) * d].copy_from_slice(&scores[r * d..(r + 1) * d]);
+            }
+        }
         Ok(out)
+    }
+
+    /// Every row's vector on the host (all-NaN rows without text).
+    pub fn to_matrix(&self) -> Result<Matrix> {
+        let dim = self.cols();
+        let v = self.vectors.read(0, self.vectors.rows())?;
+        let mut values = vec![f32::NAN; self.rows() * dim];
+        for (i, r) in self.row_of.iter().enumerate() {
+            if let Some(r) = r {
+                values[i * dim..(i + 1) * dim].copy_from_slice(&v[r * dim..(r + 1) * dim]);
+            }
+        }
+        Ok(Matrix { rows: self.rows(), cols: dim, values })
     }
 }

@@ -7,7 +7,11 @@
 //! * Duplicate texts are embedded once.
 //! * Texts are tokenised in windows of [`WINDOW`] unique texts, so memory stays flat in N;
 //!   within a window they are sorted by token count and cut into batches of at most
-//!   [`TOKEN_BUDGET`] padded tokens, so short texts never pay for long ones.
+//!   [`TOKEN_BUDGET`] padded tokens on the CPU ([`gpu::GPU_TOKENS`] on a GPU), so short texts
+//!   never pay for long ones.
+//! * On a GPU, a window's batches are submitted without waiting and the host tokenises the next
+//!   window meanwhile; vectors come back once per window (or, with [`Embedder::embed_resident`],
+//!   stay on the device for the PCA).
 //! * Texts longer than the model's maximum are truncated; the caller gets the count.
 
 pub mod bert;
@@ -24,15 +28,16 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use crate::backend::gpu::DeviceRows;
 use crate::data::embeddings::Matrix;
 use crate::error::{Error, Result};
 use bert::{Bert, BertConfig, Pooling};
 
 /// Unique texts tokenised at a time.
 pub const WINDOW: usize = 4096;
-/// Padded tokens per forward batch at most.
+/// Padded tokens per forward batch at most (CPU encoder).
 pub const TOKEN_BUDGET: usize = 4096;
-/// Texts per forward batch at most.
+/// Texts per forward batch at most (CPU encoder).
 pub const MAX_BATCH: usize = 128;
 
 /// What a fitted model records about its embedder, and what `predict` checks.
@@ -187,11 +192,29 @@ impl Embedder {
         })
     }
 
-    /// Runs the encoder on `backend`'s GPU from now on (weights uploaded once).
+    /// Runs the encoder on `backend`'s GPU from now on (weights uploaded once), with batches of
+    /// up to [`gpu::GPU_TOKENS`] padded tokens and [`gpu::GPU_BATCH`] texts.
     pub fn use_gpu(&mut self, backend: &crate::backend::GpuBackend) -> Result<()> {
-        let max_tokens = TOKEN_BUDGET.max(self.info.max_length);
-        self.gpu = Some(gpu::GpuBert::new(backend, &self.bert, max_tokens, MAX_BATCH)?);
+        self.use_gpu_with(backend, gpu::GPU_TOKENS, gpu::GPU_BATCH)
+    }
+
+    /// As [`Embedder::use_gpu`] with the batch limits given (at least one longest text).
+    pub fn use_gpu_with(&mut self, backend: &crate::backend::GpuBackend, tokens: usize, texts: usize) -> Result<()> {
+        let max = self.info.max_length;
+        self.gpu = Some(gpu::GpuBert::new(backend, &self.bert, tokens.max(max), texts.max(1), max)?);
         Ok(())
+    }
+
+    /// The GPU encoder, when [`Embedder::use_gpu`] was called.
+    pub fn gpu(&self) -> Option<&gpu::GpuBert> {
+        self.gpu.as_ref()
+    }
+
+    /// Token ids and attention mask of `texts` padded to the longest: (ids, mask, B, L).
+    pub fn tokenize_padded(&self, texts: &[&str]) -> Result<(Vec<u32>, Vec<u32>, usize, usize)> {
+        let (batches, _) = self.batches(texts, usize::MAX, usize::MAX)?;
+        let b = batches.into_iter().next().ok_or_else(|| Error::Embedder("no texts to tokenize".into()))?;
+        Ok((b.ids, b.mask, b.members.len(), b.l))
     }
 
     /// Where the encoder runs, for messages.
@@ -202,6 +225,43 @@ impl Embedder {
         }
     }
 
+    /// Tokenises `inputs` and cuts them, shortest first, into padded batches of at most
+    /// `tokens` padded tokens and `per` texts; also says which inputs were truncated.
+    fn batches(&self, inputs: &[&str], tokens: usize, per: usize) -> Result<(Vec<Batch>, Vec<bool>)> {
+        let enc = self
+            .tokenizer
+            .encode_batch(inputs.to_vec(), true)
+            .map_err(|e| Error::Embedder(format!("tokenizer: {e}")))?;
+        let truncated = enc.iter().map(|e| !e.get_overflowing().is_empty()).collect();
+        let mut order: Vec<usize> = (0..enc.len()).collect();
+        order.sort_by_key(|&i| enc[i].get_ids().len());
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < order.len() {
+            // Grow the batch while the padded size (count × longest) fits the budget.
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < per
+                && (end + 1 - start).saturating_mul(enc[order[end]].get_ids().len()) <= tokens
+            {
+                end += 1;
+            }
+            let members = order[start..end].to_vec();
+            let l = enc[*members.last().expect("non-empty")].get_ids().len();
+            let b = members.len();
+            let mut ids = vec![self.pad_id; b * l];
+            let mut mask = vec![0u32; b * l];
+            for (r, &i) in members.iter().enumerate() {
+                let e = &enc[i];
+                ids[r * l..r * l + e.get_ids().len()].copy_from_slice(e.get_ids());
+                mask[r * l..r * l + e.get_ids().len()].copy_from_slice(e.get_attention_mask());
+            }
+            out.push(Batch { members, l, ids, mask });
+            start = end;
+        }
+        Ok((out, truncated))
+    }
+
     /// Embeds `texts`; `done` is called with the number of distinct texts finished so far.
     pub fn embed(
         &self,
@@ -210,11 +270,212 @@ impl Embedder {
         done: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<Embedded> {
         let dim = self.info.dim;
+        let distinct = Distinct::of(texts);
+        let mut vectors = vec![0.0f32; distinct.texts.len() * dim];
+        let todo = distinct.lookup(cache, dim, |u, v| vectors[u * dim..(u + 1) * dim].copy_from_slice(v));
+        let total = todo.len();
+        let mut was_truncated = vec![false; distinct.texts.len()];
+        done(0, total);
+        match &self.gpu {
+            None => {
+                let mut finished = 0;
+                for window in todo.chunks(WINDOW) {
+                    let inputs: Vec<&str> = window.iter().map(|&u| distinct.texts[u]).collect();
+                    let (batches, truncated) = self.batches(&inputs, TOKEN_BUDGET, MAX_BATCH)?;
+                    for (&u, t) in window.iter().zip(truncated) {
+                        was_truncated[u] = t;
+                    }
+                    for batch in &batches {
+                        let b = batch.members.len();
+                        let out = self.bert.embed(&batch.ids, &batch.mask, b, batch.l, self.info.pooling)?;
+                        for (r, &i) in batch.members.iter().enumerate() {
+                            let u = window[i];
+                            vectors[u * dim..(u + 1) * dim].copy_from_slice(&out[r * dim..(r + 1) * dim]);
+                        }
+                        finished += b;
+                        done(finished, total);
+                    }
+                    distinct.store(cache, window, &vectors, dim)?;
+                }
+            }
+            Some(g) => {
+                // Two window slots on the device: one being computed while the other is read.
+                let ring = DeviceRows::new(&g.backend().device().clone(), 2 * WINDOW.min(total.max(1)), dim)?;
+                let slot = |w: usize| (w % 2) * WINDOW.min(total.max(1));
+                self.run_gpu(g, &distinct, &todo, &ring, &slot, true, &mut was_truncated, done, |uids, _, got| {
+                    let got = got.expect("read back");
+                    for (r, &u) in uids.iter().enumerate() {
+                        vectors[u * dim..(u + 1) * dim].copy_from_slice(&got[r * dim..(r + 1) * dim]);
+                    }
+                    distinct.store(cache, uids, &vectors, dim)
+                })?;
+            }
+        }
         let mut matrix = Matrix { rows: texts.len(), cols: dim, values: vec![f32::NAN; texts.len() * dim] };
-        // Distinct texts in order of first appearance.
+        for (row, s) in distinct.slot.iter().enumerate() {
+            if let Some(u) = s {
+                matrix.values[row * dim..(row + 1) * dim].copy_from_slice(&vectors[u * dim..(u + 1) * dim]);
+            }
+        }
+        let truncated = distinct.slot.iter().flatten().filter(|&&u| was_truncated[u]).count();
+        Ok(Embedded { matrix, truncated, encoded: total })
+    }
+
+    /// Embeds `texts` on the GPU and leaves the vectors there (one row per distinct text), for
+    /// a PCA that runs on the device. With a cache, new vectors come back once per window to be
+    /// stored in it; without one, nothing comes back. Errors unless [`Embedder::use_gpu`] was
+    /// called.
+    pub fn embed_resident(
+        &self,
+        texts: &[Option<&str>],
+        cache: Option<&cache::Cache>,
+        done: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<gpu::Resident> {
+        let g = self.gpu.as_ref().ok_or_else(|| Error::Embedder("the encoder is not on a GPU".into()))?;
+        let dim = self.info.dim;
+        let distinct = Distinct::of(texts);
+        let store = DeviceRows::new(&g.backend().device().clone(), distinct.texts.len(), dim)?;
+        let mut row_of_unique = vec![usize::MAX; distinct.texts.len()];
+        // Cache hits go first, uploaded in windows.
+        let mut hits: Vec<f32> = Vec::new();
+        let mut uploaded = 0;
+        let todo = distinct.lookup(cache, dim, |u, v| {
+            row_of_unique[u] = uploaded + hits.len() / dim;
+            hits.extend_from_slice(v);
+            if hits.len() == WINDOW * dim {
+                store.write(uploaded, &hits);
+                uploaded += WINDOW;
+                hits.clear();
+            }
+        });
+        store.write(uploaded, &hits);
+        let first = uploaded + hits.len() / dim;
+        drop(hits);
+        let total = todo.len();
+        let mut was_truncated = vec![false; distinct.texts.len()];
+        done(0, total);
+        let base = |w: usize| first + w * WINDOW;
+        self.run_gpu(
+            g,
+            &distinct,
+            &todo,
+            &store,
+            &base,
+            cache.is_some(),
+            &mut was_truncated,
+            done,
+            |uids, at, got| {
+                for (r, &u) in uids.iter().enumerate() {
+                    row_of_unique[u] = at + r;
+                }
+                if let (Some(c), Some(got)) = (cache, got) {
+                    let rows: Vec<(&str, &[f32])> = uids
+                        .iter()
+                        .enumerate()
+                        .map(|(r, &u)| (distinct.texts[u], &got[r * dim..(r + 1) * dim]))
+                        .collect();
+                    c.put(&rows)?;
+                }
+                Ok(())
+            },
+        )?;
+        let row_of = distinct.slot.iter().map(|s| s.map(|u| row_of_unique[u])).collect();
+        let truncated = distinct.slot.iter().flatten().filter(|&&u| was_truncated[u]).count();
+        Ok(gpu::Resident::new(g.backend().clone(), store, row_of, truncated, total))
+    }
+
+    /// Runs the GPU encoder over the distinct texts `todo`, window by window: window w's
+    /// vectors go to rows `base(w)`.. of `store` in the order its batches run. Every batch is
+    /// submitted without waiting; once window w + 1 is submitted, window w is waited for and
+    /// `finished(texts, first row, vectors)` called, with its vectors read back when `read`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_gpu(
+        &self,
+        g: &gpu::GpuBert,
+        distinct: &Distinct,
+        todo: &[usize],
+        store: &DeviceRows,
+        base: &dyn Fn(usize) -> usize,
+        read: bool,
+        was_truncated: &mut [bool],
+        done: &(dyn Fn(usize, usize) + Sync),
+        mut finished: impl FnMut(&[usize], usize, Option<Vec<f32>>) -> Result<()>,
+    ) -> Result<()> {
+        let dim = self.info.dim;
+        let gpu = g.backend().device().clone();
+        let window_rows = WINDOW.min(todo.len().max(1));
+        let staging: Vec<wgpu::Buffer> =
+            if read { (0..2).map(|_| gpu.staging("embed.readback", window_rows * dim)).collect() } else { Vec::new() };
+        // (texts in row order, first row, submission, staging slot) of the window in flight.
+        let mut pending: Option<(Vec<usize>, usize, wgpu::SubmissionIndex, usize)> = None;
+        let mut count = 0;
+        let mut settle = |p: (Vec<usize>, usize, wgpu::SubmissionIndex, usize), count: &mut usize| -> Result<()> {
+            let (uids, at, index, slot) = p;
+            let got = if read {
+                Some(gpu.read_after(&[(&staging[slot], uids.len() * dim)], index)?.remove(0))
+            } else {
+                gpu.wait_for(index)?;
+                None
+            };
+            *count += uids.len();
+            finished(&uids, at, got)?;
+            done(*count, todo.len());
+            Ok(())
+        };
+        for (w, window) in todo.chunks(WINDOW).enumerate() {
+            let inputs: Vec<&str> = window.iter().map(|&u| distinct.texts[u]).collect();
+            let (batches, truncated) = self.batches(&inputs, g.max_tokens(), g.max_batch())?;
+            for (&u, t) in window.iter().zip(truncated) {
+                was_truncated[u] = t;
+            }
+            let at = base(w);
+            let mut row = at;
+            let mut uids = Vec::with_capacity(window.len());
+            let mut last = None;
+            for batch in &batches {
+                let b = batch.members.len();
+                last = Some(g.encode(&batch.ids, &batch.mask, (b, batch.l), self.info.pooling, store, row)?);
+                row += b;
+                uids.extend(batch.members.iter().map(|&i| window[i]));
+            }
+            let mut index = last.expect("a window has a batch");
+            if read {
+                let mut enc = gpu.encoder();
+                store.copy_out(&mut enc, at, uids.len(), &staging[w % 2]);
+                index = gpu.queue.submit([enc.finish()]);
+            }
+            if let Some(p) = pending.take() {
+                settle(p, &mut count)?;
+            }
+            pending = Some((uids, at, index, w % 2));
+        }
+        if let Some(p) = pending.take() {
+            settle(p, &mut count)?;
+        }
+        Ok(())
+    }
+}
+
+/// A padded forward batch: the window positions of its texts (shortest first), its padded
+/// length, token ids and attention mask (B × L each).
+struct Batch {
+    members: Vec<usize>,
+    l: usize,
+    ids: Vec<u32>,
+    mask: Vec<u32>,
+}
+
+/// The distinct texts of a column, in order of first appearance, and each row's.
+struct Distinct<'a> {
+    texts: Vec<&'a str>,
+    slot: Vec<Option<usize>>,
+}
+
+impl<'a> Distinct<'a> {
+    fn of(texts: &[Option<&'a str>]) -> Distinct<'a> {
         let mut index: HashMap<&str, usize> = HashMap::new();
         let mut unique: Vec<&str> = Vec::new();
-        let slot: Vec<Option<usize>> = texts
+        let slot = texts
             .iter()
             .map(|t| {
                 t.map(|t| {
@@ -225,76 +486,30 @@ impl Embedder {
                 })
             })
             .collect();
-        let mut vectors = vec![0.0f32; unique.len() * dim];
-        let mut todo: Vec<usize> = Vec::new();
-        match cache {
-            Some(c) => {
-                for (u, t) in unique.iter().enumerate() {
-                    match c.get(t) {
-                        Some(v) => vectors[u * dim..(u + 1) * dim].copy_from_slice(&v),
-                        None => todo.push(u),
-                    }
-                }
-            }
-            None => todo.extend(0..unique.len()),
-        }
-        let total = todo.len();
-        let mut was_truncated = vec![false; unique.len()];
-        let mut finished = 0;
-        done(0, total);
-        for window in todo.chunks(WINDOW) {
-            let inputs: Vec<&str> = window.iter().map(|&u| unique[u]).collect();
-            let enc =
-                self.tokenizer.encode_batch(inputs, true).map_err(|e| Error::Embedder(format!("tokenizer: {e}")))?;
-            for (&u, e) in window.iter().zip(&enc) {
-                was_truncated[u] = !e.get_overflowing().is_empty();
-            }
-            let mut order: Vec<usize> = (0..enc.len()).collect();
-            order.sort_by_key(|&i| enc[i].get_ids().len());
-            let mut start = 0;
-            while start < order.len() {
-                // Grow the batch while the padded size (count × longest) fits the budget.
-                let mut end = start + 1;
-                while end < order.len()
-                    && end - start < MAX_BATCH
-                    && (end + 1 - start) * enc[order[end]].get_ids().len() <= TOKEN_BUDGET
-                {
-                    end += 1;
-                }
-                let batch = &order[start..end];
-                let l = enc[*batch.last().expect("non-empty")].get_ids().len();
-                let b = batch.len();
-                let mut ids = vec![self.pad_id; b * l];
-                let mut mask = vec![0u32; b * l];
-                for (r, &i) in batch.iter().enumerate() {
-                    let e = &enc[i];
-                    ids[r * l..r * l + e.get_ids().len()].copy_from_slice(e.get_ids());
-                    mask[r * l..r * l + e.get_ids().len()].copy_from_slice(e.get_attention_mask());
-                }
-                let out = match &self.gpu {
-                    Some(g) => g.embed(&ids, &mask, b, l, self.info.pooling)?,
-                    None => self.bert.embed(&ids, &mask, b, l, self.info.pooling)?,
-                };
-                for (r, &i) in batch.iter().enumerate() {
-                    let u = window[i];
-                    vectors[u * dim..(u + 1) * dim].copy_from_slice(&out[r * dim..(r + 1) * dim]);
-                }
-                finished += b;
-                done(finished, total);
-                start = end;
-            }
-            if let Some(c) = cache {
-                let fresh: Vec<(&str, &[f32])> =
-                    window.iter().map(|&u| (unique[u], &vectors[u * dim..(u + 1) * dim])).collect();
-                c.put(&fresh)?;
+        Distinct { texts: unique, slot }
+    }
+
+    /// Hands every cached vector to `hit` (distinct index, vector) and returns the distinct
+    /// texts still to encode.
+    fn lookup(&self, cache: Option<&cache::Cache>, dim: usize, mut hit: impl FnMut(usize, &[f32])) -> Vec<usize> {
+        let Some(c) = cache else { return (0..self.texts.len()).collect() };
+        let mut todo = Vec::new();
+        for (u, t) in self.texts.iter().enumerate() {
+            match c.get(t) {
+                Some(v) if v.len() == dim => hit(u, &v),
+                _ => todo.push(u),
             }
         }
-        for (row, s) in slot.iter().enumerate() {
-            if let Some(u) = s {
-                matrix.values[row * dim..(row + 1) * dim].copy_from_slice(&vectors[u * dim..(u + 1) * dim]);
-            }
+        todo
+    }
+
+    /// Writes the vectors of distinct texts `uids` (rows of `vectors`) to the cache.
+    fn store(&self, cache: Option<&cache::Cache>, uids: &[usize], vectors: &[f32], dim: usize) -> Result<()> {
+        if let Some(c) = cache {
+            let rows: Vec<(&str, &[f32])> =
+                uids.iter().map(|&u| (self.texts[u], &vectors[u * dim..(u + 1) * dim])).collect();
+            c.put(&rows)?;
         }
-        let truncated = slot.iter().flatten().filter(|&&u| was_truncated[u]).count();
-        Ok(Embedded { matrix, truncated, encoded: total })
+        Ok(())
     }
 }

@@ -21,15 +21,40 @@ pub const WORDS: &[&str] = &[
     "graphics", "4k", "rank", "arena", "pvp", "now", "today", "!", ".", ",", "##s", "##ing", "game", "old", "new",
 ];
 
-/// Writes a tiny model (hidden 16, 2 heads, 2 layers, max 24 tokens) with seeded random weights.
-/// `pooling` is the `1_Pooling/config.json` mode key, e.g. `pooling_mode_mean_tokens`.
+/// The sizes of a tiny model.
+#[derive(Debug, Clone, Copy)]
+pub struct TinyShape {
+    pub hidden: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub intermediate: usize,
+    /// `max_position_embeddings`.
+    pub max_positions: usize,
+    /// `max_seq_length` (texts are truncated to it).
+    pub max_seq: usize,
+}
+
+impl Default for TinyShape {
+    /// Hidden 16, 2 heads, 2 layers, 24 positions, texts truncated to 16 tokens.
+    fn default() -> Self {
+        TinyShape { hidden: 16, heads: 2, layers: 2, intermediate: 32, max_positions: 24, max_seq: 16 }
+    }
+}
+
+/// Writes a tiny model ([`TinyShape::default`]) with seeded random weights. `pooling` is the
+/// `1_Pooling/config.json` mode key, e.g. `pooling_mode_mean_tokens`.
 pub fn write_tiny_model(dir: &Path, seed: u64, pooling: &str) -> Result<()> {
-    let (h, inter, layers, max_pos) = (16usize, 32usize, 2usize, 24usize);
+    write_tiny_model_shaped(dir, seed, pooling, TinyShape::default())
+}
+
+/// As [`write_tiny_model`], with the given sizes.
+pub fn write_tiny_model_shaped(dir: &Path, seed: u64, pooling: &str, shape: TinyShape) -> Result<()> {
+    let TinyShape { hidden: h, heads, layers, intermediate: inter, max_positions: max_pos, max_seq } = shape;
     let vocab: Vec<&str> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].iter().copied().chain(WORDS.iter().copied()).collect();
     std::fs::create_dir_all(dir.join("1_Pooling")).map_err(|e| Error::io(dir, e))?;
     let config = serde_json::json!({
         "model_type": "bert", "vocab_size": vocab.len(), "hidden_size": h, "num_hidden_layers": layers,
-        "num_attention_heads": 2, "intermediate_size": inter, "max_position_embeddings": max_pos,
+        "num_attention_heads": heads, "intermediate_size": inter, "max_position_embeddings": max_pos,
         "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu"
     });
     let write = |name: &str, v: serde_json::Value| -> Result<()> {
@@ -38,7 +63,7 @@ pub fn write_tiny_model(dir: &Path, seed: u64, pooling: &str) -> Result<()> {
     };
     write("config.json", config)?;
     write("1_Pooling/config.json", serde_json::json!({ "word_embedding_dimension": h, pooling: true }))?;
-    write("sentence_bert_config.json", serde_json::json!({ "max_seq_length": 16 }))?;
+    write("sentence_bert_config.json", serde_json::json!({ "max_seq_length": max_seq }))?;
 
     let mut rng = Rng::new(seed);
     let dev = Device::Cpu;

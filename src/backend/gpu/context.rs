@@ -119,7 +119,8 @@ pub struct Gpu {
     pub(crate) limits: wgpu::Limits,
     /// Errors that escaped every error scope (and device loss); checked after each operation.
     uncaptured: Arc<Mutex<Vec<String>>>,
-    pipelines: Mutex<HashMap<&'static str, Arc<super::kernels::Kernel>>>,
+    /// Compiled pipelines by name and pipeline-overridable constants.
+    pipelines: Mutex<HashMap<String, Arc<super::kernels::Kernel>>>,
 }
 
 impl Gpu {
@@ -142,7 +143,8 @@ impl Gpu {
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
             label: Some("segmix"),
-            required_features: wgpu::Features::empty(),
+            // Timestamp queries (when offered) time the encoder's stages in `segmix bench --embed`.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -197,11 +199,27 @@ impl Gpu {
         source: &'static str,
         entry: &str,
     ) -> Result<Arc<super::kernels::Kernel>> {
+        self.kernel_with(name, source, entry, &[])
+    }
+
+    /// As [`Gpu::kernel`], with values for the shader's `override` constants (each set of values
+    /// is its own pipeline, so the driver compiles loops over them with constant bounds).
+    ///
+    /// Workgroup memory is not zero-initialised: every kernel writes its workgroup arrays
+    /// before reading them, and the zeroing costs a pass over them per workgroup.
+    pub(crate) fn kernel_with(
+        &self,
+        name: &'static str,
+        source: &'static str,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<super::kernels::Kernel>> {
+        let key = constants.iter().fold(name.to_string(), |k, (c, v)| format!("{k}/{c}={v}"));
         let mut cache = self.pipelines.lock().expect("pipeline cache");
-        if let Some(k) = cache.get(name) {
+        if let Some(k) = cache.get(&key) {
             return Ok(k.clone());
         }
-        let kernel = self.checked(&format!("compiling kernel {name}"), || {
+        let kernel = self.checked(&format!("compiling kernel {key}"), || {
             let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
                 source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(source)),
@@ -211,15 +229,36 @@ impl Gpu {
                 layout: None,
                 module: &module,
                 entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
                 cache: None,
             });
             let layout = pipeline.get_bind_group_layout(0);
             super::kernels::Kernel { pipeline, layout }
         })?;
         let kernel = Arc::new(kernel);
-        cache.insert(name, kernel.clone());
+        cache.insert(key, kernel.clone());
         Ok(kernel)
+    }
+
+    /// A bind group for `kernel`'s group 0: whole buffers at the given binding numbers.
+    pub(crate) fn bind(
+        &self,
+        kernel: &super::kernels::Kernel,
+        label: &str,
+        buffers: &[(u32, &wgpu::Buffer)],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .map(|&(binding, b)| wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &kernel.layout,
+            entries: &entries,
+        })
     }
 
     /// Largest buffer this device binds as one storage array, in bytes.
@@ -276,7 +315,18 @@ impl Gpu {
         encoder: wgpu::CommandEncoder,
         staging: &[(&wgpu::Buffer, usize)],
     ) -> Result<Vec<Vec<f32>>> {
-        self.queue.submit([encoder.finish()]);
+        let index = self.queue.submit([encoder.finish()]);
+        self.read_after(staging, index)
+    }
+
+    /// Waits for submission `index` (which must copy what is wanted into the staging buffers)
+    /// and returns the first `words` f32 values of each staging buffer. Later submissions keep
+    /// running.
+    pub(crate) fn read_after(
+        &self,
+        staging: &[(&wgpu::Buffer, usize)],
+        index: wgpu::SubmissionIndex,
+    ) -> Result<Vec<Vec<f32>>> {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut waiting = 0;
         for (i, &(buf, words)) in staging.iter().enumerate() {
@@ -288,9 +338,7 @@ impl Gpu {
                 waiting += 1;
             }
         }
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        self.wait_for(index)?;
         for _ in 0..waiting {
             match rx.recv() {
                 Ok((_, Ok(()))) => {}
@@ -313,6 +361,14 @@ impl Gpu {
             out.push(values);
         }
         Ok(out)
+    }
+
+    /// Blocks until submission `index` has finished on the device.
+    pub(crate) fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))
     }
 
     /// A MAP_READ buffer for `words` f32 values.

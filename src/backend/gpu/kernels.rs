@@ -70,7 +70,9 @@ pub struct GramDims {
     pub chunk_rows: u32,
     pub n_tiles: u32,
     pub accumulate: u32,
-    pub _pad: [u32; 3],
+    /// Rows carry weights (`weights` binding) instead of 1.
+    pub weighted: u32,
+    pub _pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<GramDims>() == 32);
 
