@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::backend::{Backend, MixtureData, Posteriors};
-use crate::data::embeddings::{Matrix, read_matrix};
+use crate::data::embeddings::{TextVectors, read_matrix};
 use crate::data::prepare::{Schema, mask_missing_text};
 use crate::data::{Roles, Strictness, Table, read_table};
 use crate::embed::cache::Cache;
@@ -71,11 +71,11 @@ pub fn flag_outliers(fit: &mut FitOutput, q: f64) -> Result<()> {
 }
 
 /// Reads an embeddings file for `table`, with the rows of missing texts masked once, in place.
-fn load_embeddings(path: Option<&Path>, table: &Table) -> Result<Option<(PathBuf, Matrix)>> {
+fn load_embeddings(path: Option<&Path>, table: &Table) -> Result<Option<TextVectors>> {
     let Some(p) = path else { return Ok(None) };
     let mut m = read_matrix(p)?;
     mask_missing_text(table, &mut m);
-    Ok(Some((p.to_path_buf(), m)))
+    Ok(Some(TextVectors::Host { source: p.to_path_buf(), matrix: m }))
 }
 
 /// Loads a sentence embedder and its cache.
@@ -99,20 +99,26 @@ impl std::fmt::Debug for TextEmbedder<'_> {
 /// Label used in messages about vectors that came from the embedder rather than a file.
 const EMBEDDER_LABEL: &str = "<sentence embedder>";
 
-/// Embeds the table's text column with a loaded embedder; returns the vectors and, when texts
-/// were truncated, a warning that counts them.
+/// Embeds the table's text column with a loaded embedder; returns the vectors (left on the GPU
+/// when the encoder runs there) and, when texts were truncated, a warning that counts them.
 fn embed_text_column(
     table: &Table,
     (embedder, cache): &(Embedder, Option<Cache>),
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<(Matrix, Option<String>)> {
+) -> Result<(TextVectors, Option<String>)> {
     let col = table.text.as_ref().ok_or_else(|| Error::config("the sentence embedder needs a --text column"))?;
     let texts: Vec<Option<&str>> = col.values.iter().map(|t| t.as_deref()).collect();
-    let out = embedder.embed(&texts, cache.as_ref(), progress)?;
-    let warning = (out.truncated > 0).then(|| {
-        format!("{} texts are longer than {} tokens and were truncated", out.truncated, embedder.info.max_length)
-    });
-    Ok((out.matrix, warning))
+    let (vectors, truncated) = if embedder.gpu().is_some() {
+        let r = embedder.embed_resident(&texts, cache.as_ref(), progress)?;
+        let t = r.truncated;
+        (TextVectors::Device(r), t)
+    } else {
+        let out = embedder.embed(&texts, cache.as_ref(), progress)?;
+        (TextVectors::Host { source: PathBuf::from(EMBEDDER_LABEL), matrix: out.matrix }, out.truncated)
+    };
+    let warning = (truncated > 0)
+        .then(|| format!("{truncated} texts are longer than {} tokens and were truncated", embedder.info.max_length));
+    Ok((vectors, warning))
 }
 
 /// A table read and checked for a fit, with its text vectors: the first half of [`fit`], shared
@@ -120,8 +126,8 @@ fn embed_text_column(
 #[derive(Debug)]
 pub struct Inputs {
     pub table: Table,
-    /// The text vectors and where they came from (a file, or the embedder).
-    pub embeddings: Option<(PathBuf, Matrix)>,
+    /// The text vectors (from a file, or the embedder; on the GPU when it embedded there).
+    pub embeddings: Option<TextVectors>,
     pub embedder: Option<EmbedderInfo>,
     pub warnings: Vec<String>,
     /// When reading began (a fit's reported time includes reading and embedding).
@@ -157,10 +163,10 @@ pub fn read_inputs(job: &FitJob, embedder: Option<&TextEmbedder>) -> Result<Inpu
     let embeddings = match (use_embedder, embedder) {
         (true, Some(te)) => {
             let loaded = (te.load)()?;
-            let (m, warning) = embed_text_column(&table, &loaded, te.progress)?;
+            let (v, warning) = embed_text_column(&table, &loaded, te.progress)?;
             warnings.extend(warning);
             embedder_info = Some(loaded.0.info);
-            Some((PathBuf::from(EMBEDDER_LABEL), m))
+            Some(v)
         }
         _ => load_embeddings(job.embeddings.as_deref(), &table)?,
     };
@@ -175,7 +181,7 @@ pub fn fit_inputs<B: Backend>(
     progress: &dyn Progress,
 ) -> Result<(FitOutput, MixtureData)> {
     let mut warnings = inputs.warnings.clone();
-    let emb_ref = inputs.embeddings.as_ref().map(|(p, m)| (p.as_path(), m));
+    let emb_ref = inputs.embeddings.as_ref();
     let (mut schema, w1) = Schema::fit(backend, &inputs.table, emb_ref, job.pca_dims)?;
     warnings.extend(w1);
     if let (Some(info), Some(ts)) = (inputs.embedder.clone(), schema.text.as_mut()) {
@@ -281,13 +287,13 @@ pub fn predict<B: Backend>(
                     fitted.name, fitted.sha256, found.name, found.sha256
                 )));
             }
-            let (m, warning) = embed_text_column(&table, &loaded, te.progress)?;
+            let (v, warning) = embed_text_column(&table, &loaded, te.progress)?;
             warnings.extend(warning);
-            Some((PathBuf::from(EMBEDDER_LABEL), m))
+            Some(v)
         }
         _ => None,
     };
-    let (mdata, w) = schema.transform(backend, &table, emb.as_ref().map(|(p, m)| (p.as_path(), m)))?;
+    let (mdata, w) = schema.transform(backend, &table, emb.as_ref())?;
     warnings.extend(w);
     let posteriors = predict::posteriors(backend, &mdata, &model.params)?;
     let mut expected = Vec::new();

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Gram};
 use crate::error::{Error, Result};
 use crate::linalg;
 
@@ -34,7 +34,13 @@ impl Pca {
     /// Keeps at most `d` components, fewer when the data has lower rank. Returns the PCA and a
     /// warning when fewer than `d` components carry variance.
     pub fn fit<B: Backend>(backend: &B, x: &[f32], n: usize, dim: usize, d: usize) -> Result<(Pca, Option<String>)> {
-        let g = backend.gram(x, n, dim)?;
+        Pca::from_gram(&backend.gram(x, n, dim)?, d)
+    }
+
+    /// The PCA of the rows whose raw moments `g` holds (wherever they were accumulated: the
+    /// backend's `gram`, or the GPU encoder's resident vectors).
+    pub fn from_gram(g: &Gram, d: usize) -> Result<(Pca, Option<String>)> {
+        let dim = g.dim;
         if g.rows < 2 {
             return Err(Error::config("PCA needs at least two rows with an embedding"));
         }
@@ -71,6 +77,11 @@ impl Pca {
 
     /// Projects every row: n × d scores, NaN rows for missing embeddings.
     pub fn transform<B: Backend>(&self, backend: &B, x: &[f32], n: usize) -> Result<Vec<f64>> {
+        backend.project(x, n, self.dim, &self.mean, &self.axes(), self.d())
+    }
+
+    /// The axes as columns: W, D × d row-major, so scores are (v − m) W.
+    pub fn axes(&self) -> Vec<f64> {
         let d = self.d();
         let mut w = vec![0.0; self.dim * d];
         for (c, axis) in self.components.iter().enumerate() {
@@ -78,6 +89,6 @@ impl Pca {
                 w[r * d + c] = *v;
             }
         }
-        backend.project(x, n, self.dim, &self.mean, &w, d)
+        w
     }
 }

@@ -201,8 +201,9 @@ fn rows_with_missing_text_have_no_text_block_whatever_the_file_holds() {
     let m = read_matrix(&e).unwrap();
     let be = CpuBackend::new();
     let text_observed = |m: &segmix::data::embeddings::Matrix| {
-        let (schema, _) = Schema::fit(&be, &table, Some((e.as_path(), m)), 2).unwrap();
-        let (data, _) = schema.transform(&be, &table, Some((e.as_path(), m))).unwrap();
+        let v = segmix::data::embeddings::TextVectors::Host { source: e.clone(), matrix: m.clone() };
+        let (schema, _) = Schema::fit(&be, &table, Some(&v), 2).unwrap();
+        let (data, _) = schema.transform(&be, &table, Some(&v)).unwrap();
         (0..4).map(|i| data.patterns[data.pattern[i] as usize][0]).collect::<Vec<bool>>()
     };
     // The schema masks a copy when the file still holds a vector for the empty text …

@@ -13,6 +13,9 @@
 //!   categorical columns, categorical columns only, missing values, log-densities near −1e4,
 //!   several segments.
 //! * `fit::demo` — the README demo fitted with `--device gpu` equals `--device cpu`.
+//! * `encoder::*` — the WGSL sentence encoder against candle (MiniLM and tiny random BERTs:
+//!   every pooling mode, head sizes 8 to 64, texts longer than a query block and a key stage),
+//!   its windowed and cached paths, and the PCA on its resident vectors against the host PCA.
 //! * `browser::report_renders` — `report.html` opened in headless Chromium: it renders, has one
 //!   card per class, and logs no error.
 
@@ -80,6 +83,9 @@ fn main() {
         ("fit::demo_gpu_equals_cpu", demo_fit),
         ("encoder::tiny_model_matches_candle", || encoder_parity(false)),
         ("encoder::minilm_matches_candle_on_the_fixture", || encoder_parity(true)),
+        ("encoder::long_texts_and_head_sizes_match_candle", encoder_shapes),
+        ("encoder::windows_batches_cache_and_resident_pca", encoder_resident),
+        ("cli::fit_embeds_on_the_gpu_and_matches_the_cpu", cli_fit_gpu_encoder),
         ("errors::too_wide_for_the_kernels", too_wide),
         ("cli::device_gpu_fits_and_auto_skips_software_adapters", cli_devices),
     ];
@@ -622,5 +628,179 @@ fn encoder_parity(minilm: bool) -> Result<(), Failed> {
             check(cos >= 0.9999, || format!("{}: text {i} {:?}: cosine {cos}", e.info.name, texts[i]))?;
         }
     }
+    Ok(())
+}
+
+/// `n` texts of 1 to `max_words` words from the tiny vocabulary, seeded.
+fn tiny_texts(n: usize, max_words: usize, seed: u64) -> Vec<String> {
+    use segmix::embed::tiny::WORDS;
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            let k = 1 + rng.below(max_words);
+            (0..k).map(|_| WORDS[rng.below(WORDS.len())]).collect::<Vec<_>>().join(" ")
+        })
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt())
+}
+
+/// Every row of `a` and `b` has cosine ≥ `min`, and the same rows are missing.
+fn same_vectors(
+    a: &segmix::data::embeddings::Matrix,
+    b: &segmix::data::embeddings::Matrix,
+    min: f32,
+) -> Result<(), Failed> {
+    check(a.rows == b.rows && a.cols == b.cols, || format!("{}x{} against {}x{}", a.rows, a.cols, b.rows, b.cols))?;
+    for i in 0..a.rows {
+        check(a.row_missing(i) == b.row_missing(i), || format!("row {i}: missing in one only"))?;
+        if !a.row_missing(i) {
+            let c = cosine(a.row(i), b.row(i));
+            check(c >= min, || format!("row {i}: cosine {c}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Tiny BERTs whose shapes exercise the attention kernel's edges: head sizes 16 and 64 (the
+/// largest it holds), texts up to 150 tokens (several 32-query blocks and key stages), batches
+/// mixing short and long texts.
+fn encoder_shapes() -> Result<(), Failed> {
+    use segmix::embed::Embedder;
+    use segmix::embed::tiny::{TinyShape, write_tiny_model_shaped};
+    let gpu = gpu().expect("adapter");
+    let dir = tempfile::tempdir()?;
+    let shapes = [
+        TinyShape { hidden: 32, heads: 2, layers: 2, intermediate: 48, max_positions: 160, max_seq: 150 },
+        TinyShape { hidden: 128, heads: 2, layers: 1, intermediate: 64, max_positions: 100, max_seq: 90 },
+    ];
+    for (n, shape) in shapes.into_iter().enumerate() {
+        let d = dir.path().join(format!("m{n}"));
+        write_tiny_model_shaped(&d, 11 + n as u64, "pooling_mode_mean_tokens", shape)?;
+        let mut e = Embedder::from_dir(&d, None)?;
+        let texts = tiny_texts(40, 140, 5 + n as u64);
+        let refs: Vec<Option<&str>> = texts.iter().map(|t| Some(t.as_str())).collect();
+        let cpu = e.embed(&refs, None, &|_, _| {})?.matrix;
+        e.use_gpu(gpu)?;
+        let on_gpu = e.embed(&refs, None, &|_, _| {})?.matrix;
+        check(cpu.values != on_gpu.values, || "GPU vectors are bit-identical to the CPU's".to_string())?;
+        same_vectors(&cpu, &on_gpu, 0.9999).map_err(|f| format!("{shape:?}: {f:?}"))?;
+    }
+    Ok(())
+}
+
+/// The GPU encoder's windowed pipeline (over 4,096 distinct texts, so two windows are in flight,
+/// in many small batches), with duplicates, empty texts and a half-filled cache; and the PCA of
+/// its resident vectors (Gram weighted by duplicates, projection on the device) against the PCA
+/// of the same vectors on the host.
+fn encoder_resident() -> Result<(), Failed> {
+    use segmix::embed::{Embedder, cache::Cache, tiny::write_tiny_model};
+    use segmix::reduce::Pca;
+    let gpu = gpu().expect("adapter");
+    let dir = tempfile::tempdir()?;
+    let d = dir.path().join("tiny");
+    write_tiny_model(&d, 3, "pooling_mode_mean_tokens")?;
+    let mut e = Embedder::from_dir(&d, None)?;
+    let distinct = tiny_texts(4300, 12, 9);
+    // Rows: every distinct text, then 700 repeats, with every 50th row empty.
+    let mut rows: Vec<Option<&str>> = distinct.iter().map(|t| Some(t.as_str())).collect();
+    rows.extend((0..700).map(|i| Some(distinct[(i * 37) % 900].as_str())));
+    for i in (0..rows.len()).step_by(50) {
+        rows[i] = None;
+    }
+    let cpu = e.embed(&rows, None, &|_, _| {})?.matrix;
+    e.use_gpu_with(gpu, 256, 48)?;
+    let host = e.embed(&rows, None, &|_, _| {})?.matrix;
+    same_vectors(&cpu, &host, 0.9999)?;
+    // Resident: the same vectors, left on the device.
+    let r = e.embed_resident(&rows, None, &|_, _| {})?;
+    let unique: std::collections::HashSet<&str> = rows.iter().flatten().copied().collect();
+    check(r.encoded == unique.len() && r.rows() == rows.len(), || {
+        format!("{} texts encoded for {} distinct, {} rows", r.encoded, unique.len(), r.rows())
+    })?;
+    let back = r.to_matrix()?;
+    same_vectors(&host, &back, 0.999999)?;
+    // With half the texts cached (from the GPU's own vectors), the rest encoded.
+    let cache = Cache::open(&dir.path().join("cache"), &e.info)?;
+    e.embed(&rows[..rows.len() / 2], Some(&cache), &|_, _| {})?;
+    let cached = e.embed_resident(&rows, Some(&cache), &|_, _| {})?;
+    check(cached.encoded < r.encoded, || format!("{} of {} encoded with a cache", cached.encoded, r.encoded))?;
+    same_vectors(&host, &cached.to_matrix()?, 0.999999)?;
+    // PCA on the device against the host PCA of the same rows.
+    let (dev, _) = Pca::from_gram(&r.gram()?, 6)?;
+    let (reference, _) = Pca::fit(&CpuBackend::new(), &back.values, back.rows, back.cols, 6)?;
+    for (a, b) in dev.explained_variance.iter().zip(&reference.explained_variance) {
+        check((a - b).abs() <= 1e-4 * b.abs().max(1e-3), || format!("variance {a} against {b}"))?;
+    }
+    let w = reference.axes();
+    let on_device = r.project(&reference.mean, &w, 6)?;
+    let on_host = reference.transform(&CpuBackend::new(), &back.values, back.rows)?;
+    for (i, (a, b)) in on_device.iter().zip(&on_host).enumerate() {
+        check(a.is_nan() == b.is_nan() && (a.is_nan() || (a - b).abs() <= 1e-5), || {
+            format!("score {i}: {a} against {b}")
+        })?;
+    }
+    Ok(())
+}
+
+/// `segmix fit --text` with a model folder: on `--device gpu` the encoder and the PCA run on the
+/// device, and the fit matches `--device cpu`.
+fn cli_fit_gpu_encoder() -> Result<(), Failed> {
+    use segmix::embed::tiny::write_tiny_model;
+    let dir = tempfile::tempdir()?;
+    let model = dir.path().join("tiny");
+    write_tiny_model(&model, 21, "pooling_mode_mean_tokens")?;
+    let mut rng = Rng::new(8);
+    let mut csv = String::from("channel,ctr,copy\n");
+    let themes = ["claim free gems now", "play with old friends in the guild", "stunning 4k graphics today"];
+    for i in 0..240 {
+        let g = i % 3;
+        let extra = segmix::embed::tiny::WORDS[rng.below(6)];
+        csv += &format!(
+            "{},{:.3},{} {extra}\n",
+            ["tiktok", "meta", "search"][g],
+            1.0 + g as f64 + 0.2 * rng.normal(),
+            themes[g]
+        );
+    }
+    std::fs::write(dir.path().join("t.csv"), csv)?;
+    let fit = |device: &str| -> Result<(String, serde_json::Value), Failed> {
+        let out = dir.path().join(device);
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+            .current_dir(dir.path())
+            .env("SEGMIX_CACHE", dir.path().join("cache"))
+            .args(["fit", "t.csv", "--cat", "channel", "--num", "ctr", "--text", "copy", "--model"])
+            .arg(&model)
+            .args(["--pca-dims", "4", "--k", "2..4", "--no-cache", "--device", device, "--out"])
+            .arg(&out)
+            .output()?;
+        check(run.status.success(), || String::from_utf8_lossy(&run.stderr).into_owned())?;
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        let model: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("model.json"))?)?;
+        Ok((stderr, model))
+    };
+    let (log, gpu_model) = fit("gpu")?;
+    check(log.contains("GpuBert"), || format!("the encoder did not run on the GPU:\n{log}"))?;
+    let (_, cpu_model) = fit("cpu")?;
+    let k = |m: &serde_json::Value| m["fit"]["k"].as_u64();
+    check(k(&gpu_model) == k(&cpu_model), || {
+        format!("K {:?} on the GPU, {:?} on the CPU", k(&gpu_model), k(&cpu_model))
+    })?;
+    let var = |m: &serde_json::Value| -> Vec<f64> {
+        m["schema"]["text"]["pca"]["explained_variance"]
+            .as_array()
+            .map_or(vec![], |a| a.iter().filter_map(|v| v.as_f64()).collect())
+    };
+    let (a, b) = (var(&gpu_model), var(&cpu_model));
+    check(a.len() == 4 && b.len() == 4, || format!("PCA variances {a:?} / {b:?}"))?;
+    for (x, y) in a.iter().zip(&b) {
+        check((x - y).abs() <= 1e-3 * y.abs(), || format!("PCA variance {x} on the GPU, {y} on the CPU"))?;
+    }
+    let ll = |m: &serde_json::Value| m["fit"]["loglik"].as_f64().unwrap_or(f64::NAN);
+    let (x, y) = (ll(&gpu_model), ll(&cpu_model));
+    check((x - y).abs() <= 1e-3 * y.abs(), || format!("log-likelihood {x} on the GPU, {y} on the CPU"))?;
     Ok(())
 }

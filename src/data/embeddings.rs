@@ -10,6 +10,26 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// The text column's vectors: on the host (read from a file, or from the CPU encoder), or on
+/// the GPU where the encoder left them (the PCA then runs there).
+#[derive(Debug)]
+pub enum TextVectors {
+    /// One row per table row, all-NaN rows for missing texts; `source` names them in messages.
+    Host { source: std::path::PathBuf, matrix: Matrix },
+    /// Distinct vectors resident on the device, with each table row's.
+    Device(crate::embed::gpu::Resident),
+}
+
+impl TextVectors {
+    /// Vector width.
+    pub fn cols(&self) -> usize {
+        match self {
+            TextVectors::Host { matrix, .. } => matrix.cols,
+            TextVectors::Device(r) => r.cols(),
+        }
+    }
+}
+
 /// A dense row-major matrix read from disk. Missing rows are all-`NaN`.
 #[derive(Debug, Clone)]
 pub struct Matrix {

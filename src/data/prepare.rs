@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::embeddings::Matrix;
+use super::embeddings::{Matrix, TextVectors};
 use super::{MISSING_CODE, Table};
 use crate::backend::{Backend, MixtureData};
 use crate::error::{Error, Result};
@@ -63,7 +63,7 @@ impl Schema {
     pub fn fit<B: Backend>(
         backend: &B,
         table: &Table,
-        emb: Option<(&Path, &Matrix)>,
+        emb: Option<&TextVectors>,
         pca_dims: usize,
     ) -> Result<(Schema, Warnings)> {
         let mut warnings = Vec::new();
@@ -99,11 +99,17 @@ impl Schema {
         }
         let text = match emb {
             None => None,
-            Some((path, m)) => {
-                check_rows(path, m, table.n_rows)?;
-                let masked = mask_text(table, m);
-                let x = masked.as_ref().map_or(&m.values, |v| v);
-                let (pca, warn) = Pca::fit(backend, x, m.rows, m.cols, pca_dims)?;
+            Some(v) => {
+                let (pca, warn) = match v {
+                    TextVectors::Host { source, matrix: m } => {
+                        check_rows(source, m, table.n_rows)?;
+                        let masked = mask_text(table, m);
+                        let x = masked.as_ref().map_or(&m.values, |v| v);
+                        Pca::fit(backend, x, m.rows, m.cols, pca_dims)?
+                    }
+                    // The embedder saw exactly the table's texts; the Gram runs on the device.
+                    TextVectors::Device(r) => Pca::from_gram(&r.gram()?, pca_dims)?,
+                };
                 warnings.extend(warn);
                 let scale = pca.explained_variance.iter().map(|v| v.sqrt()).collect();
                 Some(TextSchema {
@@ -135,7 +141,7 @@ impl Schema {
         &self,
         backend: &B,
         table: &Table,
-        emb: Option<(&Path, &Matrix)>,
+        emb: Option<&TextVectors>,
     ) -> Result<(MixtureData, Warnings)> {
         let mut warnings = Vec::new();
         let n = table.n_rows;
@@ -145,22 +151,37 @@ impl Schema {
         let mut observed = vec![true; n * p];
 
         if let Some(ts) = &self.text {
-            let (path, m) = emb.ok_or_else(|| {
+            let v = emb.ok_or_else(|| {
                 Error::config(if ts.embedder.is_some() {
                     "the model embeds its text column with a sentence transformer, which was not loaded"
                 } else {
                     "the model was fitted with precomputed embeddings; pass --embeddings FILE with one vector per row"
                 })
             })?;
-            check_rows(path, m, n)?;
-            if m.cols != ts.pca.dim {
-                return Err(Error::Embeddings {
-                    file: path.to_path_buf(),
-                    message: format!("vectors have {} dimensions but the model expects {}", m.cols, ts.pca.dim),
-                });
-            }
-            let masked = mask_text(table, m);
-            let scores = ts.pca.transform(backend, masked.as_ref().map_or(&m.values, |v| v), n)?;
+            let scores = match v {
+                TextVectors::Host { source, matrix: m } => {
+                    check_rows(source, m, n)?;
+                    if m.cols != ts.pca.dim {
+                        return Err(Error::Embeddings {
+                            file: source.clone(),
+                            message: format!("vectors have {} dimensions but the model expects {}", m.cols, ts.pca.dim),
+                        });
+                    }
+                    let masked = mask_text(table, m);
+                    ts.pca.transform(backend, masked.as_ref().map_or(&m.values, |v| v), n)?
+                }
+                TextVectors::Device(r) => {
+                    if r.cols() != ts.pca.dim || r.rows() != n {
+                        return Err(Error::Embedder(format!(
+                            "the encoder gave {} vectors of {} dimensions; the model expects {n} of {}",
+                            r.rows(),
+                            r.cols(),
+                            ts.pca.dim
+                        )));
+                    }
+                    r.project(&ts.pca.mean, &ts.pca.axes(), d_text)?
+                }
+            };
             for i in 0..n {
                 for c in 0..d_text {
                     let v = scores[i * d_text + c];
