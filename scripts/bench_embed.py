@@ -14,8 +14,13 @@ Each prints texts/s; the ratios are segmix / peer.
 
 Run:  cargo build --release && pip install sentence-transformers onnxruntime onnx
       python3 scripts/bench_embed.py
-On a GPU machine (segmix's WGSL encoder against sentence-transformers on CUDA, same GPU):
-      python3 scripts/bench_embed.py --device gpu --long 1024
+On a GPU machine (segmix's WGSL encoder against sentence-transformers on CUDA, same GPU, fp32
+both; PyTorch with batches of 256 there):
+      python3 scripts/bench_embed.py --device gpu --short 65536 --long 8192
+With --device gpu the script also prints `segmix bench --embed` for the two batch shapes the
+workloads form (512 × 32 and 128 × 128 tokens): steady-state texts/s and TFLOP/s of the encoder
+alone, and the device time per stage (matmul, attention, layer norm, embeddings, pooling) from
+timestamp queries, plus the read-back: where the time goes.
 """
 
 import argparse
@@ -71,11 +76,30 @@ def segmix_rate(binary, texts, work, model, device):
     return len(texts) / seconds
 
 
-def torch_rate(model, texts, tokenizer_len):
-    model.encode(texts[:64], batch_size=64)
+def torch_rate(model, texts, batch):
+    model.encode(texts[:batch], batch_size=batch)
     t = time.perf_counter()
-    model.encode(texts, batch_size=64)
+    model.encode(texts, batch_size=batch)
     return len(texts) / (time.perf_counter() - t)
+
+
+def segmix_profile(binary, model, device, shape):
+    cmd = [binary, "bench", "--embed", shape, "--reps", "5", "--device", device, "-q"]
+    if model:
+        cmd += ["--model", model]
+    import json
+
+    r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["embed"]
+    line = (f"  encoder {shape}: {r['sentences_per_second']:.0f} texts/s, {r['tflops']:.2f} TFLOP/s, "
+            f"{r['seconds_per_batch'] * 1e3:.2f} ms per batch")
+    if r.get("stages"):
+        total = sum(r["stages"].values())
+        parts = ", ".join(f"{k} {v * 1e3:.2f} ms ({100 * v / total:.0f}%)"
+                          for k, v in sorted(r["stages"].items(), key=lambda kv: -kv[1]))
+        line += f"\n    device time: {parts}"
+    if r.get("readback_seconds") is not None:
+        line += f"\n    read-back of the batch's vectors: {r['readback_seconds'] * 1e3:.3f} ms"
+    return line
 
 
 def onnx_session(model_dir, work):
@@ -138,6 +162,7 @@ def main():
     ap.add_argument("--long", type=int, default=512)
     ap.add_argument("--device", choices=["cpu", "gpu", "auto"], default="cpu",
                     help="segmix's --device; with gpu, sentence-transformers runs on CUDA when torch has it")
+    ap.add_argument("--torch-batch", type=int, help="sentence-transformers batch size (64 on CPU, 256 on CUDA)")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     import torch
@@ -146,7 +171,8 @@ def main():
     rng = random.Random(1)
     torch_device = "cuda" if a.device == "gpu" and torch.cuda.is_available() else "cpu"
     model = SentenceTransformer(a.model, device=torch_device)
-    print(f"segmix --device {a.device}; sentence-transformers on {torch_device}")
+    batch = a.torch_batch or (256 if torch_device == "cuda" else 64)
+    print(f"segmix --device {a.device}; sentence-transformers on {torch_device}, batches of {batch}")
     tok = model.tokenizer
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {os.cpu_count()} cores")
     session = None
@@ -166,13 +192,16 @@ def main():
     for name, texts in [("short", short_texts(a.short, rng)), ("long", long_texts(a.long, rng))]:
         mean_tokens = sum(len(tok(t)["input_ids"]) for t in texts[:512]) / min(512, len(texts))
         ours = segmix_rate(a.binary, texts, a.work, a.model, a.device)
-        theirs = torch_rate(model, texts, None)
+        theirs = torch_rate(model, texts, batch)
         line = (f"{name:5}: {len(texts)} texts, {mean_tokens:.0f} tokens on average: segmix {ours:.0f} texts/s | "
                 f"PyTorch {theirs:.0f} texts/s (ratio {ours / theirs:.2f})")
         if session is not None:
             ort_rate = onnx_rate(session, tok, texts)
             line += f" | onnxruntime {ort_rate:.0f} texts/s (ratio {ours / ort_rate:.2f})"
         print(line, flush=True)
+    if a.device != "cpu":
+        for shape in ["512x32", "128x128"]:
+            print(segmix_profile(a.binary, a.model, a.device, shape), flush=True)
 
 
 if __name__ == "__main__":

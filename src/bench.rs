@@ -232,6 +232,113 @@ pub fn time_pca<B: Backend>(backend: &B, x: &[f32], n: usize, dim: usize, d: usi
     })
 }
 
+/// Sentence-encoder speed on one padded batch shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct EncoderTiming {
+    /// Where the encoder ran.
+    pub device: String,
+    /// Texts per batch (B) and padded length (L).
+    pub batch: usize,
+    pub len: usize,
+    pub reps: usize,
+    /// Steady state: batches submitted back to back, wall time per batch (median of reps).
+    pub seconds_per_batch: f64,
+    pub sentences_per_second: f64,
+    /// Matmul + attention arithmetic per second (fp32, padded tokens counted).
+    pub tflops: f64,
+    /// Device time per stage of one batch (GPU with timestamp queries only), seconds.
+    pub stages: Option<std::collections::BTreeMap<String, f64>>,
+    /// Reading one batch's B × H vectors back to the host, seconds (GPU only).
+    pub readback_seconds: Option<f64>,
+}
+
+/// Floating-point operations of one forward pass over B × L padded tokens: the linear layers
+/// (2 T (3H² + H² + 2 H I)) and attention (4 B L² H) per layer.
+pub fn encoder_flops(b: usize, l: usize, hidden: usize, intermediate: usize, layers: usize) -> f64 {
+    let (t, h, i) = ((b * l) as f64, hidden as f64, intermediate as f64);
+    layers as f64 * (2.0 * t * (4.0 * h * h + 2.0 * h * i) + 4.0 * b as f64 * (l * l) as f64 * h)
+}
+
+/// Times the embedder's encoder (on the GPU when [`crate::embed::Embedder::use_gpu`] was
+/// called) on `b` texts of `l` tokens: `reps` batches after one warm-up, tokenisation excluded.
+pub fn time_encoder(e: &crate::embed::Embedder, b: usize, l: usize, reps: usize) -> Result<EncoderTiming> {
+    if l < 3 || l > e.info.max_length || b == 0 {
+        return Err(Error::config(format!(
+            "--embed BxL: L must be 3..={} (the model's maximum length) and B at least 1",
+            e.info.max_length
+        )));
+    }
+    // One text of exactly L tokens ([CLS] + L − 2 words + [SEP]), repeated B times.
+    let words = "game ".repeat(l - 2);
+    let (one, one_mask, _, got) = e.tokenize_padded(&[words.trim_end()])?;
+    if got != l {
+        return Err(Error::config(format!("could not build a {l}-token text for this tokenizer (got {got})")));
+    }
+    let ids: Vec<u32> = one.iter().copied().cycle().take(b * l).collect();
+    let mask: Vec<u32> = one_mask.iter().copied().cycle().take(b * l).collect();
+    let reps = reps.max(1);
+    let config = e.config();
+    let flops = encoder_flops(b, l, config.hidden_size, config.intermediate_size, config.num_hidden_layers);
+    let mut times = Vec::with_capacity(reps);
+    let (mut stages, mut readback) = (None, None);
+    match e.gpu() {
+        Some(g) => {
+            if b > g.max_batch() || b * l > g.max_tokens() {
+                return Err(Error::config(format!(
+                    "--embed {b}x{l}: the GPU encoder's batches hold at most {} texts and {} tokens",
+                    g.max_batch(),
+                    g.max_tokens()
+                )));
+            }
+            let gpu = g.backend().device().clone();
+            let rows = crate::backend::gpu::DeviceRows::new(&gpu, b, g.hidden())?;
+            let pooling = e.info.pooling;
+            let warm = g.encode(&ids, &mask, (b, l), pooling, &rows, 0)?;
+            gpu.wait_for(warm)?;
+            // Back-to-back batches, as the embedder submits them; the median of rounds of 4.
+            for _ in 0..reps {
+                let t = Instant::now();
+                let mut last = None;
+                for _ in 0..4 {
+                    last = Some(g.encode(&ids, &mask, (b, l), pooling, &rows, 0)?);
+                }
+                gpu.wait_for(last.expect("four batches"))?;
+                times.push(t.elapsed().as_secs_f64() / 4.0);
+            }
+            let mut reads = Vec::with_capacity(reps);
+            for _ in 0..reps {
+                let t = Instant::now();
+                rows.read(0, b)?;
+                reads.push(t.elapsed().as_secs_f64());
+            }
+            readback = Some(median(&mut reads));
+            stages = g
+                .profile(&ids, &mask, (b, l), pooling, reps)?
+                .map(|v| v.into_iter().map(|(stage, secs)| (stage.name().to_string(), secs)).collect());
+        }
+        None => {
+            e.encode_cpu(&ids, &mask, b, l)?;
+            for _ in 0..reps {
+                let t = Instant::now();
+                e.encode_cpu(&ids, &mask, b, l)?;
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let per_batch = median(&mut times);
+    Ok(EncoderTiming {
+        device: e.device(),
+        batch: b,
+        len: l,
+        reps,
+        seconds_per_batch: per_batch,
+        sentences_per_second: b as f64 / per_batch,
+        tflops: flops / per_batch / 1e12,
+        stages,
+        readback_seconds: readback,
+    })
+}
+
 /// Loads a benchmark table from `.npy` files: a float matrix (n × p, the continuous block as
 /// is) and optionally an integer matrix of category codes (n × J, codes 0..L_j − 1).
 pub fn load_npy(x: &std::path::Path, codes: Option<&std::path::Path>) -> Result<MixtureData> {

@@ -11,6 +11,7 @@ use segmix::mixture::parse_k_range;
 
 use super::Global;
 use super::device::{DeviceArgs, open_backend, print_note};
+use super::embed::{EmbedderArgs, load_embedder};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -60,8 +61,23 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 32)]
     pub pca_dims: usize,
 
+    /// Time the sentence encoder instead, on B texts of L tokens (e.g. 512x32): batches per
+    /// second back to back, TFLOP/s, and on a GPU with timestamp queries the device time per
+    /// stage (matmul, attention, layer norm, …) and the read-back.
+    #[arg(long, value_name = "BxL")]
+    pub embed: Option<String>,
+
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
+
     #[command(flatten)]
     pub device: DeviceArgs,
+}
+
+/// `512x32` → (512, 32).
+fn parse_shape(s: &str) -> anyhow::Result<(usize, usize)> {
+    let (b, l) = s.split_once(['x', 'X']).ok_or_else(|| anyhow::anyhow!("--embed {s:?}: expected BxL, e.g. 512x32"))?;
+    Ok((b.trim().parse()?, l.trim().parse()?))
 }
 
 pub fn run(a: BenchArgs, g: &Global) -> anyhow::Result<()> {
@@ -70,6 +86,14 @@ pub fn run(a: BenchArgs, g: &Global) -> anyhow::Result<()> {
         None => synthetic(a.n, a.k, a.d, a.cats, 4, 3.0, 0.7, a.seed).data,
     };
     let backend = open_backend(&a.device, g)?;
+    if let Some(shape) = &a.embed {
+        let (b, l) = parse_shape(shape)?;
+        let (e, _) = load_embedder(&a.embedder, &backend, g)?;
+        let timing = segmix::bench::time_encoder(&e, b, l, a.reps)?;
+        print_note(&backend, g);
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "embed": timing }))?);
+        return Ok(());
+    }
     let timing = time_iteration(&backend, &data, a.k, a.reps, a.seed)?;
     let mut out = serde_json::json!({ "iteration": timing });
     if let Some(range) = &a.sweep {

@@ -205,6 +205,16 @@ impl Embedder {
         Ok(())
     }
 
+    /// The model's `config.json`.
+    pub fn config(&self) -> &BertConfig {
+        &self.bert.config
+    }
+
+    /// Sentence vectors of one padded batch on the CPU encoder (B × H).
+    pub fn encode_cpu(&self, ids: &[u32], mask: &[u32], b: usize, l: usize) -> Result<Vec<f32>> {
+        self.bert.embed(ids, mask, b, l, self.info.pooling)
+    }
+
     /// The GPU encoder, when [`Embedder::use_gpu`] was called.
     pub fn gpu(&self) -> Option<&gpu::GpuBert> {
         self.gpu.as_ref()
@@ -220,7 +230,7 @@ impl Embedder {
     /// Where the encoder runs, for messages.
     pub fn device(&self) -> String {
         match &self.gpu {
-            Some(g) => format!("{g:?}"),
+            Some(g) => format!("GpuBert on {}", g.backend().adapter().label()),
             None => "cpu".into(),
         }
     }
