@@ -319,3 +319,25 @@ fn without_an_adapter_device_gpu_is_an_error_and_auto_runs_on_the_cpu() {
         serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
     assert!(model["fit"]["device"].as_str().unwrap().starts_with("cpu"), "{}", model["fit"]["device"]);
 }
+
+#[test]
+fn bench_embed_times_the_encoder_and_checks_the_shape() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("tiny");
+    segmix::embed::tiny::write_tiny_model(&model, 5, "pooling_mode_mean_tokens").unwrap();
+    let m = model.to_str().unwrap();
+    let out = segmix(&["bench", "--embed", "4x8", "--reps", "2", "--model", m, "--device", "cpu", "-q"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let e = &v["embed"];
+    assert_eq!((e["batch"].as_u64(), e["len"].as_u64(), e["device"].as_str()), (Some(4), Some(8), Some("cpu")));
+    let (rate, secs) = (e["sentences_per_second"].as_f64().unwrap(), e["seconds_per_batch"].as_f64().unwrap());
+    assert!(secs > 0.0 && (rate * secs - 4.0).abs() < 1e-6, "{e}");
+    assert!(e["tflops"].as_f64().unwrap() > 0.0 && e["stages"].is_null(), "{e}");
+    // The tiny model truncates texts to 16 tokens: a longer shape is refused with the limit.
+    let long = segmix(&["bench", "--embed", "4x40", "--model", m, "--device", "cpu", "-q"]);
+    let err = String::from_utf8_lossy(&long.stderr);
+    assert!(!long.status.success() && err.contains("3..=16"), "{err}");
+    let bad = segmix(&["bench", "--embed", "4by8", "--model", m, "--device", "cpu", "-q"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("expected BxL"));
+}

@@ -86,6 +86,7 @@ fn main() {
         ("encoder::long_texts_and_head_sizes_match_candle", encoder_shapes),
         ("encoder::windows_batches_cache_and_resident_pca", encoder_resident),
         ("cli::fit_embeds_on_the_gpu_and_matches_the_cpu", cli_fit_gpu_encoder),
+        ("cli::bench_embed_reports_device_time_per_stage", cli_bench_embed_stages),
         ("errors::too_wide_for_the_kernels", too_wide),
         ("cli::device_gpu_fits_and_auto_skips_software_adapters", cli_devices),
     ];
@@ -742,6 +743,31 @@ fn encoder_resident() -> Result<(), Failed> {
         check(a.is_nan() == b.is_nan() && (a.is_nan() || (a - b).abs() <= 1e-5), || {
             format!("score {i}: {a} against {b}")
         })?;
+    }
+    Ok(())
+}
+
+/// `segmix bench --embed` on the GPU encoder: with timestamp queries (lavapipe has them) the
+/// device time of every stage is reported, each positive, with the read-back time.
+fn cli_bench_embed_stages() -> Result<(), Failed> {
+    use segmix::embed::tiny::{TinyShape, write_tiny_model_shaped};
+    let dir = tempfile::tempdir()?;
+    let model = dir.path().join("tiny");
+    let shape = TinyShape { max_positions: 64, max_seq: 64, ..TinyShape::default() };
+    write_tiny_model_shaped(&model, 2, "pooling_mode_mean_tokens", shape)?;
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+        .args(["bench", "--embed", "16x40", "--reps", "3", "--device", "gpu", "-q", "--model"])
+        .arg(&model)
+        .output()?;
+    check(run.status.success(), || String::from_utf8_lossy(&run.stderr).into_owned())?;
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout)?;
+    let e = &v["embed"];
+    check(e["device"].as_str().is_some_and(|d| d.starts_with("GpuBert on ")), || format!("{e}"))?;
+    check(e["readback_seconds"].as_f64().is_some_and(|s| s > 0.0), || format!("{e}"))?;
+    if let Some(stages) = e["stages"].as_object() {
+        let names: Vec<&str> = stages.keys().map(String::as_str).collect();
+        check(names == ["attention", "embeddings", "layer norm", "matmul", "pooling"], || format!("{names:?}"))?;
+        check(stages.values().all(|s| s.as_f64().is_some_and(|s| s > 0.0)), || format!("{e}"))?;
     }
     Ok(())
 }
