@@ -828,5 +828,25 @@ fn cli_fit_gpu_encoder() -> Result<(), Failed> {
     let ll = |m: &serde_json::Value| m["fit"]["loglik"].as_f64().unwrap_or(f64::NAN);
     let (x, y) = (ll(&gpu_model), ll(&cpu_model));
     check((x - y).abs() <= 1e-3 * y.abs(), || format!("log-likelihood {x} on the GPU, {y} on the CPU"))?;
+    // predict --device gpu embeds and projects on the device too, and reproduces the fit's classes.
+    let pred = dir.path().join("pred.csv");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+        .current_dir(dir.path())
+        .args(["predict", "gpu/model.json", "t.csv", "--model"])
+        .arg(&model)
+        .args(["--no-cache", "--device", "gpu", "-q", "--out"])
+        .arg(&pred)
+        .output()?;
+    check(run.status.success(), || String::from_utf8_lossy(&run.stderr).into_owned())?;
+    let class = |p: &std::path::Path| -> Result<Vec<String>, Failed> {
+        let text = std::fs::read_to_string(p)?;
+        let col = text.lines().next().and_then(|h| h.split(',').position(|c| c == "class")).ok_or("no class column")?;
+        Ok(text.lines().skip(1).map(|l| l.split(',').nth(col).unwrap_or("").to_string()).collect())
+    };
+    let (a, b) = (class(&pred)?, class(&dir.path().join("gpu/assignments.csv"))?);
+    let classes: std::collections::HashSet<&String> = b.iter().collect();
+    check(classes.len() >= 2, || format!("the fit has classes {classes:?}"))?;
+    let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+    check(a.len() == 240 && same == 240, || format!("{same} of {} predicted classes match the fit", a.len()))?;
     Ok(())
 }
