@@ -428,14 +428,6 @@ impl GpuBert {
         })?
     }
 
-    /// Sentence vectors (B × H) of one padded batch, as [`Bert::embed`] computes them, read
-    /// back at once.
-    pub fn embed(&self, ids: &[u32], mask: &[u32], b: usize, l: usize, pooling: Pooling) -> Result<Vec<f32>> {
-        let rows = DeviceRows::new(&self.gpu, b, self.hidden)?;
-        self.encode(ids, mask, (b, l), pooling, &rows, 0)?;
-        rows.read(0, b)
-    }
-
     /// Seconds the device spends in each [`Stage`] of one padded batch (timestamp queries,
     /// one compute pass per dispatch), or `None` when the adapter has no timestamp queries.
     /// The batch is run `repeats` times and the median per stage reported.
