@@ -20,16 +20,6 @@ pub enum TextVectors {
     Device(crate::embed::gpu::Resident),
 }
 
-impl TextVectors {
-    /// Vector width.
-    pub fn cols(&self) -> usize {
-        match self {
-            TextVectors::Host { matrix, .. } => matrix.cols,
-            TextVectors::Device(r) => r.cols(),
-        }
-    }
-}
-
 /// A dense row-major matrix read from disk. Missing rows are all-`NaN`.
 #[derive(Debug, Clone)]
 pub struct Matrix {

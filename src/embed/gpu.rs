@@ -169,6 +169,14 @@ fn step<'a>(stage: Stage, kernel: &'a Kernel, bind: &'a wgpu::BindGroup, groups:
     Step { stage, kernel, bind, groups }
 }
 
+impl Step<'_> {
+    fn record(&self, pass: &mut wgpu::ComputePass) {
+        pass.set_pipeline(&self.kernel.pipeline);
+        pass.set_bind_group(0, self.bind, &[]);
+        pass.dispatch_workgroups(self.groups.0, self.groups.1, self.groups.2);
+    }
+}
+
 impl GpuBert {
     /// Uploads `bert`'s weights to the backend's device and builds every pipeline and bind group.
     /// Batches hold up to `max_tokens` padded tokens and `max_batch` texts, less where the
@@ -417,11 +425,7 @@ impl GpuBert {
             let mut enc = gpu.encoder();
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-                for s in &steps {
-                    pass.set_pipeline(&s.kernel.pipeline);
-                    pass.set_bind_group(0, s.bind, &[]);
-                    pass.dispatch_workgroups(s.groups.0, s.groups.1, s.groups.2);
-                }
+                steps.iter().for_each(|s| s.record(&mut pass));
             }
             dst.copy_in(&mut enc, &self.pooled, at, b);
             Ok(gpu.queue.submit([enc.finish()]))
@@ -444,22 +448,24 @@ impl GpuBert {
             return Ok(None);
         }
         let period = gpu.queue.get_timestamp_period() as f64 * 1e-9;
-        let mut runs: Vec<Vec<(Stage, f64)>> = Vec::new();
-        for _ in 0..repeats.max(1) {
-            let ticks = gpu.checked("profiling the sentence encoder", || -> Result<Vec<u64>> {
-                let steps = self.prepare(ids, mask, b, l, pooling)?;
-                let count = (2 * steps.len()) as u32;
-                let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-                    label: Some("encoder.timestamps"),
-                    ty: wgpu::QueryType::Timestamp,
-                    count,
-                });
-                let resolve = gpu.buffer(
-                    "timestamps",
-                    count as u64 * 8,
-                    wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                );
-                let staging = gpu.staging("timestamps.staging", 2 * count as usize);
+        // The batch's inputs are written once; each repeat records every dispatch in its own
+        // timed pass and reads the timestamps back.
+        let runs = gpu.checked("profiling the sentence encoder", || -> Result<Vec<Vec<(Stage, f64)>>> {
+            let steps = self.prepare(ids, mask, b, l, pooling)?;
+            let count = (2 * steps.len()) as u32;
+            let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("encoder.timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count,
+            });
+            let resolve = gpu.buffer(
+                "timestamps",
+                count as u64 * 8,
+                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            );
+            let staging = gpu.staging("timestamps.staging", 2 * count as usize);
+            let mut runs = Vec::with_capacity(repeats.max(1));
+            for _ in 0..repeats.max(1) {
                 let mut enc = gpu.encoder();
                 for (n, s) in steps.iter().enumerate() {
                     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -470,24 +476,23 @@ impl GpuBert {
                             end_of_pass_write_index: Some(2 * n as u32 + 1),
                         }),
                     });
-                    pass.set_pipeline(&s.kernel.pipeline);
-                    pass.set_bind_group(0, s.bind, &[]);
-                    pass.dispatch_workgroups(s.groups.0, s.groups.1, s.groups.2);
+                    s.record(&mut pass);
                 }
                 enc.resolve_query_set(&set, 0..count, &resolve, 0);
                 enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, count as u64 * 8);
                 let words = gpu.submit_and_read(enc, &[(&staging, 2 * count as usize)])?.remove(0);
-                Ok(bytemuck::cast_slice::<f32, u64>(&words).to_vec())
-            })??;
-            let steps = self.prepare(ids, mask, b, l, pooling)?;
-            runs.push(
-                steps
-                    .iter()
-                    .enumerate()
-                    .map(|(n, s)| (s.stage, ticks[2 * n + 1].saturating_sub(ticks[2 * n]) as f64 * period))
-                    .collect(),
-            );
-        }
+                // A Vec<f32> is only 4-aligned: copy into u64s rather than cast in place.
+                let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&words);
+                runs.push(
+                    steps
+                        .iter()
+                        .enumerate()
+                        .map(|(n, s)| (s.stage, ticks[2 * n + 1].saturating_sub(ticks[2 * n]) as f64 * period))
+                        .collect(),
+                );
+            }
+            Ok(runs)
+        })??;
         let mut by_stage: std::collections::BTreeMap<Stage, Vec<f64>> = Default::default();
         for run in &runs {
             let mut sums: std::collections::BTreeMap<Stage, f64> = Default::default();
@@ -543,15 +548,6 @@ impl Resident {
         self.vectors.cols()
     }
 
-    /// Drops the vectors of the rows `missing` says have no text.
-    pub fn mask(&mut self, missing: impl Fn(usize) -> bool) {
-        for (i, r) in self.row_of.iter_mut().enumerate() {
-            if missing(i) {
-                *r = None;
-            }
-        }
-    }
-
     /// How many table rows each distinct vector stands for.
     pub fn weights(&self) -> Vec<f32> {
         let mut w = vec![0.0f32; self.vectors.rows()];
@@ -571,25 +567,16 @@ impl Resident {
     /// are projected on the device and only their d-dimensional scores come back.
     pub fn project(&self, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>> {
         let scores = self.backend.project_rows(&self.vectors, mean, w, d)?;
-        let mut out = vec![f64::NAN; self.rows() * d];
-        for (i, r) in self.row_of.iter().enumerate() {
-            if let Some(r) = r {
-                out[i * d..(i + 1) * d].copy_from_slice(&scores[r * d..(r + 1) * d]);
-            }
-        }
-        Ok(out)
+        Ok(super::spread(&self.row_of, &scores, d, f64::NAN))
     }
 
     /// Every row's vector on the host (all-NaN rows without text).
     pub fn to_matrix(&self) -> Result<Matrix> {
-        let dim = self.cols();
         let v = self.vectors.read(0, self.vectors.rows())?;
-        let mut values = vec![f32::NAN; self.rows() * dim];
-        for (i, r) in self.row_of.iter().enumerate() {
-            if let Some(r) = r {
-                values[i * dim..(i + 1) * dim].copy_from_slice(&v[r * dim..(r + 1) * dim]);
-            }
-        }
-        Ok(Matrix { rows: self.rows(), cols: dim, values })
+        Ok(Matrix {
+            rows: self.rows(),
+            cols: self.cols(),
+            values: super::spread(&self.row_of, &v, self.cols(), f32::NAN),
+        })
     }
 }

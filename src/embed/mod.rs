@@ -305,30 +305,25 @@ impl Embedder {
                         finished += b;
                         done(finished, total);
                     }
-                    distinct.store(cache, window, &vectors, dim)?;
+                    distinct.store(cache, window, |r| &vectors[window[r] * dim..(window[r] + 1) * dim])?;
                 }
             }
             Some(g) => {
                 // Two window slots on the device: one being computed while the other is read.
-                let ring = DeviceRows::new(&g.backend().device().clone(), 2 * WINDOW.min(total.max(1)), dim)?;
-                let slot = |w: usize| (w % 2) * WINDOW.min(total.max(1));
+                let slot_rows = WINDOW.min(total.max(1));
+                let ring = DeviceRows::new(g.backend().device(), 2 * slot_rows, dim)?;
+                let slot = |w: usize| (w % 2) * slot_rows;
                 self.run_gpu(g, &distinct, &todo, &ring, &slot, true, &mut was_truncated, done, |uids, _, got| {
                     let got = got.expect("read back");
                     for (r, &u) in uids.iter().enumerate() {
                         vectors[u * dim..(u + 1) * dim].copy_from_slice(&got[r * dim..(r + 1) * dim]);
                     }
-                    distinct.store(cache, uids, &vectors, dim)
+                    distinct.store(cache, uids, |r| &got[r * dim..(r + 1) * dim])
                 })?;
             }
         }
-        let mut matrix = Matrix { rows: texts.len(), cols: dim, values: vec![f32::NAN; texts.len() * dim] };
-        for (row, s) in distinct.slot.iter().enumerate() {
-            if let Some(u) = s {
-                matrix.values[row * dim..(row + 1) * dim].copy_from_slice(&vectors[u * dim..(u + 1) * dim]);
-            }
-        }
-        let truncated = distinct.slot.iter().flatten().filter(|&&u| was_truncated[u]).count();
-        Ok(Embedded { matrix, truncated, encoded: total })
+        let matrix = Matrix { rows: texts.len(), cols: dim, values: spread(&distinct.slot, &vectors, dim, f32::NAN) };
+        Ok(Embedded { matrix, truncated: distinct.truncated_rows(&was_truncated), encoded: total })
     }
 
     /// Embeds `texts` on the GPU and leaves the vectors there (one row per distinct text), for
@@ -344,7 +339,7 @@ impl Embedder {
         let g = self.gpu.as_ref().ok_or_else(|| Error::Embedder("the encoder is not on a GPU".into()))?;
         let dim = self.info.dim;
         let distinct = Distinct::of(texts);
-        let store = DeviceRows::new(&g.backend().device().clone(), distinct.texts.len(), dim)?;
+        let store = DeviceRows::new(g.backend().device(), distinct.texts.len(), dim)?;
         let mut row_of_unique = vec![usize::MAX; distinct.texts.len()];
         // Cache hits go first, uploaded in windows.
         let mut hits: Vec<f32> = Vec::new();
@@ -378,19 +373,14 @@ impl Embedder {
                 for (r, &u) in uids.iter().enumerate() {
                     row_of_unique[u] = at + r;
                 }
-                if let (Some(c), Some(got)) = (cache, got) {
-                    let rows: Vec<(&str, &[f32])> = uids
-                        .iter()
-                        .enumerate()
-                        .map(|(r, &u)| (distinct.texts[u], &got[r * dim..(r + 1) * dim]))
-                        .collect();
-                    c.put(&rows)?;
+                match got {
+                    Some(got) => distinct.store(cache, uids, |r| &got[r * dim..(r + 1) * dim]),
+                    None => Ok(()),
                 }
-                Ok(())
             },
         )?;
         let row_of = distinct.slot.iter().map(|s| s.map(|u| row_of_unique[u])).collect();
-        let truncated = distinct.slot.iter().flatten().filter(|&&u| was_truncated[u]).count();
+        let truncated = distinct.truncated_rows(&was_truncated);
         Ok(gpu::Resident::new(g.backend().clone(), store, row_of, truncated, total))
     }
 
@@ -513,13 +503,35 @@ impl<'a> Distinct<'a> {
         todo
     }
 
-    /// Writes the vectors of distinct texts `uids` (rows of `vectors`) to the cache.
-    fn store(&self, cache: Option<&cache::Cache>, uids: &[usize], vectors: &[f32], dim: usize) -> Result<()> {
+    /// Writes the vectors of distinct texts `uids` to the cache; `vector(r)` is the vector of
+    /// `uids[r]`.
+    fn store<'v>(
+        &self,
+        cache: Option<&cache::Cache>,
+        uids: &[usize],
+        vector: impl Fn(usize) -> &'v [f32],
+    ) -> Result<()> {
         if let Some(c) = cache {
-            let rows: Vec<(&str, &[f32])> =
-                uids.iter().map(|&u| (self.texts[u], &vectors[u * dim..(u + 1) * dim])).collect();
+            let rows: Vec<(&str, &[f32])> = uids.iter().enumerate().map(|(r, &u)| (self.texts[u], vector(r))).collect();
             c.put(&rows)?;
         }
         Ok(())
     }
+
+    /// Table rows whose text was truncated, given which distinct texts were.
+    fn truncated_rows(&self, was_truncated: &[bool]) -> usize {
+        self.slot.iter().flatten().filter(|&&u| was_truncated[u]).count()
+    }
+}
+
+/// Table rows from distinct rows: row i of the result is row `slots[i]` of `src` (`width`
+/// values each), or `width` copies of `missing` where the slot is empty.
+pub(crate) fn spread<T: Copy>(slots: &[Option<usize>], src: &[T], width: usize, missing: T) -> Vec<T> {
+    let mut out = vec![missing; slots.len() * width];
+    for (dst, slot) in out.chunks_exact_mut(width.max(1)).zip(slots) {
+        if let Some(r) = slot {
+            dst.copy_from_slice(&src[r * width..(r + 1) * width]);
+        }
+    }
+    out
 }
