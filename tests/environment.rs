@@ -104,6 +104,18 @@ fn gpu() -> Option<&'static GpuBackend> {
     GPU.get_or_init(|| GpuBackend::open(AdapterPolicy::AllowSoftware).ok().and_then(|r| r.ok())).as_ref()
 }
 
+/// Runs the segmix binary in `dir`, with its embedding cache under `dir`, and fails with its
+/// stderr unless it succeeded.
+fn segmix_in(dir: &std::path::Path, args: &[&str]) -> Result<std::process::Output, Failed> {
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+        .current_dir(dir)
+        .env("SEGMIX_CACHE", dir.join("cache"))
+        .args(args)
+        .output()?;
+    check(run.status.success(), || format!("segmix {}: {}", args.join(" "), String::from_utf8_lossy(&run.stderr)))?;
+    Ok(run)
+}
+
 fn repo(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
@@ -490,12 +502,26 @@ fn cli_devices() -> Result<(), Failed> {
     let data = repo("examples/game_ads.csv");
     let fit = |device: &str| -> Result<(String, String), Failed> {
         let out = dir.path().join(device);
-        let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
-            .args(["fit", data.to_str().unwrap(), "--cat", "Country,Channel", "--num", "CTR", "--k", "2..3"])
-            .args(["--n-init", "2", "--device", device, "--out", out.to_str().unwrap()])
-            .output()?;
+        let run = segmix_in(
+            dir.path(),
+            &[
+                "fit",
+                data.to_str().unwrap(),
+                "--cat",
+                "Country,Channel",
+                "--num",
+                "CTR",
+                "--k",
+                "2..3",
+                "--n-init",
+                "2",
+                "--device",
+                device,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )?;
         let err = String::from_utf8_lossy(&run.stderr).into_owned();
-        check(run.status.success(), || format!("--device {device} failed: {err}"))?;
         let model: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("model.json"))?)?;
         Ok((model["fit"]["device"].as_str().unwrap_or_default().to_string(), err))
     };
@@ -557,12 +583,28 @@ fn report_renders() -> Result<(), Failed> {
     std::fs::write(dir.path().join("t.csv"), csv)?;
     std::fs::write(dir.path().join("t.emb.csv"), emb)?;
     let out = dir.path().join("fit");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
-        .current_dir(dir.path())
-        .args(["fit", "t.csv", "--cat", "channel", "--num", "ctr", "--text", "copy", "--embeddings", "t.emb.csv"])
-        .args(["--k", "2..4", "--device", "cpu", "-q", "--out", out.to_str().unwrap()])
-        .output()?;
-    check(run.status.success(), || String::from_utf8_lossy(&run.stderr).into_owned())?;
+    segmix_in(
+        dir.path(),
+        &[
+            "fit",
+            "t.csv",
+            "--cat",
+            "channel",
+            "--num",
+            "ctr",
+            "--text",
+            "copy",
+            "--embeddings",
+            "t.emb.csv",
+            "--k",
+            "2..4",
+            "--device",
+            "cpu",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )?;
     let clusters: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("clusters.json"))?)?;
     let k = clusters["classes"].as_array().ok_or("no classes")?.len();
     let page = out.join("report.html");
@@ -755,11 +797,9 @@ fn cli_bench_embed_stages() -> Result<(), Failed> {
     let model = dir.path().join("tiny");
     let shape = TinyShape { max_positions: 64, max_seq: 64, ..TinyShape::default() };
     write_tiny_model_shaped(&model, 2, "pooling_mode_mean_tokens", shape)?;
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
-        .args(["bench", "--embed", "16x40", "--reps", "3", "--device", "gpu", "-q", "--model"])
-        .arg(&model)
-        .output()?;
-    check(run.status.success(), || String::from_utf8_lossy(&run.stderr).into_owned())?;
+    let m = model.to_str().ok_or("model path")?;
+    let run =
+        segmix_in(dir.path(), &["bench", "--embed", "16x40", "--reps", "3", "--device", "gpu", "-q", "--model", m])?;
     let v: serde_json::Value = serde_json::from_slice(&run.stdout)?;
     let e = &v["embed"];
     check(e["device"].as_str().is_some_and(|d| d.starts_with("GpuBert on ")), || format!("{e}"))?;
@@ -793,17 +833,33 @@ fn cli_fit_gpu_encoder() -> Result<(), Failed> {
         );
     }
     std::fs::write(dir.path().join("t.csv"), csv)?;
+    let m = model.to_str().ok_or("model path")?;
     let fit = |device: &str| -> Result<(String, serde_json::Value), Failed> {
         let out = dir.path().join(device);
-        let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
-            .current_dir(dir.path())
-            .env("SEGMIX_CACHE", dir.path().join("cache"))
-            .args(["fit", "t.csv", "--cat", "channel", "--num", "ctr", "--text", "copy", "--model"])
-            .arg(&model)
-            .args(["--pca-dims", "4", "--k", "2..4", "--no-cache", "--device", device, "--out"])
-            .arg(&out)
-            .output()?;
-        check(run.status.success(), || String::from_utf8_lossy(&run.stderr).into_owned())?;
+        let run = segmix_in(
+            dir.path(),
+            &[
+                "fit",
+                "t.csv",
+                "--cat",
+                "channel",
+                "--num",
+                "ctr",
+                "--text",
+                "copy",
+                "--model",
+                m,
+                "--pca-dims",
+                "4",
+                "--k",
+                "2..4",
+                "--no-cache",
+                "--device",
+                device,
+                "--out",
+                device,
+            ],
+        )?;
         let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
         let model: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("model.json"))?)?;
         Ok((stderr, model))
@@ -830,14 +886,22 @@ fn cli_fit_gpu_encoder() -> Result<(), Failed> {
     check((x - y).abs() <= 1e-3 * y.abs(), || format!("log-likelihood {x} on the GPU, {y} on the CPU"))?;
     // predict --device gpu embeds and projects on the device too, and reproduces the fit's classes.
     let pred = dir.path().join("pred.csv");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
-        .current_dir(dir.path())
-        .args(["predict", "gpu/model.json", "t.csv", "--model"])
-        .arg(&model)
-        .args(["--no-cache", "--device", "gpu", "-q", "--out"])
-        .arg(&pred)
-        .output()?;
-    check(run.status.success(), || String::from_utf8_lossy(&run.stderr).into_owned())?;
+    segmix_in(
+        dir.path(),
+        &[
+            "predict",
+            "gpu/model.json",
+            "t.csv",
+            "--model",
+            m,
+            "--no-cache",
+            "--device",
+            "gpu",
+            "-q",
+            "--out",
+            "pred.csv",
+        ],
+    )?;
     let class = |p: &std::path::Path| -> Result<Vec<String>, Failed> {
         let text = std::fs::read_to_string(p)?;
         let col = text.lines().next().and_then(|h| h.split(',').position(|c| c == "class")).ok_or("no class column")?;
