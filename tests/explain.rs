@@ -18,6 +18,17 @@ fn segmix(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_segmix")).args(args).output().expect("run segmix")
 }
 
+/// `segmix fit` on a [`text_table`] (channel + copy with its given embeddings, K = 3, CPU, quiet)
+/// into `out`, with `extra` options; panics with stderr unless it succeeded.
+fn fit_text_table(data: &Path, emb: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec!["fit", data.to_str().unwrap(), "--cat", "channel", "--text", "copy"];
+    args.extend(["--embeddings", emb.to_str().unwrap(), "--k", "3", "--device", "cpu", "-q"]);
+    args.extend(["--out", out.to_str().unwrap()]);
+    args.extend(extra);
+    let run = segmix(&args);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+}
+
 /// A small table with a text column whose (given) embeddings fall into three groups.
 fn text_table(dir: &Path, n: usize, text_of: impl Fn(usize) -> String) -> (std::path::PathBuf, std::path::PathBuf) {
     let mut rng = segmix::rng::Rng::new(3);
@@ -248,28 +259,7 @@ fn user_text_is_escaped_and_report_rebuilds() {
     let csv = std::fs::read_to_string(&data).unwrap().replace("tiktok", "<b>tik</b>");
     std::fs::write(&data, csv).unwrap();
     let out = d.path().join("fit");
-    let run = segmix(&[
-        "fit",
-        data.to_str().unwrap(),
-        "--cat",
-        "channel",
-        "--num",
-        "ctr",
-        "--text",
-        "copy",
-        "--embeddings",
-        emb.to_str().unwrap(),
-        "--k",
-        "3",
-        "--min-df",
-        "2",
-        "--device",
-        "cpu",
-        "-q",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    fit_text_table(&data, &emb, &out, &["--num", "ctr", "--min-df", "2"]);
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(!html.contains("<script"), "raw script tag in the report");
     assert!(!html.contains("<b>tik"), "raw markup from a category in the report");
@@ -331,28 +321,7 @@ fn llm_labels_come_from_the_endpoint() {
     let (data, emb) = text_table(d.path(), 60, |i| format!("copy {}", i % 3));
     let out = d.path().join("fit");
     let url = format!("http://127.0.0.1:{port}/v1");
-    let run = segmix(&[
-        "fit",
-        data.to_str().unwrap(),
-        "--cat",
-        "channel",
-        "--text",
-        "copy",
-        "--embeddings",
-        emb.to_str().unwrap(),
-        "--k",
-        "3",
-        "--llm-endpoint",
-        &url,
-        "--llm-model",
-        "mock-model",
-        "--device",
-        "cpu",
-        "-q",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    fit_text_table(&data, &emb, &out, &["--llm-endpoint", &url, "--llm-model", "mock-model"]);
     let prompts = server.join().unwrap();
     assert!(prompts.iter().all(|(line, _)| line.starts_with("POST /v1/chat/completions")));
     assert!(prompts.iter().all(|(_, p)| p.contains("\"label\"") && p.contains("Segment ")));
@@ -393,25 +362,7 @@ fn tsne_map_is_in_clusters_json_and_the_report() {
     let d = tempfile::tempdir().unwrap();
     let (data, emb) = text_table(d.path(), 90, |i| format!("copy {}", i % 9));
     let out = d.path().join("fit");
-    let run = segmix(&[
-        "fit",
-        data.to_str().unwrap(),
-        "--cat",
-        "channel",
-        "--text",
-        "copy",
-        "--embeddings",
-        emb.to_str().unwrap(),
-        "--k",
-        "3",
-        "--tsne",
-        "--device",
-        "cpu",
-        "-q",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    fit_text_table(&data, &emb, &out, &["--tsne"]);
     let c: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("clusters.json")).unwrap()).unwrap();
     assert_eq!(c["tsne"].as_array().unwrap().len(), 90);
