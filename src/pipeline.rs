@@ -128,7 +128,9 @@ pub struct Inputs {
     pub table: Table,
     /// The text vectors (from a file, or the embedder; on the GPU when it embedded there).
     pub embeddings: Option<TextVectors>,
-    pub embedder: Option<EmbedderInfo>,
+    /// The sentence embedder (and its cache) that embedded the text column, kept loaded for
+    /// later use (compare's `embedding_kmeans` embeds serialised rows with it).
+    pub embedder: Option<(Embedder, Option<Cache>)>,
     pub warnings: Vec<String>,
     /// When reading began (a fit's reported time includes reading and embedding).
     pub started: Instant,
@@ -159,18 +161,18 @@ pub fn read_inputs(job: &FitJob, embedder: Option<&TextEmbedder>) -> Result<Inpu
     let table = read_table(&job.data, &job.roles, Strictness::Fit)?;
     job.config.check(table.n_rows)?;
     let mut warnings = Vec::new();
-    let mut embedder_info = None;
+    let mut loaded = None;
     let embeddings = match (use_embedder, embedder) {
         (true, Some(te)) => {
-            let loaded = (te.load)()?;
-            let (v, warning) = embed_text_column(&table, &loaded, te.progress)?;
+            let l = (te.load)()?;
+            let (v, warning) = embed_text_column(&table, &l, te.progress)?;
             warnings.extend(warning);
-            embedder_info = Some(loaded.0.info);
+            loaded = Some(l);
             Some(v)
         }
         _ => load_embeddings(job.embeddings.as_deref(), &table)?,
     };
-    Ok(Inputs { table, embeddings, embedder: embedder_info, warnings, started })
+    Ok(Inputs { table, embeddings, embedder: loaded, warnings, started })
 }
 
 /// Prepares (standardization, PCA) and fits read inputs; returns the fit and the prepared rows.
@@ -184,9 +186,9 @@ pub fn fit_inputs<B: Backend>(
     let emb_ref = inputs.embeddings.as_ref();
     let (mut schema, w1) = Schema::fit(backend, &inputs.table, emb_ref, job.pca_dims)?;
     warnings.extend(w1);
-    if let (Some(info), Some(ts)) = (inputs.embedder.clone(), schema.text.as_mut()) {
+    if let (Some((e, _)), Some(ts)) = (&inputs.embedder, schema.text.as_mut()) {
         ts.source = "embedder".into();
-        ts.embedder = Some(info);
+        ts.embedder = Some(e.info.clone());
     }
     let (data, w2) = schema.transform(backend, &inputs.table, emb_ref)?;
     warnings.extend(w2);

@@ -199,3 +199,22 @@ fn large_tables_sample_the_silhouette_and_methods_are_chosen() {
     assert!(md.contains("on a seeded sample of 10000 rows"), "{md}");
     assert!(md.contains("over the 21000 rows that have a value"), "{md}");
 }
+
+/// A bad `--template` is refused before the table is embedded or anything fitted: here the
+/// model folder does not even exist, and the error is still the template's.
+#[test]
+fn a_bad_template_fails_before_any_work() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("cmp");
+    let data = repo_file("examples/game_ads.csv");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+        .args(["compare", data.to_str().unwrap(), "--cat", "Country", "--num", "CTR", "--text", "Ad_Text"])
+        .args(["--template", "{Channel}: {Ad_Text}", "--model", d.path().join("no-model").to_str().unwrap()])
+        .args(["--device", "cpu", "-q", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("{Channel}") && err.contains("Country, CTR, Ad_Text"), "{err}");
+    assert!(!out.exists(), "a refused run left {out:?}");
+}

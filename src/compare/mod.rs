@@ -200,6 +200,16 @@ pub fn compare<B: Backend>(
     {
         return Err(Error::config("--gamma must be a finite number ≥ 0"));
     }
+    // embedding_kmeans serialises every model column in role order; its template is checked
+    // before anything is read, embedded or fitted.
+    let roles = &job.fit.roles;
+    let columns: Vec<String> = roles.categorical.iter().chain(&roles.numeric).chain(&roles.text).cloned().collect();
+    let template = match embedder {
+        Some(_) if job.baselines.contains(&"embedding_kmeans") => {
+            Some(RowTemplate::new(job.template.as_deref(), &columns)?)
+        }
+        _ => None,
+    };
     let inputs = read_inputs(&job.fit, embedder)?;
     let truth = job.truth.as_deref().map(|c| read_truth(job, c)).transpose()?;
     let embed_seconds = inputs.started.elapsed().as_secs_f64();
@@ -270,16 +280,12 @@ pub fn compare<B: Backend>(
     }
 
     // Every column serialised into one text, embedded, then k-means.
-    match embedder.filter(|_| wants("embedding_kmeans")) {
+    match embedder.zip(template) {
         None if wants("embedding_kmeans") => skipped.push("embedding_kmeans: no sentence embedder".to_string()),
         None => {}
-        Some(te) => {
+        Some((te, template)) => {
             let t = Instant::now();
             let table = &inputs.table;
-            let mut columns: Vec<String> = table.categorical.iter().map(|c| c.name.clone()).collect();
-            columns.extend(table.numeric.iter().map(|c| c.name.clone()));
-            columns.extend(table.text.iter().map(|c| c.name.clone()));
-            let template = RowTemplate::new(job.template.as_deref(), &columns)?;
             let texts: Vec<String> = (0..n)
                 .map(|i| {
                     let mut cells: Vec<Option<String>> =
@@ -293,7 +299,9 @@ pub fn compare<B: Backend>(
                 })
                 .collect();
             let refs: Vec<Option<&str>> = texts.iter().map(|s| (!s.is_empty()).then_some(s.as_str())).collect();
-            let (e, cache) = (te.load)()?;
+            // The embedder that embedded the text column, else (vectors from a file) a fresh one.
+            let fresh = if inputs.embedder.is_none() { Some((te.load)()?) } else { None };
+            let (e, cache) = inputs.embedder.as_ref().or(fresh.as_ref()).expect("loaded");
             let m = e.embed(&refs, cache.as_ref(), te.progress)?.matrix;
             let dim = m.cols;
             let v: Vec<f64> = m.values.iter().map(|&a| if a.is_nan() { 0.0 } else { a as f64 }).collect();
