@@ -338,6 +338,8 @@ fn bench_embed_times_the_encoder_and_checks_the_shape() {
     let long = segmix(&["bench", "--embed", "4x40", "--model", m, "--device", "cpu", "-q"]);
     let err = String::from_utf8_lossy(&long.stderr);
     assert!(!long.status.success() && err.contains("3..=16"), "{err}");
-    let bad = segmix(&["bench", "--embed", "4by8", "--model", m, "--device", "cpu", "-q"]);
-    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("expected BxL"));
+    for shape in ["4by8", "fourx8"] {
+        let bad = segmix(&["bench", "--embed", shape, "--model", m, "--device", "cpu", "-q"]);
+        assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("expected BxL"), "{shape}");
+    }
 }

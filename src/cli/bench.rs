@@ -76,8 +76,9 @@ pub struct BenchArgs {
 
 /// `512x32` → (512, 32).
 fn parse_shape(s: &str) -> anyhow::Result<(usize, usize)> {
-    let (b, l) = s.split_once(['x', 'X']).ok_or_else(|| anyhow::anyhow!("--embed {s:?}: expected BxL, e.g. 512x32"))?;
-    Ok((b.trim().parse()?, l.trim().parse()?))
+    let bad = || anyhow::anyhow!("--embed {s:?}: expected BxL with two whole numbers, e.g. 512x32");
+    let (b, l) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    Ok((b.trim().parse().map_err(|_| bad())?, l.trim().parse().map_err(|_| bad())?))
 }
 
 pub fn run(a: BenchArgs, g: &Global) -> anyhow::Result<()> {
