@@ -66,8 +66,7 @@ pub fn synthetic(
                 if rng.uniform() < cat_purity { dominant[c * n_cat + j] } else { rng.below(levels) } as u32;
         }
     }
-    let mut data =
-        MixtureData { n, p, x, pattern: Vec::new(), patterns: Vec::new(), n_levels: vec![levels; n_cat], codes };
+    let mut data = MixtureData { n, p, x, n_levels: vec![levels; n_cat], codes, ..MixtureData::default() };
     data.set_patterns(&vec![true; n * p]);
     Synthetic { data, truth }
 }
@@ -361,7 +360,7 @@ pub fn load_npy(x: &std::path::Path, codes: Option<&std::path::Path>) -> Result<
             (raw.into_iter().map(|c| c as u32).collect(), n_levels)
         }
     };
-    let mut data = MixtureData { n, p, x: xv, pattern: Vec::new(), patterns: Vec::new(), n_levels, codes };
+    let mut data = MixtureData { n, p, x: xv, n_levels, codes, ..MixtureData::default() };
     data.set_patterns(&vec![true; n * p]);
     Ok(data)
 }

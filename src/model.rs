@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::prepare::Schema;
 use crate::error::{Error, Result};
+use crate::mixture::em::{KSummary, Stability};
 use crate::mixture::params::Params;
 use crate::mixture::{Criteria, Criterion};
 
@@ -34,6 +35,17 @@ pub struct FitSummary {
     pub n_init: usize,
     pub seconds: f64,
     pub device: String,
+    /// Every K of the range: its best eligible fit, degenerate restarts and stability.
+    #[serde(default)]
+    pub per_k: Vec<KSummary>,
+    /// How much the selected K's restarts agree.
+    #[serde(default)]
+    pub stability: Option<Stability>,
+    /// Starts screened over the sweep and EM iterations spent on the screen.
+    #[serde(default)]
+    pub screened: usize,
+    #[serde(default)]
+    pub screen_iterations: usize,
 }
 
 /// The whole model file.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::backend::{Backend, MixtureData, Posteriors};
 use crate::data::embeddings::{TextVectors, read_matrix};
-use crate::data::prepare::{Schema, mask_missing_text};
+use crate::data::prepare::{Schema, Transform, mask_missing_text};
 use crate::data::{Roles, Strictness, Table, read_table};
 use crate::embed::cache::Cache;
 use crate::embed::{Embedder, EmbedderInfo};
@@ -24,6 +24,8 @@ pub struct FitJob {
     pub embeddings: Option<PathBuf>,
     /// Target number of PCA components for the text block.
     pub pca_dims: usize,
+    /// Numeric columns modelled after a transform (`--log`, `--log1p`); the rest as they are.
+    pub transforms: Vec<(String, Transform)>,
     pub config: FitConfig,
 }
 
@@ -184,7 +186,7 @@ pub fn fit_inputs<B: Backend>(
 ) -> Result<(FitOutput, MixtureData)> {
     let mut warnings = inputs.warnings.clone();
     let emb_ref = inputs.embeddings.as_ref();
-    let (mut schema, w1) = Schema::fit(backend, &inputs.table, emb_ref, job.pca_dims)?;
+    let (mut schema, w1) = Schema::fit(backend, &inputs.table, emb_ref, job.pca_dims, &job.transforms)?;
     warnings.extend(w1);
     if let (Some((e, _)), Some(ts)) = (&inputs.embedder, schema.text.as_mut()) {
         ts.source = "embedder".into();
@@ -196,6 +198,7 @@ pub fn fit_inputs<B: Backend>(
     for r in &sweep.runs {
         warnings.extend(r.warnings.iter().cloned());
     }
+    warnings.extend(sweep.selection_warnings((job.config.k_min, job.config.k_max)));
     let best = sweep.best_run();
     let fit = FitSummary {
         n_rows: data.n,
@@ -212,6 +215,10 @@ pub fn fit_inputs<B: Backend>(
         n_init: job.config.n_init,
         seconds: inputs.started.elapsed().as_secs_f64(),
         device: backend.describe(),
+        per_k: sweep.per_k.clone(),
+        stability: Some(sweep.selected().stability.clone()),
+        screened: sweep.screened,
+        screen_iterations: sweep.screen_iterations,
     };
     let model = ModelFile::new(schema, sweep.params.clone(), fit);
     Ok((FitOutput { model, sweep, warnings, outliers: None }, data))
@@ -301,8 +308,8 @@ pub fn predict<B: Backend>(
     let mut expected = Vec::new();
     for (j, ns) in schema.numeric.iter().enumerate() {
         let c = schema.numeric_coordinate(j);
-        let z = predict::expected_coordinate(backend, &mdata, &model.params, c)?;
-        expected.push((format!("expected_{}", ns.name), z.into_iter().map(|v| ns.mean + ns.sd * v).collect()));
+        let y = predict::expected_with(backend, &mdata, &model.params, c, &|m, v| ns.expected_original(m, v))?;
+        expected.push((format!("expected_{}", ns.name), y));
     }
     Ok(Prediction { posteriors, expected, warnings })
 }

@@ -53,7 +53,7 @@ fn fit_writes_the_three_files_and_predict_reproduces_assignments() {
     assert_eq!(model["version"], 1);
 
     let sel = lines(&out.join("selection.csv"));
-    assert_eq!(sel[0], "k,restart,loglik,n_params,bic,icl,aic,iterations,converged,seconds");
+    assert_eq!(sel[0], "k,restart,start,loglik,n_params,bic,icl,aic,iterations,converged,degenerate,seconds");
     assert_eq!(sel.len(), 1 + 2 * 2);
 
     // Predicting the training rows gives the assignments exactly, plus expected metrics.

@@ -202,7 +202,7 @@ fn rows_with_missing_text_have_no_text_block_whatever_the_file_holds() {
     let be = CpuBackend::new();
     let text_observed = |m: &segmix::data::embeddings::Matrix| {
         let v = segmix::data::embeddings::TextVectors::Host { source: e.clone(), matrix: m.clone() };
-        let (schema, _) = Schema::fit(&be, &table, Some(&v), 2).unwrap();
+        let (schema, _) = Schema::fit(&be, &table, Some(&v), 2, &[]).unwrap();
         let (data, _) = schema.transform(&be, &table, Some(&v)).unwrap();
         (0..4).map(|i| data.patterns[data.pattern[i] as usize][0]).collect::<Vec<bool>>()
     };
@@ -230,6 +230,7 @@ fn a_bad_table_fails_before_the_sentence_embedder_is_loaded() {
         roles: roles(&["c"], &[], Some("txt")),
         embeddings: None,
         pca_dims: 4,
+        transforms: Vec::new(),
         config: FitConfig { k_min: 1, k_max: 1, ..Default::default() },
     };
     let be = segmix::backend::CpuBackend::new();

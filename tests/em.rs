@@ -201,6 +201,7 @@ fn random_params(k: usize, p: usize, n_levels: &[usize], rng: &mut Rng) -> Param
         alpha,
         means: (0..k * p).map(|_| rng.normal()).collect(),
         covariances: cov,
+        var_floor: vec![],
     }
 }
 
@@ -416,6 +417,7 @@ fn tiny_params() -> Params {
         alpha: vec![0.7, 0.3, 0.2, 0.8],
         means: vec![1.0, 2.0, -1.0, 0.0],
         covariances: vec![2.0, 0.6, 0.6, 1.0, 1.0, 0.0, 0.0, 0.5],
+        var_floor: vec![],
     }
 }
 

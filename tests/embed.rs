@@ -156,9 +156,12 @@ fn fit_embeds_the_text_column_and_predict_requires_the_same_model() {
     let mut csv = String::from("kind,txt,score\n");
     let texts =
         ["claim free gems now !", "play with old friends in the guild", "stunning 4k graphics", "rank arena pvp today"];
+    // Several wordings per theme: a theme of one repeated text would be a point mass in the text
+    // block, which the degenerate rule (rightly) refuses to select.
+    let tails = ["", " now", " today", " for you", " again", " here", " soon"];
     for i in 0..80 {
         let g = i % 4;
-        let txt = if i % 23 == 5 { "" } else { texts[g] };
+        let txt = if i % 23 == 5 { String::new() } else { format!("{}{}", texts[g], tails[(i / 4) % tails.len()]) };
         csv.push_str(&format!("{},{txt},{}\n", ["a", "b", "c", "d"][g], g as f64 + (i % 5) as f64 * 0.05));
     }
     let data = write(d.path(), "t.csv", &csv);

@@ -472,6 +472,7 @@ fn demo_fit() -> Result<(), Failed> {
         roles,
         embeddings: Some(npy),
         pca_dims: 32,
+        transforms: Vec::new(),
         config: FitConfig { k_min, k_max, ..FitConfig::default() },
     };
     let on_cpu = segmix::pipeline::fit(&AnyBackend::cpu(), &job, None, &NoProgress)?;

@@ -52,6 +52,7 @@ fn prototypes_are_the_nearest_distinct_texts() {
         roles: roles(&["channel"], &["ctr"], Some("copy")),
         embeddings: Some(emb),
         pca_dims: 4,
+        transforms: Vec::new(),
         config: FitConfig { k_min: 3, k_max: 3, n_init: 2, ..FitConfig::default() },
     };
     let inputs = read_inputs(&job, None).unwrap();
@@ -152,6 +153,7 @@ fn profile_lifts_by_hand() {
         roles: roles(&["c"], &["x"], None),
         embeddings: None,
         pca_dims: 2,
+        transforms: Vec::new(),
         config: FitConfig { k_min: 2, k_max: 2, n_init: 3, ..FitConfig::default() },
     };
     let inputs = read_inputs(&job, None).unwrap();

@@ -7,4 +7,5 @@ mod data_errors;
 mod em;
 mod embed;
 mod explain;
+mod fit_quality;
 mod util;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use segmix::backend::CpuBackend;
 use segmix::data::Roles;
+use segmix::data::prepare::Transform;
 use segmix::mixture::em::{FitConfig, NoProgress};
 use segmix::pipeline::{self, FitJob, FitOutput};
 
@@ -24,8 +25,26 @@ pub fn roles(cat: &[&str], num: &[&str], text: Option<&str>) -> Roles {
 
 /// Fits through the library pipeline with the CPU backend.
 pub fn fit(data: &Path, roles: Roles, embeddings: Option<&Path>, config: FitConfig) -> segmix::Result<FitOutput> {
-    let job =
-        FitJob { data: data.to_path_buf(), roles, embeddings: embeddings.map(Path::to_path_buf), pca_dims: 8, config };
+    let job = FitJob {
+        data: data.to_path_buf(),
+        roles,
+        embeddings: embeddings.map(Path::to_path_buf),
+        pca_dims: 8,
+        transforms: Vec::new(),
+        config,
+    };
+    pipeline::fit(&CpuBackend::new(), &job, None, &NoProgress)
+}
+
+/// [`fit`] with numeric columns transformed (`--log`, `--log1p`).
+pub fn fit_with(
+    data: &Path,
+    roles: Roles,
+    transforms: &[(&str, Transform)],
+    config: FitConfig,
+) -> segmix::Result<FitOutput> {
+    let transforms = transforms.iter().map(|(c, t)| (c.to_string(), *t)).collect();
+    let job = FitJob { data: data.to_path_buf(), roles, embeddings: None, pca_dims: 8, transforms, config };
     pipeline::fit(&CpuBackend::new(), &job, None, &NoProgress)
 }
 

@@ -65,9 +65,27 @@ pub struct MixtureData {
     pub n_levels: Vec<usize>,
     /// n × J category codes, [`crate::data::MISSING_CODE`] for missing.
     pub codes: Vec<u32>,
+    /// ln |du_i/dv_i| of each row: what turns the density of its standardized coordinates into
+    /// the density of its values on the data's own scale (−Σ ln sd over observed metrics, the
+    /// log transforms' derivatives, −Σ ln scale over observed text scores). Empty means 0.
+    pub log_jacobian: Vec<f64>,
+    /// Per continuous coordinate, the smallest variance any class may have on it (standardized
+    /// units; see `data::prepare::NumericSchema::resolution`). Empty means none.
+    pub var_floor: Vec<f64>,
+    /// Names of the continuous coordinates, for messages (empty: "coordinate t").
+    pub names: Vec<String>,
 }
 
 impl MixtureData {
+    /// Σ_i ln |du_i/dv_i|: added to a log-likelihood of the standardized block, it gives the
+    /// log-likelihood of the data on its own scale.
+    pub fn total_log_jacobian(&self) -> f64 {
+        self.log_jacobian.iter().sum()
+    }
+    /// The name of continuous coordinate `t`.
+    pub fn coordinate_name(&self, t: usize) -> String {
+        self.names.get(t).cloned().unwrap_or_else(|| format!("coordinate {}", t + 1))
+    }
     /// Number of categorical columns.
     pub fn n_cat(&self) -> usize {
         self.n_levels.len()

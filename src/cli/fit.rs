@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use segmix::data::prepare::Transform;
 use segmix::data::{Roles, parse_column_list};
 use segmix::mixture::em::FitConfig;
 use segmix::mixture::{CovType, Criterion, parse_k_range};
@@ -31,6 +32,16 @@ pub struct FitArgs {
     /// Numeric columns (metrics), comma-separated; modelled after standardization.
     #[arg(long, value_name = "X,Y,..")]
     pub num: Option<String>,
+
+    /// Numeric columns modelled on the log scale (positive, multiplicative metrics such as CTR,
+    /// CVR, ROAS): ln v is standardized and modelled; profiles and expected values are in the
+    /// original units. Every value must be > 0.
+    #[arg(long, value_name = "X,Y,..")]
+    pub log: Option<String>,
+
+    /// Numeric columns modelled as ln(1 + v) (counts with zeros: clicks, retweets, votes).
+    #[arg(long, value_name = "X,Y,..")]
+    pub log1p: Option<String>,
 
     /// Free-text column, embedded with the sentence transformer (see --model) unless
     /// --embeddings gives the vectors. Rows with an empty text have no text block (it is
@@ -102,6 +113,18 @@ pub fn job(a: &FitArgs) -> anyhow::Result<FitJob> {
         numeric: a.num.as_deref().map(|s| parse_column_list("--num", s)).transpose()?.unwrap_or_default(),
         text: a.text.clone(),
     };
+    let mut transforms = Vec::new();
+    for (flag, list, t) in [("--log", &a.log, Transform::Log), ("--log1p", &a.log1p, Transform::Log1p)] {
+        for c in list.as_deref().map(|s| parse_column_list(flag, s)).transpose()?.unwrap_or_default() {
+            if transforms.iter().any(|(n, _): &(String, Transform)| n == &c) {
+                anyhow::bail!("{flag} {c:?}: the column already has a transform; give it one of --log or --log1p");
+            }
+            if !roles.numeric.contains(&c) {
+                anyhow::bail!("{flag} {c:?}: not a --num column; name it in --num as well");
+            }
+            transforms.push((c, t));
+        }
+    }
     let (k_min, k_max) = parse_k_range(&a.k)?;
     let config = FitConfig {
         k_min,
@@ -120,7 +143,14 @@ pub fn job(a: &FitArgs) -> anyhow::Result<FitJob> {
         anyhow::bail!("--outliers {q}: give a quantile between 0 and 1, e.g. 0.01 for the lowest 1%");
     }
     a.explain.check()?;
-    Ok(FitJob { data: a.data.clone(), roles, embeddings: a.embeddings.clone(), pca_dims: a.pca_dims, config })
+    Ok(FitJob {
+        data: a.data.clone(),
+        roles,
+        embeddings: a.embeddings.clone(),
+        pca_dims: a.pca_dims,
+        transforms,
+        config,
+    })
 }
 
 pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
@@ -164,32 +194,32 @@ pub fn print_summary(fit: &pipeline::FitOutput, a: &FitArgs) {
         m.params.p,
         m.fit.device
     );
-    println!("{:>4} {:>16} {:>14} {:>14} {:>14}", "K", "loglik", "BIC", "ICL", "AIC");
-    for k in m.fit.k_range[0]..=m.fit.k_range[1] {
-        let best = fit
-            .sweep
-            .runs
-            .iter()
-            .filter(|r| r.k == k)
-            .min_by(|x, y| x.criteria.get(m.fit.criterion).total_cmp(&y.criteria.get(m.fit.criterion)));
-        if let Some(r) = best {
-            let mark = if r.k == m.fit.k { " *" } else { "" };
-            println!(
-                "{:>4} {:>16.3} {:>14.3} {:>14.3} {:>14.3}{mark}",
-                k, r.loglik, r.criteria.bic, r.criteria.icl, r.criteria.aic
-            );
+    println!("{:>4} {:>16} {:>14} {:>14} {:>14}  degenerate restarts", "K", "loglik", "BIC", "ICL", "AIC");
+    for s in &fit.sweep.per_k {
+        let mark = if s.k == m.fit.k { " *" } else { "  " };
+        let excluded = if s.degenerate > 0 { format!("{} of {}", s.degenerate, s.restarts) } else { String::new() };
+        match (s.loglik, s.criteria) {
+            (Some(ll), Some(c)) => {
+                println!("{:>4} {ll:>16.3} {:>14.3} {:>14.3} {:>14.3}{mark}{excluded}", s.k, c.bic, c.icl, c.aic)
+            }
+            _ => {
+                println!("{:>4} {:>16} {:>14} {:>14} {:>14}{mark}{excluded} (no eligible fit)", s.k, "—", "—", "—", "—")
+            }
         }
     }
     let b = fit.sweep.best_run();
     println!(
-        "selected K={} by {} (restart {}, {} iterations, {}), {:.2}s",
+        "selected K={} by {} (restart {}, start {}, {} iterations, {}), {:.2}s; {} starts screened",
         b.k,
         m.fit.criterion.name(),
         b.restart,
+        b.start,
         b.iterations,
         if b.converged { "converged" } else { "NOT converged: raise --max-iter" },
-        m.fit.seconds
+        m.fit.seconds,
+        fit.sweep.screened
     );
+    println!("stability: {}", fit.sweep.selected().stability.describe());
     let post = &fit.sweep.posteriors;
     let mut counts = vec![0usize; post.k];
     post.labels().into_iter().for_each(|l| counts[l] += 1);

@@ -26,11 +26,135 @@ pub struct CategoricalSchema {
     pub levels: Vec<String>,
 }
 
+/// How a numeric column is transformed before it is standardized (`--log`, `--log1p`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transform {
+    /// The value itself.
+    #[default]
+    Identity,
+    /// ln v, for positive, multiplicative metrics (CTR, CVR, ROAS); v must be > 0.
+    Log,
+    /// ln(1 + v), for counts with zeros (clicks, retweets); v must be > −1.
+    Log1p,
+}
+
+impl Transform {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transform::Identity => "identity",
+            Transform::Log => "log",
+            Transform::Log1p => "log1p",
+        }
+    }
+    pub fn is_identity(&self) -> bool {
+        *self == Transform::Identity
+    }
+    /// The modelled value of `v`, or `None` outside the transform's domain.
+    pub fn apply(self, v: f64) -> Option<f64> {
+        match self {
+            Transform::Identity => Some(v),
+            Transform::Log => (v > 0.0).then(|| v.ln()),
+            Transform::Log1p => (v > -1.0).then(|| v.ln_1p()),
+        }
+    }
+    /// The original value of a modelled value `t`.
+    pub fn invert(self, t: f64) -> f64 {
+        match self {
+            Transform::Identity => t,
+            Transform::Log => t.exp(),
+            Transform::Log1p => t.exp_m1(),
+        }
+    }
+    /// ln |dT/dv| at the original value `v`: the transform's share of the log-Jacobian that
+    /// puts a density of the modelled value back on the original scale.
+    pub fn log_derivative(self, v: f64) -> f64 {
+        match self {
+            Transform::Identity => 0.0,
+            Transform::Log => -v.ln(),
+            Transform::Log1p => -v.ln_1p(),
+        }
+    }
+    /// What the domain needs, for messages.
+    fn domain(self) -> &'static str {
+        match self {
+            Transform::Identity => "a number",
+            Transform::Log => "a value > 0",
+            Transform::Log1p => "a value > -1",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NumericSchema {
     pub name: String,
+    /// Mean and standard deviation of the (transformed) column.
     pub mean: f64,
     pub sd: f64,
+    #[serde(default, skip_serializing_if = "Transform::is_identity")]
+    pub transform: Transform,
+    /// The recording resolution h of a column whose values pile up on a few points (a 1–5
+    /// rating, a count that is mostly 0), on the transformed scale: the M-step keeps every class
+    /// variance of this coordinate at least h²/12 (the variance of rounding to a grid of step h),
+    /// so no class can collapse onto a single value. `None` for columns without such ties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<f64>,
+}
+
+impl NumericSchema {
+    /// The original value of a standardized coordinate value `z`.
+    pub fn original(&self, z: f64) -> f64 {
+        self.transform.invert(self.mean + self.sd * z)
+    }
+    /// E[original value] when the standardized coordinate is N(m, v): the mean of the implied
+    /// log-normal for `log` (minus 1 for `log1p`), the back-transformed mean otherwise.
+    pub fn expected_original(&self, m: f64, v: f64) -> f64 {
+        let (a, b) = (self.mean + self.sd * m, self.sd * self.sd * v);
+        match self.transform {
+            Transform::Identity => a,
+            Transform::Log => (a + 0.5 * b).exp(),
+            Transform::Log1p => (a + 0.5 * b).exp_m1(),
+        }
+    }
+    /// The variance floor of this coordinate in standardized units (0 without ties).
+    pub fn variance_floor(&self) -> f64 {
+        self.resolution.map_or(0.0, |h| h * h / 12.0 / (self.sd * self.sd))
+    }
+}
+
+/// Share of a column's observed rows at one value from which that value is a *mass point* a
+/// class could collapse onto.
+const MASS_POINT_SHARE: f64 = 0.25;
+/// A column with at most this many distinct values is *few-valued* (a rating, a small count).
+const FEW_VALUES: usize = 20;
+/// Few-valued columns with at most this many distinct values get a warning suggesting `--cat`.
+const WARN_VALUES: usize = 10;
+
+/// Ties in a numeric column: the resolution h (see [`NumericSchema::resolution`]) and the number
+/// of distinct values. A value is *heavy* when it holds at least 5% of the rows of a few-valued
+/// column, or [`MASS_POINT_SHARE`] of any column; h is the smallest gap between a heavy value and
+/// its neighbouring distinct values. `values` must be finite and sorted.
+fn resolution(values: &[f64]) -> (Option<f64>, usize) {
+    let mut distinct: Vec<(f64, usize)> = Vec::new();
+    for &v in values {
+        match distinct.last_mut() {
+            Some((last, c)) if *last == v => *c += 1,
+            _ => distinct.push((v, 1)),
+        }
+    }
+    let n = values.len() as f64;
+    let share = if distinct.len() <= FEW_VALUES { 0.05 } else { MASS_POINT_SHARE };
+    let mut h: Option<f64> = None;
+    for (i, &(v, c)) in distinct.iter().enumerate() {
+        if (c as f64) < share * n || c < 2 {
+            continue;
+        }
+        let gaps = [i.checked_sub(1).map(|j| v - distinct[j].0), distinct.get(i + 1).map(|d| d.0 - v)];
+        for g in gaps.into_iter().flatten() {
+            h = Some(h.map_or(g, |h: f64| h.min(g)));
+        }
+    }
+    (h, distinct.len())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +189,7 @@ impl Schema {
         table: &Table,
         emb: Option<&TextVectors>,
         pca_dims: usize,
+        transforms: &[(String, Transform)],
     ) -> Result<(Schema, Warnings)> {
         let mut warnings = Vec::new();
         let mut categorical = Vec::new();
@@ -85,17 +210,49 @@ impl Schema {
                 levels: levels.into_iter().map(str::to_string).collect(),
             });
         }
+        for (name, t) in transforms {
+            if !table.numeric.iter().any(|c| &c.name == name) {
+                return Err(Error::config(format!(
+                    "--{} {name:?}: not a --num column; transforms apply to numeric columns",
+                    t.name()
+                )));
+            }
+        }
         let mut numeric = Vec::new();
         for c in &table.numeric {
-            let obs: Vec<f64> = c.values.iter().copied().filter(|v| !v.is_nan()).collect();
+            let transform = transforms.iter().find(|(n, _)| n == &c.name).map_or(Transform::Identity, |t| t.1);
+            let mut obs = Vec::with_capacity(c.values.len());
+            for (i, &v) in c.values.iter().enumerate().filter(|(_, v)| !v.is_nan()) {
+                obs.push(transform.apply(v).ok_or_else(|| domain_error(table, i, &c.name, transform, v))?);
+            }
             let mean = obs.iter().sum::<f64>() / obs.len() as f64;
             let var = obs.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / obs.len() as f64;
             let mut sd = var.sqrt();
-            if sd.is_nan() || sd <= 1e-12 * mean.abs().max(1.0) {
+            if !sd.is_finite() {
+                return Err(Error::config(format!(
+                    "{}: column {:?}: its values are too large to standardize (the variance overflows); \
+                     rescale the column",
+                    table.path.display(),
+                    c.name
+                )));
+            }
+            let constant = sd.is_nan() || sd <= 1e-12 * mean.abs().max(1.0);
+            if constant {
                 warnings.push(format!("column {:?} is constant ({mean}); it carries no information", c.name));
                 sd = 1.0;
             }
-            numeric.push(NumericSchema { name: c.name.clone(), mean, sd });
+            obs.sort_by(f64::total_cmp);
+            let (resolution, distinct) = if constant { (None, 1) } else { resolution(&obs) };
+            if !constant && distinct <= WARN_VALUES {
+                warnings.push(format!(
+                    "column {:?} has only {distinct} distinct values: it is modelled as continuous, with every \
+                     class variance kept at least h²/12 (h = {}, its resolution) so that no class collapses \
+                     onto one value. If its values are categories, pass it with --cat instead",
+                    c.name,
+                    resolution.unwrap_or(0.0)
+                ));
+            }
+            numeric.push(NumericSchema { name: c.name.clone(), mean, sd, transform, resolution });
         }
         let text = match emb {
             None => None,
@@ -149,6 +306,8 @@ impl Schema {
         let p = d_text + self.numeric.len();
         let mut x = vec![0.0; n * p];
         let mut observed = vec![true; n * p];
+        // ln |du/dv| per row: densities of u (standardized) back on the data's own scale.
+        let mut log_jacobian = vec![0.0; n];
 
         if let Some(ts) = &self.text {
             let v = emb.ok_or_else(|| {
@@ -182,6 +341,7 @@ impl Schema {
                     r.project(&ts.pca.mean, &ts.pca.axes(), d_text)?
                 }
             };
+            let log_scale: Vec<f64> = ts.scale.iter().map(|s| s.ln()).collect();
             for i in 0..n {
                 for c in 0..d_text {
                     let v = scores[i * d_text + c];
@@ -189,6 +349,7 @@ impl Schema {
                         observed[i * p + c] = false;
                     } else {
                         x[i * p + c] = v / ts.scale[c];
+                        log_jacobian[i] -= log_scale[c];
                     }
                 }
             }
@@ -198,13 +359,16 @@ impl Schema {
 
         for (j, ns) in self.numeric.iter().enumerate() {
             let col = table.numeric.iter().find(|c| c.name == ns.name).expect("table read with the schema's roles");
+            let log_sd = ns.sd.ln();
             for i in 0..n {
                 let v = col.values[i];
                 let t = d_text + j;
                 if v.is_nan() {
                     observed[i * p + t] = false;
                 } else {
-                    x[i * p + t] = (v - ns.mean) / ns.sd;
+                    let tv = ns.transform.apply(v).ok_or_else(|| domain_error(table, i, &ns.name, ns.transform, v))?;
+                    x[i * p + t] = (tv - ns.mean) / ns.sd;
+                    log_jacobian[i] += ns.transform.log_derivative(v) - log_sd;
                 }
             }
         }
@@ -271,10 +435,28 @@ impl Schema {
             patterns: Vec::new(),
             n_levels: self.categorical.iter().map(|c| c.levels.len()).collect(),
             codes,
+            log_jacobian,
+            var_floor: std::iter::repeat_n(0.0, d_text)
+                .chain(self.numeric.iter().map(|c| c.variance_floor()))
+                .collect(),
+            names: self.continuous_names(),
         };
         data.set_patterns(&observed);
         Ok((data, warnings))
     }
+}
+
+/// The error for a value outside a transform's domain, naming file, line, row and column.
+fn domain_error(table: &Table, row: usize, column: &str, t: Transform, v: f64) -> Error {
+    Error::config(format!(
+        "{}: line {} (row {row}), column {column:?}: {v} cannot be modelled with --{}, which needs {}; \
+         fix the value, leave the cell empty to mark it missing, or drop the column from --{}",
+        table.path.display(),
+        table.lines.get(row).copied().unwrap_or(0),
+        t.name(),
+        t.domain(),
+        t.name()
+    ))
 }
 
 fn check_rows(path: &Path, m: &Matrix, n: usize) -> Result<()> {

@@ -377,21 +377,30 @@ pub fn explain(fit: &FitOutput, data: &MixtureData, table: &Table, opts: &Explai
     let mut metric_profiles = vec![std::collections::BTreeMap::new(); k];
     for (jn, ns) in model.schema.numeric.iter().enumerate() {
         let c = model.schema.numeric_coordinate(jn);
-        let vals: Vec<(usize, f64)> = (0..n).filter(|&i| observed(i, c)).map(|i| (i, data.x[i * p + c])).collect();
-        let back = |z: f64| ns.mean + ns.sd * z;
-        let m_all = vals.iter().map(|v| v.1).sum::<f64>() / vals.len().max(1) as f64;
-        let sd_all = (vals.iter().map(|v| (v.1 - m_all).powi(2)).sum::<f64>() / vals.len().max(1) as f64).sqrt();
+        // Means and sds in the metric's original units (a log-modelled metric is averaged after
+        // exp, not exp'd after averaging); z in the modelled units.
+        let vals: Vec<(usize, f64, f64)> = (0..n)
+            .filter(|&i| observed(i, c))
+            .map(|i| (i, data.x[i * p + c], ns.original(data.x[i * p + c])))
+            .collect();
+        let moments = |w: &dyn Fn(usize) -> f64| {
+            let wsum: f64 = vals.iter().map(|v| w(v.0)).sum::<f64>().max(1e-300);
+            let mz = vals.iter().map(|v| w(v.0) * v.1).sum::<f64>() / wsum;
+            let my = vals.iter().map(|v| w(v.0) * v.2).sum::<f64>() / wsum;
+            let vz = vals.iter().map(|v| w(v.0) * (v.1 - mz).powi(2)).sum::<f64>() / wsum;
+            let vy = vals.iter().map(|v| w(v.0) * (v.2 - my).powi(2)).sum::<f64>() / wsum;
+            (mz, vz.sqrt(), my, vy.sqrt())
+        };
+        let (m_all, sd_all, y_all, ysd_all) = moments(&|_| 1.0);
         for (kk, prof) in metric_profiles.iter_mut().enumerate() {
-            let wsum: f64 = vals.iter().map(|&(i, _)| post[i * k + kk]).sum();
-            let mean = vals.iter().map(|&(i, v)| post[i * k + kk] * v).sum::<f64>() / wsum.max(1e-300);
-            let var = vals.iter().map(|&(i, v)| post[i * k + kk] * (v - mean).powi(2)).sum::<f64>() / wsum.max(1e-300);
+            let (mean, _, y, ysd) = moments(&|i| post[i * k + kk]);
             prof.insert(
                 ns.name.clone(),
                 MetricProfile {
-                    mean: back(mean),
-                    sd: ns.sd * var.sqrt(),
-                    overall_mean: back(m_all),
-                    overall_sd: ns.sd * sd_all,
+                    mean: y,
+                    sd: ysd,
+                    overall_mean: y_all,
+                    overall_sd: ysd_all,
                     z: if sd_all > 0.0 { (mean - m_all) / sd_all } else { 0.0 },
                 },
             );

@@ -3,16 +3,43 @@
 //!
 //! One iteration is: build [`KernelParams`] on the host (Cholesky factors, O(K p³)) → `e_step`
 //! on the backend → convergence test → `m_stats` on the backend → M-step on the host.
+//!
+//! ## Starts: screen many, finish the best ("small EM", emEM)
+//! Each K is fitted in two phases. First a screen: many diverse starts (see
+//! [`super::init::Start`]) — k-means++ in the continuous space, in the joint space of the
+//! continuous block and scaled one-hot categoricals (two weightings), uniformly random
+//! partitions, and the best K − 1 fit with one of its widest classes split in two — each run for
+//! [`SCREEN_ITERS`] EM iterations in lockstep. Then the `n_init` starts with the highest objective
+//! run on to convergence; those are the restarts `selection.csv` lists. A restart that ends
+//! degenerate is replaced by the next best screened start (at most `n_init` replacements per K),
+//! so one collapse costs a restart, not the whole K. Every start is seeded by
+//! (seed, K, start index), so a fit is reproducible at any thread count; the screen costs
+//! `candidates × SCREEN_ITERS` iterations per K, reported as `Sweep::screen_iterations`.
+//!
+//! ## Degenerate fits
+//! A fit is *degenerate* when a class holds fewer effective rows than it has free covariance
+//! directions (p + 1 for full covariances, 2 for diag/spherical, 1 for tied) or when a class
+//! covariance is held up by the ridge: its smallest eigenvalue is at most [`RIDGE_DOMINATED`] ×
+//! the ridge (the data's own variance along some direction is next to zero, so its likelihood
+//! is a spike). Such fits are kept in `selection.csv`, flagged, and never selected; a K whose
+//! every restart is degenerate has no criterion value, as in mclust.
+//!
+//! ## Scale
+//! Log-likelihoods and criteria are on the data's own scale: the kernels work on standardized
+//! coordinates and [`MixtureData::log_jacobian`] is added back, so on a numeric table they equal
+//! mclust's and scikit-learn's at the same solution.
 
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::init::{InitFeatures, kmeans};
+use super::init::{InitFeatures, Start, StartSpaces, kmeans};
 use super::params::{MStepEvent, Params};
 use super::{CovType, Criteria, Criterion, n_params};
 use crate::backend::{Backend, KernelParams, MixtureData, Posteriors};
 use crate::error::{Error, Result};
+use crate::linalg;
+use crate::metrics::adjusted_rand_index;
 use crate::rng::Rng;
 
 /// Validated fitting options.
@@ -34,6 +61,16 @@ pub struct FitConfig {
     pub reg: f64,
     pub criterion: Criterion,
 }
+
+/// EM iterations each screened start runs before the best `n_init` are chosen.
+pub const SCREEN_ITERS: usize = 20;
+/// Screened starts per restart asked for (at least [`SCREEN_MIN`] per K), besides the splits of
+/// the K − 1 fit.
+const SCREEN_PER_RESTART: usize = 4;
+const SCREEN_MIN: usize = 8;
+/// A class covariance whose smallest eigenvalue is at most this multiple of the ridge is held up
+/// by the ridge (degenerate).
+pub const RIDGE_DOMINATED: f64 = 10.0;
 
 impl Default for FitConfig {
     fn default() -> Self {
@@ -94,10 +131,13 @@ pub struct RunRecord {
     pub k: usize,
     /// 1-based restart number.
     pub restart: usize,
+    /// How the restart started (`kmeans++`, `joint kmeans++`, `random`, `split 3`, ...).
+    pub start: String,
+    /// Log-likelihood on the data's own scale.
     pub loglik: f64,
     pub n_params: usize,
     pub criteria: Criteria,
-    /// Number of E-steps.
+    /// Number of E-steps, the screen's included.
     pub iterations: usize,
     pub converged: bool,
     pub seconds: f64,
@@ -105,7 +145,66 @@ pub struct RunRecord {
     pub trace: Vec<f64>,
     /// 1-based classes that ended with (almost) no weight.
     pub empty_classes: Vec<usize>,
+    /// Why the fit is degenerate (one reason per class); empty when it is not. A degenerate
+    /// fit is never selected.
+    pub degenerate: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+impl RunRecord {
+    /// Whether the fit can be selected.
+    pub fn eligible(&self) -> bool {
+        self.degenerate.is_empty()
+    }
+}
+
+/// How much the restarts of one K agree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stability {
+    /// Restarts (besides the best) whose log-likelihood is within [`Stability::TOLERANCE`] of
+    /// the best's.
+    pub near: usize,
+    /// Other restarts in all.
+    pub others: usize,
+    /// Lowest and mean ARI between the best restart's classes and each near restart's (1 when
+    /// none is near).
+    pub min_ari: f64,
+    pub mean_ari: f64,
+}
+
+impl Stability {
+    /// Near means ℓ_best − ℓ ≤ 1e-4 · max(|ℓ_best|, n).
+    pub const TOLERANCE: f64 = 1e-4;
+
+    pub fn describe(&self) -> String {
+        if self.near == 0 {
+            format!("no other restart of {} came within 0.01% of its log-likelihood", self.others)
+        } else {
+            format!(
+                "{} of {} other restarts reach its log-likelihood (within 0.01%); their classes agree with it at ARI ≥ {:.3} (mean {:.3})",
+                self.near, self.others, self.min_ari, self.mean_ari
+            )
+        }
+    }
+}
+
+/// The outcome of one K.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KSummary {
+    pub k: usize,
+    /// Index into `Sweep::runs` of the best eligible restart by the criterion; `None` when every
+    /// restart is degenerate (the K has no criterion value).
+    #[serde(skip)]
+    pub best: Option<usize>,
+    /// That restart's log-likelihood and criteria (absent when every restart is degenerate).
+    pub loglik: Option<f64>,
+    pub criteria: Option<Criteria>,
+    /// Restarts run to convergence (n_init, plus replacements of degenerate ones).
+    pub restarts: usize,
+    /// Degenerate restarts, and the first reason given.
+    pub degenerate: usize,
+    pub reason: Option<String>,
+    pub stability: Stability,
 }
 
 /// The outcome of a whole sweep.
@@ -117,14 +216,52 @@ pub struct Sweep {
     pub params: Params,
     pub posteriors: Posteriors,
     pub criterion: Criterion,
+    /// Per K of the range, in order.
+    pub per_k: Vec<KSummary>,
     /// The best restart's parameters for every K of the range, in order (`segmix compare`
-    /// scores each K).
+    /// scores each K): the best eligible one, else the best degenerate one.
     pub best_per_k: Vec<Params>,
+    /// Starts screened and EM iterations spent screening them (the cost of the starts).
+    pub screened: usize,
+    pub screen_iterations: usize,
 }
 
 impl Sweep {
     pub fn best_run(&self) -> &RunRecord {
         &self.runs[self.best]
+    }
+    /// The summary of the selected K.
+    pub fn selected(&self) -> &KSummary {
+        let k = self.runs[self.best].k;
+        self.per_k.iter().find(|s| s.k == k).expect("the selected K was fitted")
+    }
+    /// Messages about the selection a user should read: excluded K, a winner at an end of the
+    /// range.
+    pub fn selection_warnings(&self, k_range: (usize, usize)) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in self.per_k.iter().filter(|s| s.degenerate > 0) {
+            let runs = s.restarts;
+            let what = if s.best.is_none() {
+                format!("K={}: all {runs} restarts are degenerate, so K={} has no criterion value", s.k, s.k)
+            } else {
+                format!("K={}: {} of {runs} restarts are degenerate and were not eligible", s.k, s.degenerate)
+            };
+            out.push(format!("{what} ({})", s.reason.as_deref().unwrap_or("")));
+        }
+        let k = self.best_run().k;
+        let (lo, hi) = k_range;
+        if lo < hi && k == hi {
+            out.push(format!(
+                "the selected K={k} is the top of the --k range {lo}..{hi}: a larger K may fit better; widen the range (e.g. --k {lo}..{})",
+                hi + 3
+            ));
+        } else if lo < hi && k == lo && lo > 1 {
+            out.push(format!(
+                "the selected K={k} is the bottom of the --k range {lo}..{hi}: a smaller K may fit better; widen the range (e.g. --k {}..{hi})",
+                (lo - 2).max(1)
+            ));
+        }
+        out
     }
 }
 
@@ -135,6 +272,7 @@ const LOCKSTEP_BYTES: usize = 1 << 30;
 pub(crate) struct Run<R> {
     k: usize,
     restart: usize,
+    start: String,
     pub(crate) theta: Params,
     pub(crate) resp: R,
     trace: Vec<f64>,
@@ -149,33 +287,48 @@ pub(crate) struct Run<R> {
     entropy: f64,
 }
 
-/// k-means++ initialisation and the first M-step from its hard labels.
-pub(crate) fn start_run<B: Backend>(
+impl<R> Run<R> {
+    /// The objective after the last E-step (−∞ before the first).
+    fn objective(&self) -> f64 {
+        self.trace.last().copied().unwrap_or(f64::NEG_INFINITY)
+    }
+}
+
+/// A fit from a start's hard labels: the class means of the continuous block as the shift, then
+/// one M-step from the labels as responsibilities.
+fn run_from_labels<B: Backend>(
     backend: &B,
     dev: &B::Data,
     data: &MixtureData,
-    feat: &InitFeatures,
-    k: usize,
-    restart: usize,
+    start: &Start,
     cfg: &FitConfig,
 ) -> Result<Run<B::Resp>> {
     let t0 = Instant::now();
-    let n = data.n;
-    let mut rng = Rng::derive(cfg.seed, k as u64, restart as u64);
-    let km = kmeans(feat, k, &mut rng);
+    let (n, p, k) = (data.n, data.p, start.k);
     let mut hard = vec![0.0; n * k];
-    for (i, &c) in km.labels.iter().enumerate() {
-        hard[i * k + c as usize] = 1.0;
+    let mut centers = vec![0.0; k * p];
+    let mut counts = vec![0.0; k];
+    for (i, &c) in start.labels.iter().enumerate() {
+        let c = c as usize;
+        hard[i * k + c] = 1.0;
+        counts[c] += 1.0;
+        for (m, v) in centers[c * p..(c + 1) * p].iter_mut().zip(&data.x[i * p..(i + 1) * p]) {
+            *m += v;
+        }
+    }
+    for (c, &cnt) in counts.iter().enumerate() {
+        centers[c * p..(c + 1) * p].iter_mut().for_each(|m| *m /= f64::max(cnt, 1.0));
     }
     let mut resp = backend.alloc_resp(dev, k)?;
     backend.set_resp(dev, &mut resp, &hard)?;
     drop(hard);
-    let theta0 = Params::initial(data, k, &km.centers, cfg.cov_type, cfg.reg);
+    let theta0 = Params::initial(data, k, &centers, cfg.cov_type, cfg.reg);
     let stats = backend.m_stats(dev, &theta0.kernel_params(&data.patterns)?, &resp)?;
     let (theta, events) = theta0.m_step(&stats, &data.patterns, n)?;
     Ok(Run {
         k,
-        restart,
+        restart: 0,
+        start: start.name.clone(),
         theta,
         resp,
         trace: Vec::new(),
@@ -189,33 +342,48 @@ pub(crate) fn start_run<B: Backend>(
     })
 }
 
-/// Fits the given (K, restart) pairs in lockstep: each iteration is one batched pass over the
-/// data for every fit that has not converged. Returns, in order, each fit's record, final
-/// parameters and the responsibilities of its final E-step (consistent with the parameters).
-pub fn fit_runs<B: Backend>(
+/// k-means++ initialisation (in `feat`'s space) and the first M-step from its hard labels: the
+/// start of one plain fit (`segmix bench` times iterations from here).
+pub(crate) fn start_run<B: Backend>(
     backend: &B,
     dev: &B::Data,
     data: &MixtureData,
     feat: &InitFeatures,
-    pairs: &[(usize, usize)],
+    k: usize,
+    restart: usize,
+    cfg: &FitConfig,
+) -> Result<Run<B::Resp>> {
+    let mut rng = Rng::derive(cfg.seed, k as u64, restart as u64);
+    let km = kmeans(feat, k, &mut rng);
+    let start = Start { k, labels: km.labels, name: "kmeans++".into() };
+    let mut run = run_from_labels(backend, dev, data, &start, cfg)?;
+    run.restart = restart;
+    Ok(run)
+}
+
+/// Runs EM on every run that is not done, in lockstep (one batched pass over the data per
+/// iteration for all of them), until each has converged, reached `cfg.max_iter`, or run `pause`
+/// iterations in all. The last E-step's responsibilities stay in each run's buffer.
+fn advance<B: Backend>(
+    backend: &B,
+    dev: &B::Data,
+    data: &MixtureData,
+    runs: &mut [Run<B::Resp>],
+    pause: usize,
     cfg: &FitConfig,
     progress: &dyn Progress,
-) -> Result<Vec<(RunRecord, Params, B::Resp)>> {
+    report: bool,
+) -> Result<()> {
     let n = data.n;
-    let mut runs = Vec::with_capacity(pairs.len());
-    for &(k, restart) in pairs {
-        progress.run_started(k, restart, cfg.n_init);
-        runs.push(start_run(backend, dev, data, feat, k, restart, cfg)?);
-    }
+    let jacobian = data.total_log_jacobian();
     loop {
-        let active: Vec<&mut Run<B::Resp>> = runs.iter_mut().filter(|r| !r.done).collect();
+        let mut active: Vec<&mut Run<B::Resp>> = runs.iter_mut().filter(|r| !r.done && r.iterations < pause).collect();
         if active.is_empty() {
-            break;
+            return Ok(());
         }
         let kps = active.iter().map(|r| r.theta.kernel_params(&data.patterns)).collect::<Result<Vec<_>>>()?;
         let total_k: usize = active.iter().map(|r| r.k).sum();
         let t = Instant::now();
-        let mut active = active;
         // The statistics of the next M-step come from the same pass as this E-step.
         let results = {
             let mut models: Vec<(&KernelParams, &mut B::Resp)> =
@@ -226,19 +394,24 @@ pub fn fit_runs<B: Backend>(
         for (run, (s, stats)) in active.into_iter().zip(results) {
             run.seconds += pass * run.k as f64 / total_k as f64;
             run.iterations += 1;
-            let objective = s.loglik + run.theta.log_prior();
-            progress.iteration(run.k, run.restart, run.iterations, s.loglik);
+            let loglik = s.loglik + jacobian;
+            let objective = loglik + run.theta.log_prior();
+            if report {
+                progress.iteration(run.k, run.restart, run.iterations, loglik);
+            }
             if let Some(&prev) = run.trace.last() {
                 if (objective - prev).abs() <= cfg.tol * n as f64 {
                     run.converged = true;
                 }
             }
             run.trace.push(objective);
+            run.loglik = loglik;
+            run.entropy = s.entropy;
             if run.converged || run.iterations >= cfg.max_iter {
                 run.done = true;
-                run.loglik = s.loglik;
-                run.entropy = s.entropy;
-                progress.run_finished();
+                if report {
+                    progress.run_finished();
+                }
                 continue;
             }
             let t = Instant::now();
@@ -248,12 +421,76 @@ pub fn fit_runs<B: Backend>(
             run.seconds += t.elapsed().as_secs_f64();
         }
     }
+}
+
+/// Fits the given (K, restart) pairs from plain k-means++ starts in lockstep. Returns, in order,
+/// each fit's record, final parameters and the responsibilities of its final E-step.
+pub fn fit_runs<B: Backend>(
+    backend: &B,
+    dev: &B::Data,
+    data: &MixtureData,
+    feat: &InitFeatures,
+    pairs: &[(usize, usize)],
+    cfg: &FitConfig,
+    progress: &dyn Progress,
+) -> Result<Vec<(RunRecord, Params, B::Resp)>> {
+    let mut runs = Vec::with_capacity(pairs.len());
+    for &(k, restart) in pairs {
+        progress.run_started(k, restart, cfg.n_init);
+        runs.push(start_run(backend, dev, data, feat, k, restart, cfg)?);
+    }
+    advance(backend, dev, data, &mut runs, usize::MAX, cfg, progress, true)?;
     Ok(runs.into_iter().map(|run| finish(run, data, cfg)).collect())
 }
 
-/// Turns a finished fit into its record (criteria, warnings).
+/// Why a fit's parameters are degenerate, one reason per class (empty when they are not):
+/// too few effective rows for its covariance, or a covariance held up by the ridge.
+pub fn degeneracies(theta: &Params, data: &MixtureData) -> Vec<String> {
+    let (n, p, k) = (data.n as f64, theta.p, theta.k);
+    let min_rows = match (p, theta.cov_type) {
+        (0, _) | (_, CovType::Tied) => 1.0,
+        (_, CovType::Full) => (p + 1) as f64,
+        _ => 2.0,
+    };
+    let mut out = Vec::new();
+    for kk in 0..k {
+        let rows = theta.weights[kk] * n;
+        if rows < min_rows {
+            out.push(format!("class {} holds {rows:.2} rows, fewer than the {min_rows} its covariance needs", kk + 1));
+            continue;
+        }
+        if p == 0 || (theta.cov_type == CovType::Tied && kk > 0) {
+            continue;
+        }
+        // λ_min(Σ) ≤ c ⇔ Σ − c I is not positive definite.
+        let c = RIDGE_DOMINATED * theta.reg;
+        let mut shifted = theta.covariance(kk).to_vec();
+        (0..p).for_each(|a| shifted[a * p + a] -= c);
+        if c > 0.0 && linalg::cholesky(&shifted, p).is_none() {
+            out.push(format!(
+                "class {} has next to no variance along {} (its covariance is held up by the ridge)",
+                kk + 1,
+                flattest(theta.covariance(kk), p).map_or("some direction".into(), |t| data.coordinate_name(t))
+            ));
+        }
+    }
+    out
+}
+
+/// The coordinate with the smallest conditional variance 1 / (Σ⁻¹)_tt given the others.
+fn flattest(sigma: &[f64], p: usize) -> Option<usize> {
+    let l = linalg::cholesky(sigma, p)?;
+    let li = linalg::lower_inverse(&l, p);
+    // (Σ⁻¹)_tt = Σ_a (L⁻¹)_at².
+    (0..p)
+        .map(|t| (t, (t..p).map(|a| li[a * p + t].powi(2)).sum::<f64>()))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|x| x.0)
+}
+
+/// Turns a finished fit into its record (criteria, warnings, degeneracy).
 fn finish<R>(run: Run<R>, data: &MixtureData, cfg: &FitConfig) -> (RunRecord, Params, R) {
-    let (n, p, k, restart) = (data.n, data.p, run.k, run.restart);
+    let (n, k, restart) = (data.n, run.k, run.restart);
     let theta = run.theta;
     let mut warnings = Vec::new();
     let mut empty: Vec<usize> = run
@@ -268,9 +505,6 @@ fn finish<R>(run: Run<R>, data: &MixtureData, cfg: &FitConfig) -> (RunRecord, Pa
         .collect();
     empty.sort_unstable();
     empty.dedup();
-    for c in &empty {
-        warnings.push(format!("K={k} restart {restart}: class {c} is empty (no row has weight in it)"));
-    }
     if let Some(MStepEvent::RegRaised { to, .. }) =
         run.events.iter().rev().find(|e| matches!(e, MStepEvent::RegRaised { .. }))
     {
@@ -280,22 +514,12 @@ fn finish<R>(run: Run<R>, data: &MixtureData, cfg: &FitConfig) -> (RunRecord, Pa
             cfg.reg
         ));
     }
-    if p > 0 && theta.cov_type != CovType::Tied {
-        for kk in 0..k {
-            let mass = theta.weights[kk] * n as f64;
-            if mass >= 1e-10 * n as f64 && mass < (p + 1) as f64 {
-                warnings.push(format!(
-                    "K={k} restart {restart}: class {} holds {mass:.1} rows for {p} continuous dimensions; \
-                     its covariance is mostly the ridge (collapsed class)",
-                    kk + 1
-                ));
-            }
-        }
-    }
-    let np = n_params(k, p, &data.n_levels, cfg.cov_type);
+    let degenerate = degeneracies(&theta, data);
+    let np = n_params(k, data.p, &data.n_levels, cfg.cov_type);
     let record = RunRecord {
         k,
         restart,
+        start: run.start,
         loglik: run.loglik,
         n_params: np,
         criteria: Criteria::new(run.loglik, run.entropy, np, n, k),
@@ -304,12 +528,13 @@ fn finish<R>(run: Run<R>, data: &MixtureData, cfg: &FitConfig) -> (RunRecord, Pa
         seconds: run.seconds,
         trace: run.trace,
         empty_classes: empty,
+        degenerate,
         warnings,
     };
     (record, theta, run.resp)
 }
 
-/// Fits one (K, restart) pair.
+/// Fits one (K, restart) pair from a plain k-means++ start.
 pub fn fit_one<B: Backend>(
     backend: &B,
     dev: &B::Data,
@@ -323,9 +548,40 @@ pub fn fit_one<B: Backend>(
     Ok(fit_runs(backend, dev, data, feat, &[(k, restart)], cfg, progress)?.remove(0))
 }
 
-/// Fits every K in the configured range with `n_init` restarts each and keeps the model with
-/// the lowest criterion. Fits run in lockstep batches (as many as fit [`LOCKSTEP_BYTES`] of
-/// responsibilities), sharing every pass over the data.
+/// Screens the starts of one K and returns the best `keep` runs by objective, best first, ready
+/// to be run on, and the EM iterations the screen spent.
+fn screen<B: Backend>(
+    backend: &B,
+    dev: &B::Data,
+    data: &MixtureData,
+    starts: Vec<Start>,
+    keep: usize,
+    cfg: &FitConfig,
+    progress: &dyn Progress,
+) -> Result<(Vec<Run<B::Resp>>, usize)> {
+    let mut kept: Vec<Run<B::Resp>> = Vec::new();
+    let mut iterations = 0;
+    let mut starts = starts.into_iter().peekable();
+    while starts.peek().is_some() {
+        // As many new starts as fit the lockstep memory beside the ones kept so far.
+        let mut batch = Vec::new();
+        let mut cols: usize = kept.iter().map(|r| r.k).sum();
+        while let Some(s) = starts.next_if(|s| batch.is_empty() || (cols + s.k) * data.n * 8 <= LOCKSTEP_BYTES) {
+            cols += s.k;
+            batch.push(run_from_labels(backend, dev, data, &s, cfg)?);
+        }
+        advance(backend, dev, data, &mut batch, SCREEN_ITERS, cfg, progress, false)?;
+        iterations += batch.iter().map(|r| r.iterations).sum::<usize>();
+        kept.extend(batch);
+        // Highest objective first; ties keep the start order (deterministic).
+        kept.sort_by(|a, b| b.objective().total_cmp(&a.objective()));
+        kept.truncate(keep);
+    }
+    Ok((kept, iterations))
+}
+
+/// Fits every K in the configured range (screened starts, the best `n_init` run to convergence)
+/// and keeps the eligible model with the lowest criterion.
 pub fn fit_sweep<B: Backend>(
     backend: &B,
     data: &MixtureData,
@@ -334,40 +590,115 @@ pub fn fit_sweep<B: Backend>(
 ) -> Result<Sweep> {
     cfg.check(data.n)?;
     let dev = backend.upload(data)?;
-    let feat = InitFeatures::new(data);
-    let pairs: Vec<(usize, usize)> =
-        (cfg.k_min..=cfg.k_max).flat_map(|k| (1..=cfg.n_init).map(move |r| (k, r))).collect();
-    let mut batches: Vec<Vec<(usize, usize)>> = vec![Vec::new()];
-    let mut cols = 0;
-    for &(k, r) in &pairs {
-        if cols > 0 && (cols + k) * data.n * 8 > LOCKSTEP_BYTES {
-            batches.push(Vec::new());
-            cols = 0;
-        }
-        batches.last_mut().expect("a batch").push((k, r));
-        cols += k;
-    }
-    let mut runs = Vec::new();
+    let spaces = StartSpaces::new(data);
+    let n_k = cfg.k_max - cfg.k_min + 1;
+    progress.sweep_started(n_k * cfg.n_init);
+    let mut runs: Vec<RunRecord> = Vec::new();
+    let mut per_k = Vec::with_capacity(n_k);
+    let mut best_per_k = Vec::with_capacity(n_k);
     let mut best: Option<(f64, usize, Params)> = None;
-    let mut per_k: Vec<Option<(f64, Params)>> = vec![None; cfg.k_max - cfg.k_min + 1];
-    progress.sweep_started(pairs.len());
-    for batch in &batches {
-        for (record, params, _resp) in fit_runs(backend, &dev, data, &feat, batch, cfg, progress)? {
-            let score = record.criteria.get(cfg.criterion);
-            let slot = &mut per_k[record.k - cfg.k_min];
-            if slot.as_ref().is_none_or(|b| score < b.0) {
-                *slot = Some((score, params.clone()));
-            }
-            if best.as_ref().is_none_or(|b| score < b.0) {
-                best = Some((score, runs.len(), params));
-            }
-            runs.push(record);
+    let mut previous: Option<Params> = None;
+    let (mut screened, mut screen_iterations) = (0, 0);
+    for k in cfg.k_min..=cfg.k_max {
+        let n_screen = (SCREEN_PER_RESTART * cfg.n_init).max(SCREEN_MIN);
+        let mut starts = spaces.starts(k, n_screen, cfg.seed);
+        if let Some(prev) = &previous {
+            let post = super::predict::posteriors_resident(backend, &dev, data, prev)?;
+            starts.extend(spaces.splits(prev, &post.labels(), cfg.n_init, cfg.seed));
         }
+        screened += starts.len();
+        // The best n_init run to convergence; each that ends degenerate is replaced by the next
+        // best screened start (at most n_init replacements), so a collapse costs a restart, not
+        // the K.
+        let (mut reserve, iters) = screen(backend, &dev, data, starts, 2 * cfg.n_init, cfg, progress)?;
+        screen_iterations += iters;
+        let mut finished: Vec<(RunRecord, Params, B::Resp)> = Vec::new();
+        let mut wanted = cfg.n_init;
+        while wanted > 0 && !reserve.is_empty() {
+            let mut batch: Vec<Run<B::Resp>> = reserve.drain(..wanted.min(reserve.len())).collect();
+            for (i, run) in batch.iter_mut().enumerate() {
+                run.restart = finished.len() + i + 1;
+                progress.run_started(k, run.restart, cfg.n_init);
+                if run.done {
+                    progress.run_finished();
+                }
+            }
+            advance(backend, &dev, data, &mut batch, usize::MAX, cfg, progress, true)?;
+            finished.extend(batch.into_iter().map(|r| finish(r, data, cfg)));
+            let eligible = finished.iter().filter(|f| f.0.eligible()).count();
+            wanted = cfg.n_init.saturating_sub(eligible).min(2 * cfg.n_init - finished.len());
+        }
+        let labels: Vec<Vec<u32>> = finished
+            .iter()
+            .map(|(_, _, resp)| {
+                Ok(backend.read_posteriors(&dev, resp)?.labels().into_iter().map(|l| l as u32).collect())
+            })
+            .collect::<Result<_>>()?;
+        let score = |r: &RunRecord| r.criteria.get(cfg.criterion);
+        let first = runs.len();
+        let eligible = (0..finished.len()).filter(|&i| finished[i].0.eligible());
+        let best_k = eligible.min_by(|&a, &b| score(&finished[a].0).total_cmp(&score(&finished[b].0)));
+        let top = best_k.unwrap_or_else(|| {
+            (0..finished.len())
+                .min_by(|&a, &b| score(&finished[a].0).total_cmp(&score(&finished[b].0)))
+                .expect("n_init ≥ 1")
+        });
+        let degenerate: Vec<&RunRecord> = finished.iter().map(|f| &f.0).filter(|r| !r.eligible()).collect();
+        per_k.push(KSummary {
+            k,
+            best: best_k.map(|i| first + i),
+            loglik: best_k.map(|i| finished[i].0.loglik),
+            criteria: best_k.map(|i| finished[i].0.criteria),
+            restarts: finished.len(),
+            degenerate: degenerate.len(),
+            reason: degenerate.first().map(|r| r.degenerate[0].clone()),
+            stability: stability(&finished.iter().map(|f| f.0.loglik).collect::<Vec<_>>(), &labels, top, data.n),
+        });
+        if let Some(i) = best_k {
+            let s = score(&finished[i].0);
+            if best.as_ref().is_none_or(|b| s < b.0) {
+                best = Some((s, first + i, finished[i].1.clone()));
+            }
+        }
+        best_per_k.push(finished[top].1.clone());
+        previous = Some(finished[top].1.clone());
+        runs.extend(finished.into_iter().map(|f| f.0));
     }
-    let (_, best, params) = best.expect("at least one run");
+    let Some((_, best, params)) = best else {
+        let reason = per_k.iter().find_map(|s| s.reason.clone()).unwrap_or_default();
+        return Err(Error::Numerical(format!(
+            "every fit of K = {}..{} is degenerate (for example: {reason}); ask for fewer classes (--k), \
+             raise --reg, or model few-valued numeric columns with --cat",
+            cfg.k_min, cfg.k_max
+        )));
+    };
     // The winner's posteriors come from the same single-model E-step `predict` runs, so a model
     // scores its training rows exactly as `assignments.csv` says.
     let posteriors = super::predict::posteriors_resident(backend, &dev, data, &params)?;
-    let best_per_k = per_k.into_iter().map(|b| b.expect("every K was fitted").1).collect();
-    Ok(Sweep { runs, best, params, posteriors, criterion: cfg.criterion, best_per_k })
+    Ok(Sweep {
+        runs,
+        best,
+        params,
+        posteriors,
+        criterion: cfg.criterion,
+        per_k,
+        best_per_k,
+        screened,
+        screen_iterations,
+    })
+}
+
+/// Agreement of the restarts with restart `best`: see [`Stability`].
+fn stability(loglik: &[f64], labels: &[Vec<u32>], best: usize, n: usize) -> Stability {
+    let tol = Stability::TOLERANCE * loglik[best].abs().max(n as f64);
+    let aris: Vec<f64> = (0..loglik.len())
+        .filter(|&r| r != best && loglik[best] - loglik[r] <= tol)
+        .map(|r| adjusted_rand_index(&labels[best], &labels[r]))
+        .collect();
+    Stability {
+        near: aris.len(),
+        others: loglik.len() - 1,
+        min_ari: aris.iter().copied().fold(1.0, f64::min),
+        mean_ari: if aris.is_empty() { 1.0 } else { aris.iter().sum::<f64>() / aris.len() as f64 },
+    }
 }

@@ -1,7 +1,8 @@
-//! Initialisation: greedy k-means++ seeding and Lloyd iterations on the continuous block
-//! (missing coordinates at the column mean, i.e. 0 after standardization), or on one-hot
-//! categoricals when there is no continuous block. The hard labels become the first
-//! responsibilities and one M-step turns them into parameters.
+//! Initialisation: the starts of EM. Greedy k-means++ seeding and Lloyd iterations in several
+//! feature spaces ([`StartSpaces`]: the continuous block, the joint space of continuous and
+//! scaled one-hot categoricals), random partitions, and splits of a K − 1 fit. Every start is a
+//! hard labelling; the labels become the first responsibilities and one M-step turns them into
+//! parameters (`mixture::em` screens many starts and runs the best on).
 //!
 //! Large tables are seeded and clustered on a seeded sample of [`SAMPLE`] rows; every row is
 //! then labelled by its nearest centre, as scikit-learn's mini-batch practice does.
@@ -13,6 +14,7 @@ use rayon::prelude::*;
 
 use crate::backend::matmul::matmul;
 
+use super::params::Params;
 use crate::backend::MixtureData;
 use crate::par::tree_reduce;
 use crate::rng::Rng;
@@ -229,4 +231,173 @@ pub fn kmeans(feat: &InitFeatures, k: usize, rng: &mut Rng) -> KMeans {
     };
     let inertia = full.iter().map(|a| a.1).sum();
     KMeans { centers, labels: full.into_iter().map(|a| a.0).collect(), inertia }
+}
+
+/// A start of one fit: a hard label for every row, from which one M-step makes the first
+/// parameters.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub k: usize,
+    pub labels: Vec<u32>,
+    /// How it was made, for `selection.csv`.
+    pub name: String,
+}
+
+/// The spaces starts are drawn in, built once per sweep:
+///
+/// * `kmeans++` — the standardized continuous block (missing coordinates at the mean);
+/// * `joint kmeans++` — the continuous block beside the one-hot categoricals, each categorical
+///   column scaled so that its one-hot block has total variance 1, like one continuous column
+///   (level j of a column whose levels have shares q is scaled by 1/√(1 − Σ q²); a missing value
+///   sits at the column's mean);
+/// * `categorical kmeans++` — the same with each categorical column's variance raised to
+///   max(4, 2p/J), so that classes that differ only in their categoricals separate;
+/// * `random` — a uniformly random partition.
+///
+/// With only categoricals the one space is the one-hot block; with only a continuous block it is
+/// that block. Splits of a K − 1 fit run 2-means in the joint space (or the only one).
+#[derive(Debug)]
+pub struct StartSpaces<'a> {
+    n: usize,
+    spaces: Vec<(&'static str, InitFeatures<'a>)>,
+    /// Index of the space splits run in.
+    split: usize,
+}
+
+/// The one-hot categoricals beside the continuous block, each categorical column scaled to total
+/// variance `weight`.
+fn joint_features(data: &MixtureData, weight: f64) -> Vec<f64> {
+    let (n, p, j) = (data.n, data.p, data.n_cat());
+    let (tl, off) = (data.total_levels(), data.level_offsets());
+    // Level shares among observed values, per column.
+    let mut share = vec![0.0; tl];
+    let mut observed = vec![0.0f64; j];
+    for i in 0..n {
+        for (jj, &c) in data.codes[i * j..(i + 1) * j].iter().enumerate() {
+            if c != crate::data::MISSING_CODE {
+                share[off[jj] + c as usize] += 1.0;
+                observed[jj] += 1.0;
+            }
+        }
+    }
+    let mut scale = vec![0.0; j];
+    for jj in 0..j {
+        let q = &mut share[off[jj]..off[jj + 1]];
+        q.iter_mut().for_each(|v| *v /= observed[jj].max(1.0));
+        let var = 1.0 - q.iter().map(|v| v * v).sum::<f64>();
+        scale[jj] = if var > 1e-12 { (weight / var).sqrt() } else { 0.0 };
+    }
+    let w = p + tl;
+    let mut x = vec![0.0; n * w];
+    for i in 0..n {
+        let row = &mut x[i * w..(i + 1) * w];
+        row[..p].copy_from_slice(&data.x[i * p..(i + 1) * p]);
+        for (jj, &c) in data.codes[i * j..(i + 1) * j].iter().enumerate() {
+            let block = &mut row[p + off[jj]..p + off[jj + 1]];
+            if c == crate::data::MISSING_CODE {
+                for (b, q) in block.iter_mut().zip(&share[off[jj]..off[jj + 1]]) {
+                    *b = scale[jj] * q;
+                }
+            } else {
+                block[c as usize] = scale[jj];
+            }
+        }
+    }
+    x
+}
+
+impl<'a> StartSpaces<'a> {
+    pub fn new(data: &'a MixtureData) -> Self {
+        let (n, p, j) = (data.n, data.p, data.n_cat());
+        let mut spaces = Vec::new();
+        if p > 0 {
+            spaces.push(("kmeans++", InitFeatures::from_matrix(n, p, Cow::Borrowed(&data.x))));
+        }
+        let mut split = 0;
+        if j > 0 {
+            let f = p + data.total_levels();
+            if p > 0 {
+                split = spaces.len();
+                spaces.push(("joint kmeans++", InitFeatures::from_matrix(n, f, Cow::Owned(joint_features(data, 1.0)))));
+                let heavy = (2.0 * p as f64 / j as f64).max(4.0);
+                spaces.push((
+                    "categorical kmeans++",
+                    InitFeatures::from_matrix(n, f, Cow::Owned(joint_features(data, heavy))),
+                ));
+            } else {
+                spaces.push(("kmeans++", InitFeatures::from_matrix(n, f, Cow::Owned(joint_features(data, 1.0)))));
+            }
+        }
+        if spaces.is_empty() {
+            // Nothing modelled: every start is the same; k-means on no features gives one.
+            spaces.push(("kmeans++", InitFeatures::from_matrix(n, 0, Cow::Owned(Vec::new()))));
+        }
+        StartSpaces { n, spaces, split }
+    }
+
+    /// `count` starts for K classes, cycling through the spaces and random partitions; start i
+    /// is seeded by (seed, K, i + 1).
+    pub fn starts(&self, k: usize, count: usize, seed: u64) -> Vec<Start> {
+        let families = self.spaces.len() + 1;
+        (0..count)
+            .map(|i| {
+                let mut rng = Rng::derive(seed, k as u64, i as u64 + 1);
+                match self.spaces.get(i % families) {
+                    Some((name, feat)) => Start { k, labels: kmeans(feat, k, &mut rng).labels, name: name.to_string() },
+                    None => {
+                        Start { k, labels: (0..self.n).map(|_| rng.below(k) as u32).collect(), name: "random".into() }
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Starts for K = prev.k + 1 from a K − 1 fit whose rows have `labels`: its `count` widest
+    /// classes (largest N_c · H_c, the class's share of −ℓ, with H_c its entropy), each split in
+    /// two by 2-means of its rows.
+    pub fn splits(&self, prev: &Params, labels: &[usize], count: usize, seed: u64) -> Vec<Start> {
+        let k = prev.k + 1;
+        let feat = &self.spaces[self.split].1;
+        let mut order: Vec<(usize, f64)> = (0..prev.k).map(|c| (c, prev.weights[c] * class_entropy(prev, c))).collect();
+        order.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut out = Vec::new();
+        for &(c, _) in &order {
+            if out.len() == count {
+                break;
+            }
+            let members: Vec<usize> = (0..self.n).filter(|&i| labels[i] == c).collect();
+            if members.len() < 2 {
+                continue;
+            }
+            let x: Vec<f64> = members.iter().flat_map(|&i| feat.row(i).iter().copied()).collect();
+            let sub = InitFeatures::from_matrix(members.len(), feat.f, Cow::Owned(x));
+            let mut rng = Rng::derive(seed, k as u64, 10_000 + c as u64);
+            let halves = kmeans(&sub, 2, &mut rng).labels;
+            let mut new: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+            for (&i, &h) in members.iter().zip(&halves) {
+                if h == 1 {
+                    new[i] = (k - 1) as u32;
+                }
+            }
+            out.push(Start { k, labels: new, name: format!("split {}", c + 1) });
+        }
+        out
+    }
+}
+
+/// Entropy of class c's distribution: ½ ln det(2πe Σ_c) for the Gaussian block plus
+/// −Σ_j Σ_l α ln α for the categoricals (nats; the Gaussian part may be negative).
+fn class_entropy(theta: &Params, c: usize) -> f64 {
+    let p = theta.p;
+    let gauss = if p == 0 {
+        0.0
+    } else {
+        crate::linalg::cholesky(theta.covariance(c), p).map_or(f64::INFINITY, |l| {
+            let log_det: f64 = (0..p).map(|a| 2.0 * l[a * p + a].ln()).sum();
+            0.5 * (p as f64 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln() + log_det)
+        })
+    };
+    let tl = theta.total_levels();
+    let cat: f64 = theta.alpha[c * tl..(c + 1) * tl].iter().map(|&a| if a > 0.0 { -a * a.ln() } else { 0.0 }).sum();
+    gauss + cat
 }

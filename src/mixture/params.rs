@@ -29,6 +29,11 @@ pub struct Params {
     pub means: Vec<f64>,
     /// Σ_k, K × p × p.
     pub covariances: Vec<f64>,
+    /// Per coordinate, a variance added to every covariance diagonal besides the ridge: h²/12 for
+    /// a column recorded at resolution h (standardized units; empty means none). It keeps a class
+    /// from collapsing onto one value of a rating or a count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub var_floor: Vec<f64>,
 }
 
 /// What happened in one M-step that the user should hear about.
@@ -95,11 +100,22 @@ impl Params {
             alpha,
             means: if p > 0 { centers[..k * p].to_vec() } else { Vec::new() },
             covariances,
+            var_floor: if data.var_floor.iter().any(|&f| f > 0.0) { data.var_floor.clone() } else { Vec::new() },
         }
     }
 
     pub fn total_levels(&self) -> usize {
         self.n_levels.iter().sum()
+    }
+
+    /// Var(u_c | u_o) in class k for the observed set `observed` (c must not be in it):
+    /// Σ_cc − Σ_co Σ_oo⁻¹ Σ_oc.
+    pub fn conditional_variance(&self, k: usize, observed: &[bool], c: usize) -> Result<f64> {
+        debug_assert!(!observed[c]);
+        let cond = conditional(self.covariance(k), self.p, observed)
+            .ok_or_else(|| Error::Numerical(format!("class {}: covariance is not positive definite", k + 1)))?;
+        let at = cond.mis.iter().position(|&m| m == c).expect("c is missing in the pattern");
+        Ok(cond.c[at * cond.mis.len() + at])
     }
 
     pub fn covariance(&self, k: usize) -> &[f64] {
@@ -180,6 +196,7 @@ impl Params {
     /// S_k = Σ r d̂ d̂ᵀ − N_k δ_k δ_kᵀ + Σ_o R_ko C_ko           scatter about μ_k
     /// full: Σ_k = S_k/N_k + reg I   diag: diag(S_k/N_k) + reg   spherical: tr(S_k/N_k)/p + reg
     /// tied: Σ = Σ_k S_k / n + reg I
+    /// and every type: + diag(var_floor) (the resolution floor of tied-valued columns)
     /// ```
     pub fn m_step(&self, stats: &SuffStats, patterns: &[Vec<bool>], n: usize) -> Result<(Params, Vec<MStepEvent>)> {
         let (k, p) = (self.k, self.p);
@@ -292,7 +309,7 @@ impl Params {
                 next.covariances.copy_from_slice(&base);
                 for kk in (0..k).filter(|&kk| !is_empty(kk) || self.cov_type == CovType::Tied) {
                     for a in 0..p {
-                        next.covariances[kk * pp + a * p + a] += reg;
+                        next.covariances[kk * pp + a * p + a] += reg + self.var_floor.get(a).copied().unwrap_or(0.0);
                     }
                 }
                 // Empty classes keep their previous covariance (which already holds a ridge).

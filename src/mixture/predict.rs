@@ -10,7 +10,8 @@
 //!
 //! Both factors come from the same kernels as the fit: p(k | rest) is an E-step on the data
 //! with coordinate c masked, and the regression Σ_{c,o} Σ_oo⁻¹ is column c of the fill matrix
-//! A_{o,k} the M-step uses.
+//! A_{o,k} the M-step uses. A metric modelled on the log scale needs the conditional variance
+//! too ([`expected_with`]): the mean of a log-normal is exp(m + v/2), not exp(m).
 
 use rayon::prelude::*;
 
@@ -35,11 +36,31 @@ pub fn posteriors_resident<B: Backend>(
     let kp = params.kernel_params(&data.patterns)?;
     let mut resp = backend.alloc_resp(dev, params.k)?;
     backend.e_step(dev, &kp, &mut resp)?;
-    backend.read_posteriors(dev, &resp)
+    let mut post = backend.read_posteriors(dev, &resp)?;
+    // Row log-likelihoods on the data's own scale.
+    if data.log_jacobian.len() == data.n {
+        post.row_loglik.iter_mut().zip(&data.log_jacobian).for_each(|(l, j)| *l += j);
+    }
+    Ok(post)
 }
 
 /// E[u_c | everything else observed in the row], in the model's (standardized) units.
 pub fn expected_coordinate<B: Backend>(backend: &B, data: &MixtureData, params: &Params, c: usize) -> Result<Vec<f64>> {
+    expected_with(backend, data, params, c, &|m, _| m)
+}
+
+/// E[g(u_c) | everything else observed in the row] = Σ_k p(k | rest) · g(m_k, v_k), where within
+/// class k the coordinate given the rest is N(m_k, v_k): m_k = μ_kc + Σ_{c,o} Σ_oo⁻¹ (u_o − μ_k,o)
+/// and v_k = Σ_cc − Σ_{c,o} Σ_oo⁻¹ Σ_{o,c}. `g` is the class-conditional expectation of the
+/// quantity wanted: `m` itself for u_c, `exp(a + b m + b² v / 2)` for a log-modelled metric
+/// (the mean of a log-normal), ...
+pub fn expected_with<B: Backend>(
+    backend: &B,
+    data: &MixtureData,
+    params: &Params,
+    c: usize,
+    g: &(dyn Fn(f64, f64) -> f64 + Sync),
+) -> Result<Vec<f64>> {
     let (n, p, k) = (data.n, data.p, params.k);
     assert!(c < p);
     // The data with coordinate c hidden.
@@ -54,6 +75,15 @@ pub fn expected_coordinate<B: Backend>(backend: &B, data: &MixtureData, params: 
     masked.set_patterns(&observed);
     let post = posteriors(backend, &masked, params)?;
     let kp = params.kernel_params(&masked.patterns)?;
+    let var: Vec<f64> = (0..masked.patterns.len())
+        .flat_map(|o| (0..k).map(move |kk| (o, kk)))
+        // Patterns where c is observed (the complete one is always listed) have no row here.
+        .map(
+            |(o, kk)| {
+                if masked.patterns[o][c] { Ok(0.0) } else { params.conditional_variance(kk, &masked.patterns[o], c) }
+            },
+        )
+        .collect::<Result<_>>()?;
     Ok((0..n)
         .into_par_iter()
         .map(|i| {
@@ -65,7 +95,7 @@ pub fn expected_coordinate<B: Backend>(backend: &B, data: &MixtureData, params: 
                     let mu = &params.means[kk * p..(kk + 1) * p];
                     let a = kp.fill(o, kk);
                     let reg: f64 = (0..p).filter(|&t| mask[t]).map(|t| (x[t] - mu[t]) * a[t * p + c]).sum();
-                    post.resp[i * k + kk] * (mu[c] + reg)
+                    post.resp[i * k + kk] * g(mu[c] + reg, var[o * k + kk])
                 })
                 .sum()
         })

@@ -21,27 +21,32 @@ pub struct SelectionRow {
     pub bic: f64,
     pub icl: f64,
     pub aic: f64,
+    /// The fit is degenerate (never selected; left out of the curves).
+    pub degenerate: bool,
 }
 
-/// Reads `selection.csv`.
+/// Reads `selection.csv` (by column name).
 pub fn read_selection(path: &Path) -> Result<Vec<SelectionRow>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bad = |message: String| Error::Model { path: path.to_path_buf(), message };
+    let mut r = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
+    let header = r.headers().map_err(|e| bad(e.to_string()))?.clone();
+    let col = |name: &str| header.iter().position(|h| h == name).ok_or_else(|| bad(format!("no column {name:?}")));
+    let (k, restart, loglik, bic, icl, aic) =
+        (col("k")?, col("restart")?, col("loglik")?, col("bic")?, col("icl")?, col("aic")?);
+    let degenerate = header.iter().position(|h| h == "degenerate");
     let mut rows = Vec::new();
-    for (no, line) in text.lines().enumerate().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let bad =
-            || Error::Model { path: path.to_path_buf(), message: format!("line {}: not a selection row", no + 1) };
-        if f.len() < 7 {
-            return Err(bad());
-        }
-        let num = |i: usize| f[i].parse::<f64>().map_err(|_| bad());
+    for (no, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| bad(e.to_string()))?;
+        let line = || bad(format!("line {}: not a selection row", no + 2));
+        let num = |i: usize| rec.get(i).and_then(|v| v.parse::<f64>().ok()).ok_or_else(line);
         rows.push(SelectionRow {
-            k: f[0].parse().map_err(|_| bad())?,
-            restart: f[1].parse().map_err(|_| bad())?,
-            loglik: num(2)?,
-            bic: num(4)?,
-            icl: num(5)?,
-            aic: num(6)?,
+            k: rec.get(k).and_then(|v| v.parse().ok()).ok_or_else(line)?,
+            restart: rec.get(restart).and_then(|v| v.parse().ok()).ok_or_else(line)?,
+            loglik: num(loglik)?,
+            bic: num(bic)?,
+            icl: num(icl)?,
+            aic: num(aic)?,
+            degenerate: degenerate.and_then(|i| rec.get(i)).is_some_and(|v| !v.is_empty()),
         });
     }
     Ok(rows)
@@ -89,17 +94,18 @@ fn title(c: &ClassReport) -> String {
     }
 }
 
-/// Best (lowest) BIC and ICL per K.
+/// Best (lowest) BIC and ICL per K over the eligible (non-degenerate) fits; a K whose every fit
+/// is degenerate has no point.
 fn curve(sel: &[SelectionRow]) -> Vec<(usize, f64, f64)> {
     let mut ks: Vec<usize> = sel.iter().map(|r| r.k).collect();
     ks.sort_unstable();
     ks.dedup();
     ks.iter()
-        .map(|&k| {
-            let rows = sel.iter().filter(|r| r.k == k);
+        .filter_map(|&k| {
+            let rows = sel.iter().filter(|r| r.k == k && !r.degenerate);
             let bic = rows.clone().map(|r| r.bic).fold(f64::INFINITY, f64::min);
             let icl = rows.map(|r| r.icl).fold(f64::INFINITY, f64::min);
-            (k, bic, icl)
+            bic.is_finite().then_some((k, bic, icl))
         })
         .collect()
 }
@@ -330,6 +336,32 @@ fn summary(model: &ModelFile) -> Vec<(&'static str, String)> {
         ("BIC / ICL / AIC", format!("{:.1} / {:.1} / {:.1}", f.criteria.bic, f.criteria.icl, f.criteria.aic)),
         ("parameters", f.n_params.to_string()),
         ("iterations", format!("{} ({})", f.iterations, if f.converged { "converged" } else { "not converged" })),
+        (
+            "stability",
+            f.stability.as_ref().map_or("not measured (model from an older segmix)".into(), |s| s.describe()),
+        ),
+        (
+            "degenerate fits",
+            if f.per_k.iter().all(|s| s.degenerate == 0) {
+                "none".into()
+            } else {
+                f.per_k
+                    .iter()
+                    .filter(|s| s.degenerate > 0)
+                    .map(|s| {
+                        format!(
+                            "K={}: {} of {} ({}){}",
+                            s.k,
+                            s.degenerate,
+                            s.restarts,
+                            s.reason.as_deref().unwrap_or(""),
+                            if s.loglik.is_none() { ", so K has no criterion value" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        ),
         ("time", format!("{:.2} s", f.seconds)),
         ("device", f.device.clone()),
         ("seed", f.seed.to_string()),

@@ -73,13 +73,14 @@ pub fn argmax(r: &[f64]) -> (usize, f64) {
 /// `selection.csv`: one line per (k, restart).
 pub fn write_selection(path: &Path, runs: &[RunRecord]) -> Result<()> {
     write_atomic(path, |w| {
-        writeln!(w, "k,restart,loglik,n_params,bic,icl,aic,iterations,converged,seconds")?;
+        writeln!(w, "k,restart,start,loglik,n_params,bic,icl,aic,iterations,converged,degenerate,seconds")?;
         for r in runs {
             writeln!(
                 w,
-                "{},{},{},{},{},{},{},{},{},{:.6}",
+                "{},{},{},{},{},{},{},{},{},{},{},{:.6}",
                 r.k,
                 r.restart,
+                csv_field(&r.start),
                 r.loglik,
                 r.n_params,
                 r.criteria.bic,
@@ -87,6 +88,7 @@ pub fn write_selection(path: &Path, runs: &[RunRecord]) -> Result<()> {
                 r.criteria.aic,
                 r.iterations,
                 r.converged,
+                csv_field(&r.degenerate.join("; ")),
                 r.seconds
             )?;
         }
