@@ -74,6 +74,9 @@ pub struct MixtureData {
     pub var_floor: Vec<f64>,
     /// Names of the continuous coordinates, for messages (empty: "coordinate t").
     pub names: Vec<String>,
+    /// The standardization scale of each continuous coordinate (sd of a metric, √eigenvalue of
+    /// a PCA score): x · scale is in the data's own units. Empty means 1.
+    pub scale: Vec<f64>,
 }
 
 impl MixtureData {

@@ -440,6 +440,12 @@ impl Schema {
                 .chain(self.numeric.iter().map(|c| c.variance_floor()))
                 .collect(),
             names: self.continuous_names(),
+            scale: self
+                .text
+                .iter()
+                .flat_map(|t| t.scale.iter().copied())
+                .chain(self.numeric.iter().map(|c| c.sd))
+                .collect(),
         };
         data.set_patterns(&observed);
         Ok((data, warnings))

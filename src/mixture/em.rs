@@ -9,7 +9,9 @@
 //! [`super::init::Start`]) — k-means++ in the continuous space, in the joint space of the
 //! continuous block and scaled one-hot categoricals (two weightings), uniformly random
 //! partitions, and the best K − 1 fit with one of its widest classes split in two — each run for
-//! [`SCREEN_ITERS`] EM iterations in lockstep. Then the `n_init` starts with the highest objective
+//! [`SCREEN_ITERS`] EM iterations in lockstep (on small tables, where an iteration costs little
+//! beside [`SCREEN_BUDGET`], more starts for longer: up to [`SCREEN_MAX`] run to convergence).
+//! Starts that have already collapsed rank last. Then the `n_init` starts with the highest objective
 //! run on to convergence; those are the restarts `selection.csv` lists. A restart that ends
 //! degenerate is replaced by the next best screened start (at most `n_init` replacements per K),
 //! so one collapse costs a restart, not the whole K. Every start is seeded by
@@ -68,6 +70,14 @@ pub const SCREEN_ITERS: usize = 20;
 /// the K − 1 fit.
 const SCREEN_PER_RESTART: usize = 4;
 const SCREEN_MIN: usize = 8;
+/// The fixed cost of one EM iteration of one model (parameter layout, M-step, dispatch), in the
+/// multiply-adds of [`screen_size`]'s cost model: about 50 µs on one core.
+const ITERATION_OVERHEAD: usize = 50_000;
+/// Work (multiply-adds, see [`screen_size`]) the screen of one K may spend beyond its default
+/// size: about a second on one core. Only small tables grow their screen.
+const SCREEN_BUDGET: usize = 1_000_000_000;
+/// Most starts screened per K (small tables, where every start can run to convergence).
+const SCREEN_MAX: usize = 200;
 /// A class covariance whose smallest eigenvalue is at most this multiple of the ridge is held up
 /// by the ridge (degenerate).
 pub const RIDGE_DOMINATED: f64 = 10.0;
@@ -548,6 +558,21 @@ pub fn fit_one<B: Backend>(
     Ok(fit_runs(backend, dev, data, feat, &[(k, restart)], cfg, progress)?.remove(0))
 }
 
+/// How many starts to screen at K, and for how many iterations. By default max(8, 4 n_init)
+/// starts for [`SCREEN_ITERS`] iterations. When the work of one EM iteration, n·K·(p² + p + J)
+/// multiply-adds, is small beside `budget`, the screen grows: first longer, then every start
+/// runs to convergence, then up to [`SCREEN_MAX`] starts do.
+fn screen_size(data: &MixtureData, k: usize, cfg: &FitConfig, budget: usize) -> (usize, usize) {
+    let base = (SCREEN_PER_RESTART * cfg.n_init).max(SCREEN_MIN);
+    let cost = data.n * k * (data.p * data.p + data.p + data.n_cat() + 1) + ITERATION_OVERHEAD;
+    let iterations = budget / cost;
+    if iterations >= base * cfg.max_iter {
+        ((iterations / cfg.max_iter).min(SCREEN_MAX), cfg.max_iter)
+    } else {
+        (base, (iterations / base).clamp(SCREEN_ITERS, cfg.max_iter))
+    }
+}
+
 /// Screens the starts of one K and returns the best `keep` runs by objective, best first, ready
 /// to be run on, and the EM iterations the screen spent.
 fn screen<B: Backend>(
@@ -556,6 +581,7 @@ fn screen<B: Backend>(
     data: &MixtureData,
     starts: Vec<Start>,
     keep: usize,
+    iters: usize,
     cfg: &FitConfig,
     progress: &dyn Progress,
 ) -> Result<(Vec<Run<B::Resp>>, usize)> {
@@ -570,12 +596,15 @@ fn screen<B: Backend>(
             cols += s.k;
             batch.push(run_from_labels(backend, dev, data, &s, cfg)?);
         }
-        advance(backend, dev, data, &mut batch, SCREEN_ITERS, cfg, progress, false)?;
+        advance(backend, dev, data, &mut batch, iters, cfg, progress, false)?;
         iterations += batch.iter().map(|r| r.iterations).sum::<usize>();
         kept.extend(batch);
-        // Highest objective first; ties keep the start order (deterministic).
-        kept.sort_by(|a, b| b.objective().total_cmp(&a.objective()));
-        kept.truncate(keep);
+        // Starts that have already collapsed go last: their objective is a spike. Then the
+        // highest objective first; ties keep the start order (deterministic).
+        let mut ranked: Vec<(bool, Run<B::Resp>)> =
+            kept.drain(..).map(|r| (!degeneracies(&r.theta, data).is_empty(), r)).collect();
+        ranked.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.objective().total_cmp(&a.1.objective())));
+        kept = ranked.into_iter().map(|x| x.1).take(keep).collect();
     }
     Ok((kept, iterations))
 }
@@ -600,17 +629,17 @@ pub fn fit_sweep<B: Backend>(
     let mut previous: Option<Params> = None;
     let (mut screened, mut screen_iterations) = (0, 0);
     for k in cfg.k_min..=cfg.k_max {
-        let n_screen = (SCREEN_PER_RESTART * cfg.n_init).max(SCREEN_MIN);
+        let (n_screen, screen_iters) = screen_size(data, k, cfg, SCREEN_BUDGET);
         let mut starts = spaces.starts(k, n_screen, cfg.seed);
         if let Some(prev) = &previous {
             let post = super::predict::posteriors_resident(backend, &dev, data, prev)?;
-            starts.extend(spaces.splits(prev, &post.labels(), cfg.n_init, cfg.seed));
+            starts.extend(spaces.splits(prev, &post.labels(), prev.k, cfg.seed));
         }
         screened += starts.len();
         // The best n_init run to convergence; each that ends degenerate is replaced by the next
         // best screened start (at most n_init replacements), so a collapse costs a restart, not
         // the K.
-        let (mut reserve, iters) = screen(backend, &dev, data, starts, 2 * cfg.n_init, cfg, progress)?;
+        let (mut reserve, iters) = screen(backend, &dev, data, starts, 2 * cfg.n_init, screen_iters, cfg, progress)?;
         screen_iterations += iters;
         let mut finished: Vec<(RunRecord, Params, B::Resp)> = Vec::new();
         let mut wanted = cfg.n_init;

@@ -142,6 +142,12 @@ pub struct KMeans {
 /// when no label changes or the centres move less than 1e-4 of the mean feature variance
 /// (scikit-learn's criterion). Deterministic given `rng`.
 pub fn kmeans(feat: &InitFeatures, k: usize, rng: &mut Rng) -> KMeans {
+    kmeans_with(feat, k, rng, LLOYD_ITERS)
+}
+
+/// [`kmeans`] with at most `lloyd` Lloyd iterations; 0 labels every row by its nearest seed,
+/// which keeps the small, far-out groups that Lloyd's balancing would absorb.
+pub fn kmeans_with(feat: &InitFeatures, k: usize, rng: &mut Rng, lloyd: usize) -> KMeans {
     let f = feat.f;
     let sampled: Option<Vec<f64>> = (feat.n > SAMPLE).then(|| {
         let idx = rng.sample_sorted((0..feat.n).collect(), SAMPLE);
@@ -182,7 +188,7 @@ pub fn kmeans(feat: &InitFeatures, k: usize, rng: &mut Rng) -> KMeans {
     // Lloyd iterations.
     let mean_var = feat.mean_var;
     let mut labels = vec![u32::MAX; m];
-    for _ in 0..LLOYD_ITERS {
+    for _ in 0..lloyd {
         let new: Vec<u32> = assign(x, &xn, f, &centers).into_iter().map(|a| a.0).collect();
         let changed = new.iter().zip(&labels).filter(|(a, b)| a != b).count();
         labels = new;
@@ -252,6 +258,10 @@ pub struct Start {
 ///   sits at the column's mean);
 /// * `categorical kmeans++` — the same with each categorical column's variance raised to
 ///   max(4, 2p/J), so that classes that differ only in their categoricals separate;
+/// * `unscaled kmeans++` — k-means++ on the continuous block in the data's own units (when the
+///   columns' scales differ), as k-means on the raw table would run;
+/// * `kmeans++ seeds` — the k-means++ seeds of the first space, every row labelled by its nearest
+///   seed with no Lloyd iteration: small, far-out groups survive as classes;
 /// * `random` — a uniformly random partition.
 ///
 /// With only categoricals the one space is the one-hot block; with only a continuous block it is
@@ -314,6 +324,14 @@ impl<'a> StartSpaces<'a> {
             spaces.push(("kmeans++", InitFeatures::from_matrix(n, p, Cow::Borrowed(&data.x))));
         }
         let mut split = 0;
+        // The continuous block in the data's own units: another geometry, other starts (a
+        // metric with a large spread weighs more, as in k-means on the raw table).
+        let (lo, hi) = data.scale.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+        if p > 0 && data.scale.len() == p && hi > 1.5 * lo {
+            let x: Vec<f64> =
+                data.x.chunks_exact(p).flat_map(|r| r.iter().zip(&data.scale).map(|(v, s)| v * s)).collect();
+            spaces.push(("unscaled kmeans++", InitFeatures::from_matrix(n, p, Cow::Owned(x))));
+        }
         if j > 0 {
             let f = p + data.total_levels();
             if p > 0 {
