@@ -114,6 +114,7 @@ pub fn run(a: BenchArgs, g: &Global) -> anyhow::Result<()> {
         out["sweep"] = serde_json::json!({
             "k_range": [k_min, k_max], "n_init": a.n_init, "seconds": t.elapsed().as_secs_f64(),
             "total_iterations": iters, "selected_k": sweep.best_run().k,
+            "screened_starts": sweep.screened, "screen_iterations": sweep.screen_iterations,
         });
     }
     if let Some(rows) = a.pca_rows {

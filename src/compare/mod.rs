@@ -149,7 +149,8 @@ fn mixture_labels<B: Backend>(
         let k = params.k;
         let post = predict::posteriors_resident(backend, &dev, data, params)?;
         let runs = sweep.runs.iter().filter(|r| r.k == k);
-        let best = runs.clone().map(|r| r.criteria.bic).fold(f64::INFINITY, f64::min);
+        // The best eligible fit's BIC; a K whose every fit is degenerate has none.
+        let best = sweep.per_k.iter().find(|s| s.k == k).and_then(|s| s.criteria).map_or(f64::NAN, |c| c.bic);
         out.push(Labeled {
             method,
             k,

@@ -64,6 +64,9 @@ pub struct FitConfig {
     pub criterion: Criterion,
 }
 
+/// The screen stops a start once the per-row change of its objective is at most this (or
+/// `--tol`, if looser): close enough to rank starts, far cheaper than full convergence.
+const SCREEN_TOL: f64 = 1e-5;
 /// EM iterations each screened start runs before the best `n_init` are chosen.
 pub const SCREEN_ITERS: usize = 20;
 /// Screened starts per restart asked for (at least [`SCREEN_MIN`] per K), besides the splits of
@@ -75,7 +78,7 @@ const SCREEN_MIN: usize = 8;
 const ITERATION_OVERHEAD: usize = 50_000;
 /// Work (multiply-adds, see [`screen_size`]) the screen of one K may spend beyond its default
 /// size: about a second on one core. Only small tables grow their screen.
-const SCREEN_BUDGET: usize = 1_000_000_000;
+const SCREEN_BUDGET: usize = 300_000_000;
 /// Most starts screened per K (small tables, where every start can run to convergence).
 const SCREEN_MAX: usize = 200;
 /// A class covariance whose smallest eigenvalue is at most this multiple of the ridge is held up
@@ -380,6 +383,7 @@ fn advance<B: Backend>(
     data: &MixtureData,
     runs: &mut [Run<B::Resp>],
     pause: usize,
+    tol: f64,
     cfg: &FitConfig,
     progress: &dyn Progress,
     report: bool,
@@ -410,7 +414,7 @@ fn advance<B: Backend>(
                 progress.iteration(run.k, run.restart, run.iterations, loglik);
             }
             if let Some(&prev) = run.trace.last() {
-                if (objective - prev).abs() <= cfg.tol * n as f64 {
+                if (objective - prev).abs() <= tol * n as f64 {
                     run.converged = true;
                 }
             }
@@ -449,7 +453,7 @@ pub fn fit_runs<B: Backend>(
         progress.run_started(k, restart, cfg.n_init);
         runs.push(start_run(backend, dev, data, feat, k, restart, cfg)?);
     }
-    advance(backend, dev, data, &mut runs, usize::MAX, cfg, progress, true)?;
+    advance(backend, dev, data, &mut runs, usize::MAX, cfg.tol, cfg, progress, true)?;
     Ok(runs.into_iter().map(|run| finish(run, data, cfg)).collect())
 }
 
@@ -596,7 +600,14 @@ fn screen<B: Backend>(
             cols += s.k;
             batch.push(run_from_labels(backend, dev, data, &s, cfg)?);
         }
-        advance(backend, dev, data, &mut batch, iters, cfg, progress, false)?;
+        advance(backend, dev, data, &mut batch, iters, cfg.tol.max(SCREEN_TOL), cfg, progress, false)?;
+        // A start the screen stopped at its looser tolerance is not converged yet.
+        for run in &mut batch {
+            if run.converged && cfg.tol < SCREEN_TOL && run.iterations < cfg.max_iter {
+                run.converged = false;
+                run.done = false;
+            }
+        }
         iterations += batch.iter().map(|r| r.iterations).sum::<usize>();
         kept.extend(batch);
         // Starts that have already collapsed go last: their objective is a spike. Then the
@@ -652,7 +663,7 @@ pub fn fit_sweep<B: Backend>(
                     progress.run_finished();
                 }
             }
-            advance(backend, &dev, data, &mut batch, usize::MAX, cfg, progress, true)?;
+            advance(backend, &dev, data, &mut batch, usize::MAX, cfg.tol, cfg, progress, true)?;
             finished.extend(batch.into_iter().map(|r| finish(r, data, cfg)));
             let eligible = finished.iter().filter(|f| f.0.eligible()).count();
             wanted = cfg.n_init.saturating_sub(eligible).min(2 * cfg.n_init - finished.len());
