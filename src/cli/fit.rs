@@ -75,7 +75,9 @@ pub struct FitArgs {
     #[arg(long, default_value_t = 1e-6)]
     pub reg: f64,
 
-    /// Restarts per K (k-means++ initialisations); the best by the criterion is kept.
+    /// Restarts per K run to convergence: the best of max(8, 4 N) screened starts (k-means++ in
+    /// several spaces, random partitions, splits of the K − 1 fit). The best eligible restart
+    /// by the criterion is kept.
     #[arg(long, default_value_t = 5)]
     pub n_init: usize,
 
