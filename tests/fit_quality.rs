@@ -289,3 +289,39 @@ fn a_selected_k_at_the_end_of_the_range_is_reported() {
     let w = sweep.selection_warnings((1, 2));
     assert!(w.iter().any(|w| w.contains("top of the --k range 1..2") && w.contains("--k 1..5")), "{w:?}");
 }
+
+#[test]
+fn big_tables_screen_their_starts_on_a_sample() {
+    // Over SCREEN_SAMPLE rows: the starts are screened on a seeded sample, and the survivors'
+    // parameters run on every row.
+    let n = segmix::mixture::em::SCREEN_SAMPLE + 1500;
+    let (data, truth) = categorical_twins(n, 8);
+    let cfg = sweep_config(3, 3, 1);
+    let a = fit_sweep(&CpuBackend::new(), &data, &cfg, &NoProgress).unwrap();
+    let ari = adjusted_rand_index(&labels(&a.posteriors.resp, 3), &truth);
+    assert!(ari > 0.6, "ARI {ari}");
+    assert_eq!(a.posteriors.resp.len(), n * 3, "every row is scored");
+    let b = fit_sweep(&CpuBackend::new(), &data, &cfg, &NoProgress).unwrap();
+    assert_eq!(a.best_run().loglik.to_bits(), b.best_run().loglik.to_bits());
+}
+
+#[test]
+fn a_subset_of_rows_keeps_their_values_patterns_and_jacobian() {
+    let mut data = MixtureData {
+        n: 3,
+        p: 2,
+        x: vec![1.0, 2.0, 3.0, 0.0, 5.0, 6.0],
+        n_levels: vec![2],
+        codes: vec![0, 1, 1],
+        log_jacobian: vec![-1.0, -2.0, -3.0],
+        ..MixtureData::default()
+    };
+    data.set_patterns(&[true, true, true, false, true, true]);
+    let sub = data.rows(&[1, 2]);
+    assert_eq!(
+        (sub.n, sub.x.clone(), sub.codes.clone(), sub.log_jacobian.clone()),
+        (2, vec![3.0, 0.0, 5.0, 6.0], vec![1, 1], vec![-2.0, -3.0])
+    );
+    assert_eq!(sub.patterns[sub.pattern[0] as usize], vec![true, false]);
+    assert_eq!(sub.patterns[sub.pattern[1] as usize], vec![true, true]);
+}

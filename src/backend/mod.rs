@@ -123,6 +123,30 @@ impl MixtureData {
         }
         x
     }
+    /// The rows `idx` (in that order) as a table of their own.
+    pub fn rows(&self, idx: &[usize]) -> MixtureData {
+        let (p, j) = (self.p, self.n_cat());
+        let mut out = MixtureData {
+            n: idx.len(),
+            p,
+            x: idx.iter().flat_map(|&i| self.x[i * p..(i + 1) * p].iter().copied()).collect(),
+            n_levels: self.n_levels.clone(),
+            codes: idx.iter().flat_map(|&i| self.codes[i * j..(i + 1) * j].iter().copied()).collect(),
+            log_jacobian: if self.log_jacobian.is_empty() {
+                Vec::new()
+            } else {
+                idx.iter().map(|&i| self.log_jacobian[i]).collect()
+            },
+            var_floor: self.var_floor.clone(),
+            names: self.names.clone(),
+            scale: self.scale.clone(),
+            ..MixtureData::default()
+        };
+        let observed: Vec<bool> =
+            idx.iter().flat_map(|&i| self.patterns[self.pattern[i] as usize].iter().copied()).collect();
+        out.set_patterns(&observed);
+        out
+    }
     /// Builds the pattern table from a mask of observed continuous values (n × p, row-major).
     pub fn set_patterns(&mut self, observed: &[bool]) {
         let p = self.p;

@@ -11,7 +11,8 @@
 //! partitions, and the best K − 1 fit with one of its widest classes split in two — each run for
 //! [`SCREEN_ITERS`] EM iterations in lockstep (on small tables, where an iteration costs little
 //! beside [`SCREEN_BUDGET`], more starts for longer: up to [`SCREEN_MAX`] run to convergence).
-//! Starts that have already collapsed rank last. Then the `n_init` starts with the highest objective
+//! Starts that have already collapsed rank last. Tables over [`SCREEN_SAMPLE`] rows screen on a
+//! seeded sample of that size. Then the `n_init` starts with the highest objective
 //! run on to convergence; those are the restarts `selection.csv` lists. A restart that ends
 //! degenerate is replaced by the next best screened start (at most `n_init` replacements per K),
 //! so one collapse costs a restart, not the whole K. Every start is seeded by
@@ -79,6 +80,8 @@ const ITERATION_OVERHEAD: usize = 50_000;
 /// Work (multiply-adds, see [`screen_size`]) the screen of one K may spend beyond its default
 /// size: about a second on one core. Only small tables grow their screen.
 const SCREEN_BUDGET: usize = 300_000_000;
+/// Tables with more rows screen their starts on a seeded sample of this many.
+pub const SCREEN_SAMPLE: usize = 20_000;
 /// Most starts screened per K (small tables, where every start can run to convergence).
 const SCREEN_MAX: usize = 200;
 /// A class covariance whose smallest eigenvalue is at most this multiple of the ridge is held up
@@ -304,6 +307,20 @@ impl<R> Run<R> {
     /// The objective after the last E-step (−∞ before the first).
     fn objective(&self) -> f64 {
         self.trace.last().copied().unwrap_or(f64::NEG_INFINITY)
+    }
+
+    /// This fit's parameters as the start of a fit on other rows (`dev`): a fresh
+    /// responsibility buffer, which the first E-step fills, and a fresh trace and count.
+    fn moved_to<B: Backend<Resp = R>>(self, backend: &B, dev: &B::Data) -> Result<Self> {
+        Ok(Run {
+            resp: backend.alloc_resp(dev, self.k)?,
+            trace: Vec::new(),
+            iterations: 0,
+            converged: false,
+            done: false,
+            loglik: f64::NEG_INFINITY,
+            ..self
+        })
     }
 }
 
@@ -630,7 +647,16 @@ pub fn fit_sweep<B: Backend>(
 ) -> Result<Sweep> {
     cfg.check(data.n)?;
     let dev = backend.upload(data)?;
-    let spaces = StartSpaces::new(data);
+    // Big tables screen their starts on a seeded sample (its own upload); the survivors' parameters
+    // then run on every row. The screen's cost stops growing with n.
+    let sample = (data.n > SCREEN_SAMPLE).then(|| {
+        let mut rng = Rng::derive(cfg.seed, u64::MAX, 0);
+        data.rows(&rng.sample_sorted((0..data.n).collect(), SCREEN_SAMPLE))
+    });
+    let sdata = sample.as_ref().unwrap_or(data);
+    let sdev_owned = sample.as_ref().map(|s| backend.upload(s)).transpose()?;
+    let sdev = sdev_owned.as_ref().unwrap_or(&dev);
+    let spaces = StartSpaces::new(sdata);
     let n_k = cfg.k_max - cfg.k_min + 1;
     progress.sweep_started(n_k * cfg.n_init);
     let mut runs: Vec<RunRecord> = Vec::new();
@@ -640,18 +666,23 @@ pub fn fit_sweep<B: Backend>(
     let mut previous: Option<Params> = None;
     let (mut screened, mut screen_iterations) = (0, 0);
     for k in cfg.k_min..=cfg.k_max {
-        let (n_screen, screen_iters) = screen_size(data, k, cfg, SCREEN_BUDGET);
+        let (n_screen, screen_iters) = screen_size(sdata, k, cfg, SCREEN_BUDGET);
         let mut starts = spaces.starts(k, n_screen, cfg.seed);
         if let Some(prev) = &previous {
-            let post = super::predict::posteriors_resident(backend, &dev, data, prev)?;
+            let post = super::predict::posteriors_resident(backend, sdev, sdata, prev)?;
             starts.extend(spaces.splits(prev, &post.labels(), prev.k, cfg.seed));
         }
         screened += starts.len();
         // The best n_init run to convergence; each that ends degenerate is replaced by the next
         // best screened start (at most n_init replacements), so a collapse costs a restart, not
         // the K.
-        let (mut reserve, iters) = screen(backend, &dev, data, starts, 2 * cfg.n_init, screen_iters, cfg, progress)?;
+        let (reserve, iters) = screen(backend, sdev, sdata, starts, 2 * cfg.n_init, screen_iters, cfg, progress)?;
         screen_iterations += iters;
+        let mut reserve = if sample.is_some() {
+            reserve.into_iter().map(|r| r.moved_to(backend, &dev)).collect::<Result<Vec<_>>>()?
+        } else {
+            reserve
+        };
         let mut finished: Vec<(RunRecord, Params, B::Resp)> = Vec::new();
         let mut wanted = cfg.n_init;
         while wanted > 0 && !reserve.is_empty() {
