@@ -618,11 +618,15 @@ fn screen<B: Backend>(
             batch.push(run_from_labels(backend, dev, data, &s, cfg)?);
         }
         advance(backend, dev, data, &mut batch, iters, cfg.tol.max(SCREEN_TOL), cfg, progress, false)?;
-        // A start the screen stopped at its looser tolerance is not converged yet.
+        // A start the screen stopped at its looser tolerance is not converged yet. Its last
+        // E-step is forgotten: resuming repeats it with the same parameters and tests the change
+        // from the step before at --tol (comparing it with itself would stop at once).
         for run in &mut batch {
             if run.converged && cfg.tol < SCREEN_TOL && run.iterations < cfg.max_iter {
                 run.converged = false;
                 run.done = false;
+                run.trace.pop();
+                run.iterations -= 1;
             }
         }
         iterations += batch.iter().map(|r| r.iterations).sum::<usize>();
