@@ -325,3 +325,24 @@ fn a_subset_of_rows_keeps_their_values_patterns_and_jacobian() {
     assert_eq!(sub.patterns[sub.pattern[0] as usize], vec![true, false]);
     assert_eq!(sub.patterns[sub.pattern[1] as usize], vec![true, true]);
 }
+
+#[test]
+fn restarts_converge_at_the_requested_tolerance_not_the_screens() {
+    // The screen stops starts at a looser tolerance; the survivors must resume and meet --tol.
+    // (A regression: they used to repeat their last E-step, see no change and stop.)
+    let (data, _) = categorical_twins(600, 13);
+    let cfg = FitConfig { tol: 1e-9, ..sweep_config(2, 3, 2) };
+    let sweep = fit_sweep(&CpuBackend::new(), &data, &cfg, &NoProgress).unwrap();
+    for r in &sweep.runs {
+        let t = &r.trace;
+        assert!(r.converged && t.len() >= 2, "K={} restart {}", r.k, r.restart);
+        let (last, prev) = (t[t.len() - 1], t[t.len() - 2]);
+        assert!((last - prev).abs() <= 1e-9 * 600.0, "K={} restart {}: Δ {}", r.k, r.restart, last - prev);
+        assert!(
+            t.windows(2).all(|w| w[0].to_bits() != w[1].to_bits()),
+            "K={} restart {}: a repeated E-step",
+            r.k,
+            r.restart
+        );
+    }
+}
