@@ -207,6 +207,25 @@ def run_segmix(csv_path, cats, nums, ks, n_init, out, extra=()):
             "screened": model["fit"]["screened"]}
 
 
+def sweep(make, x, ks, degenerate_of):
+    """Fits make(k) on x for every K (timed as one sweep) and selects by the estimator's BIC
+    (lower is better, as StepMix and scikit-learn both compute it)."""
+    lls, bics, fits = [], [], []
+    t = time.perf_counter()
+    for k in ks:
+        m = make(k)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m.fit(x)
+        lls.append(m.score(x) * x.shape[0])
+        bics.append(m.bic(x))
+        fits.append(m)
+    secs = time.perf_counter() - t
+    best = int(np.argmin(bics))
+    return {"loglik": lls, "k": ks[best], "classes": fits[best].predict(x), "seconds": secs,
+            "degenerate": [degenerate_of(m) for m in fits]}
+
+
 def run_stepmix(num, codes, ks, n_init):
     from stepmix.stepmix import StepMix
 
@@ -218,48 +237,25 @@ def run_stepmix(num, codes, ks, n_init):
         parts.append(num)
         measurement["num"] = {"model": "gaussian_full", "n_columns": num.shape[1]}
     x = np.column_stack(parts)
-    lls, bics, fits = [], [], []
-    t = time.perf_counter()
-    for k in ks:
-        m = StepMix(n_components=k, measurement=measurement, n_init=n_init, random_state=0, verbose=0,
-                    progress_bar=0, max_iter=300, abs_tol=1e-6)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            m.fit(x)
-        lls.append(m.score(x) * x.shape[0])
-        bics.append(m.bic(x))
-        fits.append(m)
-    secs = time.perf_counter() - t
-    best = int(np.argmin(bics))
-    degen = []
-    for m in fits:
+
+    def degenerate_of(m):
         if num is None or not num.shape[1]:
-            degen.append(False)
-            continue
+            return False
         prm = m.get_parameters()
-        meas = prm["measurement"]["num"] if "num" in prm["measurement"] else prm["measurement"]
-        degen.append(degenerate(prm["weights"], meas["covariances"], x.shape[0], num.std(axis=0)))
-    return {"loglik": lls, "k": ks[best], "classes": fits[best].predict(x), "seconds": secs, "degenerate": degen}
+        return degenerate(prm["weights"], prm["measurement"]["num"]["covariances"], x.shape[0], num.std(axis=0))
+
+    return sweep(lambda k: StepMix(n_components=k, measurement=measurement, n_init=n_init, random_state=0,
+                                   verbose=0, progress_bar=0, max_iter=300, abs_tol=1e-6),
+                 x, ks, degenerate_of)
 
 
 def run_sklearn(num, ks, n_init):
     from sklearn.mixture import GaussianMixture
 
-    lls, bics, fits = [], [], []
-    t = time.perf_counter()
-    for k in ks:
-        g = GaussianMixture(k, covariance_type="full", n_init=n_init, random_state=0, max_iter=300, tol=1e-6)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            g.fit(num)
-        lls.append(g.score(num) * num.shape[0])
-        bics.append(g.bic(num))
-        fits.append(g)
-    secs = time.perf_counter() - t
-    best = int(np.argmin(bics))
     sd = num.std(axis=0)
-    degen = [degenerate(g.weights_, g.covariances_, num.shape[0], sd) for g in fits]
-    return {"loglik": lls, "k": ks[best], "classes": fits[best].predict(num), "seconds": secs, "degenerate": degen}
+    return sweep(lambda k: GaussianMixture(k, covariance_type="full", n_init=n_init, random_state=0, max_iter=300,
+                                           tol=1e-6),
+                 num, ks, lambda g: degenerate(g.weights_, g.covariances_, num.shape[0], sd))
 
 
 # ---------------------------------------------------------------- report

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use segmix::data::prepare::Transform;
+use segmix::data::prepare::{Transform, check_transforms};
 use segmix::data::{Roles, parse_column_list};
 use segmix::mixture::em::FitConfig;
 use segmix::mixture::{CovType, Criterion, parse_k_range};
@@ -117,16 +117,11 @@ pub fn job(a: &FitArgs) -> anyhow::Result<FitJob> {
     };
     let mut transforms = Vec::new();
     for (flag, list, t) in [("--log", &a.log, Transform::Log), ("--log1p", &a.log1p, Transform::Log1p)] {
-        for c in list.as_deref().map(|s| parse_column_list(flag, s)).transpose()?.unwrap_or_default() {
-            if transforms.iter().any(|(n, _): &(String, Transform)| n == &c) {
-                anyhow::bail!("{flag} {c:?}: the column already has a transform; give it one of --log or --log1p");
-            }
-            if !roles.numeric.contains(&c) {
-                anyhow::bail!("{flag} {c:?}: not a --num column; name it in --num as well");
-            }
-            transforms.push((c, t));
-        }
+        let cols = list.as_deref().map(|s| parse_column_list(flag, s)).transpose()?.unwrap_or_default();
+        transforms.extend(cols.into_iter().map(|c| (c, t)));
     }
+    // Checked here too (Schema::fit checks again) so a bad flag fails before any work starts.
+    check_transforms(&roles.numeric.iter().map(String::as_str).collect::<Vec<_>>(), &transforms)?;
     let (k_min, k_max) = parse_k_range(&a.k)?;
     let config = FitConfig {
         k_min,

@@ -210,14 +210,8 @@ impl Schema {
                 levels: levels.into_iter().map(str::to_string).collect(),
             });
         }
-        for (name, t) in transforms {
-            if !table.numeric.iter().any(|c| &c.name == name) {
-                return Err(Error::config(format!(
-                    "--{} {name:?}: not a --num column; transforms apply to numeric columns",
-                    t.name()
-                )));
-            }
-        }
+        let names: Vec<&str> = table.numeric.iter().map(|c| c.name.as_str()).collect();
+        check_transforms(&names, transforms)?;
         let mut numeric = Vec::new();
         for c in &table.numeric {
             let transform = transforms.iter().find(|(n, _)| n == &c.name).map_or(Transform::Identity, |t| t.1);
@@ -450,6 +444,25 @@ impl Schema {
         data.set_patterns(&observed);
         Ok((data, warnings))
     }
+}
+
+/// Checks `--log`/`--log1p` columns: each is one of the `numeric` columns and has one transform.
+pub fn check_transforms(numeric: &[&str], transforms: &[(String, Transform)]) -> Result<()> {
+    for (i, (name, t)) in transforms.iter().enumerate() {
+        if transforms[..i].iter().any(|(n, _)| n == name) {
+            return Err(Error::config(format!(
+                "--{} {name:?}: the column already has a transform; give it one of --log or --log1p",
+                t.name()
+            )));
+        }
+        if !numeric.contains(&name.as_str()) {
+            return Err(Error::config(format!(
+                "--{} {name:?}: not a --num column; name it in --num as well",
+                t.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The error for a value outside a transform's domain, naming file, line, row and column.

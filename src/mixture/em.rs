@@ -5,19 +5,19 @@
 //! on the backend → convergence test → `m_stats` on the backend → M-step on the host.
 //!
 //! ## Starts: screen many, finish the best ("small EM", emEM)
-//! Each K is fitted in two phases. First a screen: many diverse starts (see
-//! [`super::init::Start`]) — k-means++ in the continuous space, in the joint space of the
-//! continuous block and scaled one-hot categoricals (two weightings), uniformly random
-//! partitions, and the best K − 1 fit with one of its widest classes split in two — each run for
-//! [`SCREEN_ITERS`] EM iterations in lockstep (on small tables, where an iteration costs little
-//! beside [`SCREEN_BUDGET`], more starts for longer: up to [`SCREEN_MAX`] run to convergence).
-//! Starts that have already collapsed rank last. Tables over [`SCREEN_SAMPLE`] rows screen on a
-//! seeded sample of that size. Then the `n_init` starts with the highest objective
-//! run on to convergence; those are the restarts `selection.csv` lists. A restart that ends
-//! degenerate is replaced by the next best screened start (at most `n_init` replacements per K),
-//! so one collapse costs a restart, not the whole K. Every start is seeded by
-//! (seed, K, start index), so a fit is reproducible at any thread count; the screen costs
-//! `candidates × SCREEN_ITERS` iterations per K, reported as `Sweep::screen_iterations`.
+//! Each K is fitted in two phases. First a screen: many diverse starts
+//! ([`super::init::StartSpaces`]: k-means++ in several spaces of the continuous block and the
+//! scaled one-hot categoricals, k-means++ seeds, uniformly random partitions, and the best
+//! K − 1 fit with each of its classes split in two), each run for [`SCREEN_ITERS`] EM iterations
+//! in lockstep or until its objective changes by at most [`SCREEN_TOL`] per row (on small
+//! tables, where an iteration costs little beside [`SCREEN_BUDGET`], more starts for longer: up
+//! to [`SCREEN_MAX`] run to convergence). Starts that have already collapsed rank last. Tables
+//! over [`SCREEN_SAMPLE`] rows screen on a seeded sample of that size. Then the `n_init` starts
+//! with the highest objective run on to convergence; those are the restarts `selection.csv`
+//! lists. A restart that ends degenerate is replaced by the next best screened start (at most
+//! `n_init` replacements per K), so one collapse costs a restart, not the whole K. Every start
+//! is seeded by (seed, K, start index), so a fit is reproducible at any thread count; the
+//! screen's cost is reported as `Sweep::screen_iterations`.
 //!
 //! ## Degenerate fits
 //! A fit is *degenerate* when a class holds fewer effective rows than it has free covariance
@@ -153,7 +153,8 @@ pub struct RunRecord {
     pub loglik: f64,
     pub n_params: usize,
     pub criteria: Criteria,
-    /// Number of E-steps, the screen's included.
+    /// Number of E-steps, the screen's included (when the screen ran on every row; a screen on a
+    /// sample of a big table is not counted here but in `Sweep::screen_iterations`).
     pub iterations: usize,
     pub converged: bool,
     pub seconds: f64,
@@ -510,11 +511,11 @@ pub fn degeneracies(theta: &Params, data: &MixtureData) -> Vec<String> {
 
 /// The coordinate with the smallest conditional variance 1 / (Σ⁻¹)_tt given the others.
 fn flattest(sigma: &[f64], p: usize) -> Option<usize> {
-    let l = linalg::cholesky(sigma, p)?;
-    let li = linalg::lower_inverse(&l, p);
-    // (Σ⁻¹)_tt = Σ_a (L⁻¹)_at².
-    (0..p)
-        .map(|t| (t, (t..p).map(|a| li[a * p + t].powi(2)).sum::<f64>()))
+    // Σ⁻¹ = U Uᵀ, so (Σ⁻¹)_tt is the squared norm of row t of the precision Cholesky factor U.
+    let (u, _) = linalg::precision_cholesky(sigma, p)?;
+    u.chunks_exact(p)
+        .map(|row| row.iter().map(|v| v * v).sum::<f64>())
+        .enumerate()
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|x| x.0)
 }
@@ -703,12 +704,6 @@ pub fn fit_sweep<B: Backend>(
             let eligible = finished.iter().filter(|f| f.0.eligible()).count();
             wanted = cfg.n_init.saturating_sub(eligible).min(2 * cfg.n_init - finished.len());
         }
-        let labels: Vec<Vec<u32>> = finished
-            .iter()
-            .map(|(_, _, resp)| {
-                Ok(backend.read_posteriors(&dev, resp)?.labels().into_iter().map(|l| l as u32).collect())
-            })
-            .collect::<Result<_>>()?;
         let score = |r: &RunRecord| r.criteria.get(cfg.criterion);
         let first = runs.len();
         let eligible = (0..finished.len()).filter(|&i| finished[i].0.eligible());
@@ -727,7 +722,9 @@ pub fn fit_sweep<B: Backend>(
             restarts: finished.len(),
             degenerate: degenerate.len(),
             reason: degenerate.first().map(|r| r.degenerate[0].clone()),
-            stability: stability(&finished.iter().map(|f| f.0.loglik).collect::<Vec<_>>(), &labels, top, data.n),
+            stability: stability(&finished.iter().map(|f| f.0.loglik).collect::<Vec<_>>(), top, data.n, |r| {
+                Ok(backend.read_posteriors(&dev, &finished[r].2)?.labels().into_iter().map(|l| l as u32).collect())
+            })?,
         });
         if let Some(i) = best_k {
             let s = score(&finished[i].0);
@@ -763,17 +760,17 @@ pub fn fit_sweep<B: Backend>(
     })
 }
 
-/// Agreement of the restarts with restart `best`: see [`Stability`].
-fn stability(loglik: &[f64], labels: &[Vec<u32>], best: usize, n: usize) -> Stability {
+/// Agreement of the restarts with restart `best`: see [`Stability`]. `labels(r)` reads restart
+/// r's classes back; only the best and the restarts near it are read.
+fn stability(loglik: &[f64], best: usize, n: usize, labels: impl Fn(usize) -> Result<Vec<u32>>) -> Result<Stability> {
     let tol = Stability::TOLERANCE * loglik[best].abs().max(n as f64);
-    let aris: Vec<f64> = (0..loglik.len())
-        .filter(|&r| r != best && loglik[best] - loglik[r] <= tol)
-        .map(|r| adjusted_rand_index(&labels[best], &labels[r]))
-        .collect();
-    Stability {
+    let near: Vec<usize> = (0..loglik.len()).filter(|&r| r != best && loglik[best] - loglik[r] <= tol).collect();
+    let reference = if near.is_empty() { Vec::new() } else { labels(best)? };
+    let aris = near.iter().map(|&r| Ok(adjusted_rand_index(&reference, &labels(r)?))).collect::<Result<Vec<f64>>>()?;
+    Ok(Stability {
         near: aris.len(),
         others: loglik.len() - 1,
         min_ari: aris.iter().copied().fold(1.0, f64::min),
         mean_ari: if aris.is_empty() { 1.0 } else { aris.iter().sum::<f64>() / aris.len() as f64 },
-    }
+    })
 }
