@@ -8,11 +8,12 @@
 //! Run: `cargo bench --bench em` (add `-- gpu/e_step` to filter).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use segmix::backend::gpu::{AdapterPolicy, GpuBackend};
+use segmix::backend::GpuBackend;
 use segmix::backend::{Backend, CpuBackend};
-use segmix::bench::{synthetic, synthetic_embeddings};
+use segmix::foundation::gpu::AdapterPolicy;
 use segmix::mixture::CovType;
 use segmix::mixture::params::Params;
+use segmix::pipeline::bench::{synthetic, synthetic_embeddings};
 
 /// Parameters with distinct means (rows of the data) and identity covariances.
 fn params_for(data: &segmix::backend::MixtureData, k: usize) -> Params {

@@ -1,25 +1,31 @@
 //! segmix finds latent segments in tables that mix categorical columns, a free-text column and
 //! numeric metrics, and explains each segment in words.
 //!
-//! Pipeline: [`data`] (CSV → typed table) → [`reduce`] (PCA of text embeddings) → [`mixture`]
-//! (joint latent class model fitted by EM over a [`backend::Backend`]) → [`report`] (files).
-//! [`pipeline`] strings them together for the `segmix` binary; [`model`] is the saved model.
+//! The modules are layers; each imports only from the layers below it:
+//!
+//! | layer | modules |
+//! |---|---|
+//! | the whole job as library calls | [`pipeline`] (fit, predict, compare, bench) |
+//! | files | [`report`] (model, assignments, selection, clusters, HTML and Markdown) |
+//! | meaning | [`explain`] (prototypes, decoder and keywords, profiles, maps, prompts) |
+//! | the fitted model | [`model`] (`model.json`: schema and mixture parameters) |
+//! | the latent class model | [`mixture`] (parameters, starts, EM, selection, predict) |
+//! | features | [`featurize`] (text vectors → PCA; standardization and transforms: the schema) |
+//! | input | [`data`] (CSV → typed table, roles, vector files) |
+//! | kernels | [`backend`] (mixture kernels, CPU and WGSL) and [`encoders`] (sentence transformers, candle and WGSL) |
+//! | foundations | [`foundation`] (errors, RNG, linear algebra, metrics, the GPU device toolkit) |
+//!
+//! The `segmix` command is a separate crate (`cli/`) on top of [`pipeline`].
 
 pub mod backend;
-pub mod bench;
-pub mod compare;
 pub mod data;
-pub mod embed;
-pub mod error;
+pub mod encoders;
 pub mod explain;
-pub mod linalg;
-pub mod metrics;
+pub mod featurize;
+pub mod foundation;
 pub mod mixture;
 pub mod model;
-pub mod par;
 pub mod pipeline;
-pub mod reduce;
 pub mod report;
-pub mod rng;
 
-pub use error::{Error, Result};
+pub use foundation::error::{Error, Result};

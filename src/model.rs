@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::prepare::Schema;
-use crate::error::{Error, Result};
+use crate::featurize::schema::Schema;
+use crate::foundation::error::{Error, Result};
 use crate::mixture::em::{KSummary, Stability};
 use crate::mixture::params::Params;
 use crate::mixture::{Criteria, Criterion};

@@ -192,7 +192,7 @@ fn identifier_like_categorical_column_gets_a_warning() {
 fn rows_with_missing_text_have_no_text_block_whatever_the_file_holds() {
     use segmix::backend::CpuBackend;
     use segmix::data::embeddings::read_matrix;
-    use segmix::data::prepare::{Schema, mask_missing_text};
+    use segmix::featurize::schema::{Schema, mask_missing_text};
     let d = tempfile::tempdir().unwrap();
     let f = write(d.path(), "t.csv", "c,txt\nA,hello\nB,\nA,world\nB,more words\n");
     // Every row has a vector, including row 1 whose text is empty.
@@ -200,8 +200,8 @@ fn rows_with_missing_text_have_no_text_block_whatever_the_file_holds() {
     let table = read_table(&f, &roles(&["c"], &[], Some("txt")), Strictness::Fit).unwrap();
     let m = read_matrix(&e).unwrap();
     let be = CpuBackend::new();
-    let text_observed = |m: &segmix::data::embeddings::Matrix| {
-        let v = segmix::data::embeddings::TextVectors::Host { source: e.clone(), matrix: m.clone() };
+    let text_observed = |m: &segmix::foundation::matrix::Matrix| {
+        let v = segmix::featurize::TextVectors::Host { source: e.clone(), matrix: m.clone() };
         let (schema, _) = Schema::fit(&be, &table, Some(&v), 2, &[]).unwrap();
         let (data, _) = schema.transform(&be, &table, Some(&v)).unwrap();
         (0..4).map(|i| data.patterns[data.pattern[i] as usize][0]).collect::<Vec<bool>>()

@@ -2,14 +2,14 @@
 //! kernels against a naive per-row oracle, missing values against hand-computed likelihoods.
 
 use segmix::backend::{Backend, CpuBackend, MixtureData, SuffStats};
-use segmix::bench::synthetic;
-use segmix::data::MISSING_CODE;
-use segmix::linalg;
-use segmix::metrics::adjusted_rand_index;
+use segmix::foundation::MISSING_CODE;
+use segmix::foundation::linalg;
+use segmix::foundation::metrics::adjusted_rand_index;
+use segmix::foundation::rng::Rng;
 use segmix::mixture::em::{FitConfig, NoProgress, fit_sweep};
 use segmix::mixture::params::Params;
 use segmix::mixture::{CovType, Criteria, n_params, predict};
-use segmix::rng::Rng;
+use segmix::pipeline::bench::synthetic;
 
 use crate::util::labels;
 

@@ -4,13 +4,13 @@
 
 use std::path::Path;
 
-use segmix::embed::bert::Pooling;
-use segmix::embed::cache::Cache;
-use segmix::embed::resolve::{DEFAULT_SHA256, default_model, resolve_in};
-use segmix::embed::tiny::write_tiny_model;
-use segmix::embed::{Embedded, Embedder};
+use segmix::encoders::bert::Pooling;
+use segmix::encoders::cache::Cache;
+use segmix::encoders::resolve::{DEFAULT_SHA256, default_model, resolve_in};
+use segmix::encoders::tiny::write_tiny_model;
+use segmix::encoders::{Embedded, Embedder};
 
-use crate::util::{repo_file, write};
+use crate::util::repo_file;
 
 fn tiny(dir: &Path, pooling: &str) -> Embedder {
     write_tiny_model(dir, 7, pooling).unwrap();
@@ -146,91 +146,4 @@ fn model_folders_are_checked() {
     std::fs::write(&cfg, text).unwrap();
     let err = resolve_in(Some(&d.path().join("m")), None, d.path()).unwrap_err().to_string();
     assert!(err.contains("xlm-roberta") && err.contains("not supported"), "{err}");
-}
-
-#[test]
-fn fit_embeds_the_text_column_and_predict_requires_the_same_model() {
-    let d = tempfile::tempdir().unwrap();
-    let model = d.path().join("tiny");
-    write_tiny_model(&model, 11, "pooling_mode_mean_tokens").unwrap();
-    let mut csv = String::from("kind,txt,score\n");
-    let texts =
-        ["claim free gems now !", "play with old friends in the guild", "stunning 4k graphics", "rank arena pvp today"];
-    // Several wordings per theme: a theme of one repeated text would be a point mass in the text
-    // block, which the degenerate rule (rightly) refuses to select.
-    let tails = ["", " now", " today", " for you", " again", " here", " soon"];
-    for i in 0..80 {
-        let g = i % 4;
-        let txt = if i % 23 == 5 { String::new() } else { format!("{}{}", texts[g], tails[(i / 4) % tails.len()]) };
-        csv.push_str(&format!("{},{txt},{}\n", ["a", "b", "c", "d"][g], g as f64 + (i % 5) as f64 * 0.05));
-    }
-    let data = write(d.path(), "t.csv", &csv);
-    let out = d.path().join("fit");
-    let cache = d.path().join("cache");
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
-            .args(args)
-            .env("SEGMIX_CACHE", &cache)
-            .env_remove("SEGMIX_MODEL")
-            .output()
-            .unwrap()
-    };
-    let (data_s, out_s, model_s) = (data.to_str().unwrap(), out.to_str().unwrap(), model.to_str().unwrap());
-    let r = run(&[
-        "fit",
-        data_s,
-        "--cat",
-        "kind",
-        "--num",
-        "score",
-        "--text",
-        "txt",
-        "--model",
-        model_s,
-        "--pca-dims",
-        "3",
-        "--k",
-        "2..4",
-        "--n-init",
-        "2",
-        "--out",
-        out_s,
-        "-q",
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
-    assert_eq!(m["schema"]["text"]["source"], "embedder");
-    assert_eq!(m["schema"]["text"]["embedder"]["dim"], 16);
-    // predict embeds the new rows with the same model: the training rows score as in the fit.
-    let pred = d.path().join("p.csv");
-    let r = run(&[
-        "predict",
-        out.join("model.json").to_str().unwrap(),
-        data_s,
-        "--model",
-        model_s,
-        "--out",
-        pred.to_str().unwrap(),
-        "-q",
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let assign = std::fs::read_to_string(out.join("assignments.csv")).unwrap();
-    let predicted = std::fs::read_to_string(&pred).unwrap();
-    for (a, p) in assign.lines().zip(predicted.lines()).skip(1) {
-        assert!(p.starts_with(&format!("{a},")), "{a} vs {p}");
-    }
-    // A different sentence transformer is refused.
-    let other = d.path().join("other");
-    write_tiny_model(&other, 12, "pooling_mode_mean_tokens").unwrap();
-    let r = run(&[
-        "predict",
-        out.join("model.json").to_str().unwrap(),
-        data_s,
-        "--model",
-        other.to_str().unwrap(),
-        "--out",
-        pred.to_str().unwrap(),
-    ]);
-    assert!(!r.status.success());
-    assert!(String::from_utf8_lossy(&r.stderr).contains("was fitted with"), "{}", String::from_utf8_lossy(&r.stderr));
 }

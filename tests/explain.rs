@@ -2,9 +2,7 @@
 //! against scikit-learn, keywords on the demo, profile lifts by hand, HTML escaping, the LLM
 //! endpoint against a local mock, and `segmix report` rebuilding the page.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::Command;
 
 use segmix::backend::CpuBackend;
 use segmix::explain::lasso::lasso_gram;
@@ -14,24 +12,9 @@ use segmix::pipeline::{FitJob, fit_inputs, read_inputs};
 
 use crate::util::{grouped_vector_line, repo_file, roles, write};
 
-fn segmix(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_segmix")).args(args).output().expect("run segmix")
-}
-
-/// `segmix fit` on a [`text_table`] (channel + copy with its given embeddings, K = 3, CPU, quiet)
-/// into `out`, with `extra` options; panics with stderr unless it succeeded.
-fn fit_text_table(data: &Path, emb: &Path, out: &Path, extra: &[&str]) {
-    let mut args = vec!["fit", data.to_str().unwrap(), "--cat", "channel", "--text", "copy"];
-    args.extend(["--embeddings", emb.to_str().unwrap(), "--k", "3", "--device", "cpu", "-q"]);
-    args.extend(["--out", out.to_str().unwrap()]);
-    args.extend(extra);
-    let run = segmix(&args);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-}
-
 /// A small table with a text column whose (given) embeddings fall into three groups.
 fn text_table(dir: &Path, n: usize, text_of: impl Fn(usize) -> String) -> (std::path::PathBuf, std::path::PathBuf) {
-    let mut rng = segmix::rng::Rng::new(3);
+    let mut rng = segmix::foundation::rng::Rng::new(3);
     let mut csv = String::from("channel,ctr,copy\n");
     let mut emb = String::new();
     for i in 0..n {
@@ -57,8 +40,8 @@ fn prototypes_are_the_nearest_distinct_texts() {
     };
     let inputs = read_inputs(&job, None).unwrap();
     let (fit, data) = fit_inputs(&CpuBackend::new(), &job, &inputs, &NoProgress).unwrap();
-    let c =
-        explain(&fit, &data, &inputs.table, &ExplainOptions { prototypes: 4, ..ExplainOptions::default() }).unwrap();
+    let c = explain(&fit.fitted(&data, &inputs.table), &ExplainOptions { prototypes: 4, ..ExplainOptions::default() })
+        .unwrap();
     let params = &fit.model.params;
     let text = fit.model.schema.text.as_ref().unwrap();
     let (p, dd) = (data.p, text.pca.d());
@@ -158,7 +141,7 @@ fn profile_lifts_by_hand() {
     };
     let inputs = read_inputs(&job, None).unwrap();
     let (fit, data) = fit_inputs(&CpuBackend::new(), &job, &inputs, &NoProgress).unwrap();
-    let c = explain(&fit, &data, &inputs.table, &ExplainOptions::default()).unwrap();
+    let c = explain(&fit.fitted(&data, &inputs.table), &ExplainOptions::default()).unwrap();
     for class in &c.classes {
         assert_eq!(class.size, 4);
         let prof = &class.categorical["c"];
@@ -178,172 +161,12 @@ fn profile_lifts_by_hand() {
     assert!((cv.power - 0.5).abs() < 1e-9, "Cramér's V of [[3,1],[1,3]] is 0.5: {cv:?}");
 }
 
-/// Keywords on the demo name the generator's segments: fitted with the real model at K = 4, each
-/// class's majority segment has its own vocabulary in the top keywords.
-#[test]
-fn demo_keywords_recover_the_segment_vocabulary() {
-    let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("demo");
-    let data = repo_file("examples/game_ads.csv");
-    let run = segmix(&[
-        "fit",
-        data.to_str().unwrap(),
-        "--cat",
-        "Country,Channel,Creative_Type",
-        "--num",
-        "CTR,CVR,ROAS",
-        "--text",
-        "Ad_Text",
-        "--k",
-        "4",
-        "--n-init",
-        "3",
-        "--device",
-        "cpu",
-        "-q",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let clusters: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("clusters.json")).unwrap()).unwrap();
-    // The majority true segment of each class, from assignments.csv and the data.
-    let truth: Vec<String> = {
-        let mut rdr = csv_reader(&data);
-        let headers = rdr.headers().unwrap().clone();
-        let col = headers.iter().position(|h| h == "true_segment").unwrap();
-        rdr.records().map(|r| r.unwrap()[col].to_string()).collect()
-    };
-    let assign = std::fs::read_to_string(out.join("assignments.csv")).unwrap();
-    let classes: Vec<usize> = assign.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
-    let vocab: [(&str, &[&str]); 4] = [
-        ("reward_push", &["free", "claim", "reward", "rewards", "gems", "daily", "collect"]),
-        ("nostalgia_social", &["guild", "friends", "classic", "reunite", "nostalgia", "old"]),
-        ("high_spec_visual", &["stunning", "visual", "graphics", "cinematic", "quality", "masterpiece", "4k"]),
-        ("competitive_pvp", &["ranked", "pvp", "arena", "leaderboard", "skill", "prove", "season"]),
-    ];
-    let mut seen = std::collections::HashSet::new();
-    for class in clusters["classes"].as_array().unwrap() {
-        let k = class["class"].as_u64().unwrap() as usize;
-        let mut counts = std::collections::HashMap::new();
-        for (i, &c) in classes.iter().enumerate() {
-            if c == k {
-                *counts.entry(truth[i].as_str()).or_insert(0) += 1;
-            }
-        }
-        let segment = *counts.iter().max_by_key(|e| e.1).unwrap().0;
-        seen.insert(segment);
-        let words: Vec<&str> =
-            class["keywords"].as_array().unwrap().iter().map(|w| w["word"].as_str().unwrap()).collect();
-        let expected = vocab.iter().find(|v| v.0 == segment).unwrap().1;
-        let hits = words.iter().take(5).filter(|w| expected.contains(w)).count();
-        assert!(hits >= 2, "class {k} ({segment}): top keywords {words:?}");
-        assert!(words.iter().all(|w| !w.contains("##")), "token pieces in {words:?}");
-    }
-    assert_eq!(seen.len(), 4, "each class is a different segment");
-    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert_eq!(html.matches(r#"<section class="card""#).count(), 4);
-    assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"));
-}
-
-fn csv_reader(p: &Path) -> csv::Reader<std::fs::File> {
-    csv::Reader::from_path(p).unwrap()
-}
-
-/// A cell holding `<script>alert(1)</script>` shows as text: in the report, the prompt and
-/// the Markdown; and `segmix report DIR` rebuilds the same page from the files.
-#[test]
-fn user_text_is_escaped_and_report_rebuilds() {
-    let d = tempfile::tempdir().unwrap();
-    let (data, emb) = text_table(d.path(), 90, |i| {
-        if i % 3 == 0 { "<script>alert(1)</script> & \"quotes\"".to_string() } else { format!("plain copy {}", i % 3) }
-    });
-    let csv = std::fs::read_to_string(&data).unwrap().replace("tiktok", "<b>tik</b>");
-    std::fs::write(&data, csv).unwrap();
-    let out = d.path().join("fit");
-    fit_text_table(&data, &emb, &out, &["--num", "ctr", "--min-df", "2"]);
-    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(!html.contains("<script"), "raw script tag in the report");
-    assert!(!html.contains("<b>tik"), "raw markup from a category in the report");
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"));
-    assert!(html.contains("&lt;b&gt;tik&lt;/b&gt;"));
-    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(!md.contains("<script") && md.contains("&lt;script&gt;"));
-    // Rebuild from the files alone.
-    std::fs::remove_file(out.join("report.html")).unwrap();
-    std::fs::remove_file(out.join("report.md")).unwrap();
-    let rebuilt = segmix(&["report", out.to_str().unwrap(), "-q"]);
-    assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
-    assert_eq!(std::fs::read_to_string(out.join("report.html")).unwrap(), html);
-    assert_eq!(std::fs::read_to_string(out.join("report.md")).unwrap(), md);
-    // A folder without a fit is a clear error.
-    let empty = segmix(&["report", d.path().to_str().unwrap()]);
-    assert_eq!(empty.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&empty.stderr).contains("model.json"));
-}
-
-/// `--llm-endpoint` posts each class's prompt to an OpenAI-compatible endpoint (a local mock
-/// here) and stores the answers; the report shows the labels.
-#[test]
-fn llm_labels_come_from_the_endpoint() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        let mut prompts = Vec::new();
-        for n in 1..=3 {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0;
-            let mut first = String::new();
-            r.read_line(&mut first).unwrap();
-            loop {
-                let mut h = String::new();
-                r.read_line(&mut h).unwrap();
-                if h.trim().is_empty() {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
-            let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(req["model"], "mock-model");
-            prompts.push((first, req["messages"][0]["content"].as_str().unwrap().to_string()));
-            let answer = format!("{{\"label\": \"Segment <{n}>\", \"strategy\": \"Do thing {n}.\"}}");
-            let reply =
-                serde_json::json!({"choices": [{"message": {"role": "assistant", "content": answer}}]}).to_string();
-            write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len())
-                .unwrap();
-        }
-        prompts
-    });
-    let d = tempfile::tempdir().unwrap();
-    let (data, emb) = text_table(d.path(), 60, |i| format!("copy {}", i % 3));
-    let out = d.path().join("fit");
-    let url = format!("http://127.0.0.1:{port}/v1");
-    fit_text_table(&data, &emb, &out, &["--llm-endpoint", &url, "--llm-model", "mock-model"]);
-    let prompts = server.join().unwrap();
-    assert!(prompts.iter().all(|(line, _)| line.starts_with("POST /v1/chat/completions")));
-    assert!(prompts.iter().all(|(_, p)| p.contains("\"label\"") && p.contains("Segment ")));
-    let clusters: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("clusters.json")).unwrap()).unwrap();
-    assert_eq!(clusters["llm_model"], "mock-model");
-    for (i, c) in clusters["classes"].as_array().unwrap().iter().enumerate() {
-        assert_eq!(c["label"], format!("Segment <{}>", i + 1));
-        assert_eq!(c["strategy"], format!("Do thing {}.", i + 1));
-    }
-    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.contains("Class 1 — Segment &lt;1&gt;"));
-}
-
 /// t-SNE keeps well-separated groups apart (silhouette of the 2-D layout by the true groups) and
 /// is reproducible for a seed.
 #[test]
 fn tsne_separates_blobs_and_is_seeded() {
     use segmix::explain::tsne::{TsneOptions, tsne};
-    let mut rng = segmix::rng::Rng::new(11);
+    let mut rng = segmix::foundation::rng::Rng::new(11);
     let (n, dim) = (300, 10);
     let truth: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
     let x: Vec<f64> =
@@ -352,23 +175,9 @@ fn tsne_separates_blobs_and_is_seeded() {
     let y = tsne(&x, n, dim, &opts);
     let flat: Vec<f64> = y.iter().flat_map(|p| [p[0], p[1]]).collect();
     assert!(flat.iter().all(|v| v.is_finite()));
-    let s = segmix::metrics::silhouettes(&flat, n, 2, &[&truth])[0].unwrap();
+    let s = segmix::foundation::metrics::silhouettes(&flat, n, 2, &[&truth])[0].unwrap();
     assert!(s > 0.6, "silhouette of the t-SNE layout by the true groups: {s}");
     assert_eq!(tsne(&x, n, dim, &opts), y, "same seed, same layout");
     let other = tsne(&x, n, dim, &TsneOptions { seed: 1, ..opts });
     assert_ne!(other, y);
-}
-
-#[test]
-fn tsne_map_is_in_clusters_json_and_the_report() {
-    let d = tempfile::tempdir().unwrap();
-    let (data, emb) = text_table(d.path(), 90, |i| format!("copy {}", i % 9));
-    let out = d.path().join("fit");
-    fit_text_table(&data, &emb, &out, &["--tsne"]);
-    let c: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("clusters.json")).unwrap()).unwrap();
-    assert_eq!(c["tsne"].as_array().unwrap().len(), 90);
-    assert!(c["tsne_of"].as_str().unwrap().contains("reduced text embedding"));
-    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.contains(r#"aria-label="t-SNE map of the rows""#));
 }

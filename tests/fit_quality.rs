@@ -4,12 +4,12 @@
 use std::fmt::Write as _;
 
 use segmix::backend::{CpuBackend, MixtureData};
-use segmix::data::prepare::{NumericSchema, Transform};
-use segmix::metrics::adjusted_rand_index;
+use segmix::featurize::schema::{NumericSchema, Transform};
+use segmix::foundation::metrics::adjusted_rand_index;
+use segmix::foundation::rng::Rng;
 use segmix::mixture::em::{FitConfig, NoProgress, RIDGE_DOMINATED, degeneracies, fit_sweep};
 use segmix::mixture::params::Params;
 use segmix::mixture::{CovType, predict};
-use segmix::rng::Rng;
 
 use crate::util::{fit, labels, roles, write};
 
@@ -146,7 +146,7 @@ fn gaussian_mle_loglik(x: &[f64], p: usize) -> f64 {
             }
         }
     }
-    let l = segmix::linalg::cholesky(&s, p).unwrap();
+    let l = segmix::foundation::linalg::cholesky(&s, p).unwrap();
     let log_det: f64 = (0..p).map(|a| 2.0 * l[a * p + a].ln()).sum();
     -0.5 * n as f64 * (p as f64 * LN_2PI + log_det + p as f64)
 }

@@ -1,7 +1,6 @@
-//! segmix integration tests: one binary (linking is the slow part of a test build), one module
-//! per area.
+//! The library's integration tests: one binary (linking is the slow part of a test build), one
+//! module per area. The command's end-to-end tests are in `cli/tests/`.
 
-mod cli;
 mod compare;
 mod data_errors;
 mod em;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use segmix::backend::CpuBackend;
 use segmix::data::Roles;
-use segmix::data::prepare::Transform;
+use segmix::featurize::schema::Transform;
 use segmix::mixture::em::{FitConfig, NoProgress};
 use segmix::pipeline::{self, FitJob, FitOutput};
 
@@ -50,7 +50,7 @@ pub fn fit_with(
 
 /// Hard labels (argmax) of an n × k posterior matrix.
 pub fn labels(resp: &[f64], k: usize) -> Vec<u32> {
-    resp.chunks_exact(k).map(|r| segmix::report::argmax(r).0 as u32).collect()
+    resp.chunks_exact(k).map(|r| segmix::foundation::stats::argmax(r).0 as u32).collect()
 }
 
 pub fn repo_file(rel: &str) -> PathBuf {
@@ -59,7 +59,7 @@ pub fn repo_file(rel: &str) -> PathBuf {
 
 /// A CSV line of `dims` floats: 1 at position `group`, 0 elsewhere, plus N(0, 0.05²) noise —
 /// embeddings of texts that fall into clear groups.
-pub fn grouped_vector_line(group: usize, dims: usize, rng: &mut segmix::rng::Rng) -> String {
+pub fn grouped_vector_line(group: usize, dims: usize, rng: &mut segmix::foundation::rng::Rng) -> String {
     let v: Vec<String> =
         (0..dims).map(|t| format!("{:.4}", if t == group { 1.0 } else { 0.0 } + rng.normal() * 0.05)).collect();
     v.join(",") + "\n"

@@ -23,11 +23,11 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 use rayon::prelude::*;
 
-use super::matmul::matmul;
 use super::{Backend, EStepSummary, Gram, KernelParams, MixtureData, Posteriors, SuffStats};
-use crate::data::MISSING_CODE;
-use crate::error::{Error, Result};
-use crate::par::tree_reduce;
+use crate::foundation::MISSING_CODE;
+use crate::foundation::error::{Error, Result};
+use crate::foundation::linalg::matmul;
+use crate::foundation::par::tree_reduce;
 
 /// Rows per block: the unit of parallel work and of the deterministic reduction tree.
 const BLOCK: usize = 4096;

@@ -8,19 +8,28 @@
 //! * `auto` (default) — a hardware GPU when there is one, else the CPU backend with one line
 //!   saying why. Auto never takes a software adapter: on the same cores it is far slower than the
 //!   CPU backend. Auto also runs a model the GPU kernels cannot take (more than
-//!   [`super::gpu::kernels::MAX_P`] continuous dimensions) on the CPU instead of failing.
+//!   `backend::gpu::kernels::MAX_P` continuous dimensions) on the CPU instead of failing.
+//!
+//! Built without the `gpu` feature, `auto` is the CPU and `gpu` an error that says so.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
+#[cfg(feature = "gpu")]
+use std::sync::atomic::Ordering;
 
 use super::cpu::{CpuData, CpuResp};
+#[cfg(feature = "gpu")]
 use super::gpu::kernels::MAX_P;
-use super::gpu::{AdapterPolicy, GpuBackend, GpuData, GpuResp};
+#[cfg(feature = "gpu")]
+use super::gpu::{GpuBackend, GpuData, GpuResp};
 use super::{Backend, CpuBackend, EStepSummary, Gram, KernelParams, MixtureData, Posteriors, SuffStats};
-use crate::error::{Error, Result};
+use crate::foundation::choice::Choice;
+use crate::foundation::error::{Error, Result};
+#[cfg(feature = "gpu")]
+use crate::foundation::gpu::AdapterPolicy;
 
 /// Where the kernels run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DeviceChoice {
     /// A hardware GPU if there is one, else the CPU.
     #[default]
@@ -31,15 +40,37 @@ pub enum DeviceChoice {
     Gpu,
 }
 
+impl Choice for DeviceChoice {
+    const ALL: &'static [DeviceChoice] = &[DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Gpu];
+
+    fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Auto => "auto",
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Gpu => "gpu",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            DeviceChoice::Auto => "a hardware GPU if there is one, else the CPU",
+            DeviceChoice::Cpu => "the CPU backend",
+            DeviceChoice::Gpu => "a GPU adapter (software ones included); an error if there is none",
+        }
+    }
+}
+
 /// The backend chosen for a run.
 #[derive(Debug)]
 pub struct AnyBackend {
     cpu: CpuBackend,
+    #[cfg(feature = "gpu")]
     gpu: Option<GpuBackend>,
     auto: bool,
     /// Why the CPU runs although a GPU was asked for or is present (printed once by the CLI).
     note: Mutex<Option<String>>,
     /// Set when auto ran the mixture on the CPU although a GPU was open.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     mixture_on_cpu: AtomicBool,
 }
 
@@ -48,6 +79,7 @@ impl AnyBackend {
     pub fn cpu() -> Self {
         AnyBackend {
             cpu: CpuBackend::new(),
+            #[cfg(feature = "gpu")]
             gpu: None,
             auto: false,
             note: Mutex::new(None),
@@ -56,6 +88,7 @@ impl AnyBackend {
     }
 
     /// A GPU backend that was opened already.
+    #[cfg(feature = "gpu")]
     pub fn gpu(gpu: GpuBackend) -> Self {
         AnyBackend {
             cpu: CpuBackend::new(),
@@ -67,6 +100,20 @@ impl AnyBackend {
     }
 
     /// Resolves `--device`.
+    #[cfg(not(feature = "gpu"))]
+    pub fn select(choice: DeviceChoice) -> Result<Self> {
+        match choice {
+            DeviceChoice::Gpu => Err(Error::Gpu(
+                "--device gpu: this segmix was built without GPU support (the `gpu` cargo feature); \
+                 rebuild with it, or use --device cpu"
+                    .into(),
+            )),
+            DeviceChoice::Cpu | DeviceChoice::Auto => Ok(Self::cpu()),
+        }
+    }
+
+    /// Resolves `--device`.
+    #[cfg(feature = "gpu")]
     pub fn select(choice: DeviceChoice) -> Result<Self> {
         match choice {
             DeviceChoice::Cpu => Ok(Self::cpu()),
@@ -92,6 +139,7 @@ impl AnyBackend {
     }
 
     /// The GPU backend, when one was opened.
+    #[cfg(feature = "gpu")]
     pub fn gpu_backend(&self) -> Option<&GpuBackend> {
         self.gpu.as_ref()
     }
@@ -106,6 +154,7 @@ impl AnyBackend {
         self.note.lock().expect("note").take()
     }
 
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     fn set_note(&self, note: String) {
         *self.note.lock().expect("note") = Some(note);
     }
@@ -115,6 +164,7 @@ impl AnyBackend {
 #[derive(Debug)]
 pub enum AnyData {
     Cpu(CpuData),
+    #[cfg(feature = "gpu")]
     Gpu(GpuData),
 }
 
@@ -122,6 +172,7 @@ pub enum AnyData {
 #[derive(Debug)]
 pub enum AnyResp {
     Cpu(CpuResp),
+    #[cfg(feature = "gpu")]
     Gpu(GpuResp),
 }
 
@@ -129,6 +180,7 @@ fn mismatch() -> Error {
     Error::config("internal: data and responsibilities live on different backends")
 }
 
+#[cfg(feature = "gpu")]
 impl AnyBackend {
     fn gpu_ref(&self) -> Result<&GpuBackend> {
         self.gpu.as_ref().ok_or_else(mismatch)
@@ -144,10 +196,12 @@ macro_rules! on_backend {
                 let $b = &$self.cpu;
                 $body
             }
+            #[cfg(feature = "gpu")]
             (AnyData::Gpu($d), AnyResp::Gpu($r)) => {
                 let $b = $self.gpu_ref()?;
                 $body
             }
+            #[allow(unreachable_patterns)]
             _ => Err(mismatch()),
         }
     };
@@ -158,34 +212,36 @@ impl Backend for AnyBackend {
     type Resp = AnyResp;
 
     fn describe(&self) -> String {
-        match &self.gpu {
-            Some(g) if self.mixture_on_cpu.load(Ordering::Relaxed) => {
-                format!("{}; mixture on {} (wider than the GPU kernels)", g.describe(), self.cpu.describe())
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            if self.mixture_on_cpu.load(Ordering::Relaxed) {
+                return format!("{}; mixture on {} (wider than the GPU kernels)", g.describe(), self.cpu.describe());
             }
-            Some(g) => g.describe(),
-            None => self.cpu.describe(),
+            return g.describe();
         }
+        self.cpu.describe()
     }
 
     fn upload(&self, data: &MixtureData) -> Result<AnyData> {
-        match &self.gpu {
-            Some(_) if self.auto && data.p > MAX_P => {
-                self.set_note(format!(
-                    "running the mixture on the CPU: it has {} continuous dimensions and the GPU \
-                     kernels take at most {MAX_P}",
-                    data.p
-                ));
-                self.mixture_on_cpu.store(true, Ordering::Relaxed);
-                Ok(AnyData::Cpu(self.cpu.upload(data)?))
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            if !(self.auto && data.p > MAX_P) {
+                return Ok(AnyData::Gpu(g.upload(data)?));
             }
-            Some(g) => Ok(AnyData::Gpu(g.upload(data)?)),
-            None => Ok(AnyData::Cpu(self.cpu.upload(data)?)),
+            self.set_note(format!(
+                "running the mixture on the CPU: it has {} continuous dimensions and the GPU \
+                 kernels take at most {MAX_P}",
+                data.p
+            ));
+            self.mixture_on_cpu.store(true, Ordering::Relaxed);
         }
+        Ok(AnyData::Cpu(self.cpu.upload(data)?))
     }
 
     fn alloc_resp(&self, data: &AnyData, k: usize) -> Result<AnyResp> {
         Ok(match data {
             AnyData::Cpu(d) => AnyResp::Cpu(self.cpu.alloc_resp(d, k)?),
+            #[cfg(feature = "gpu")]
             AnyData::Gpu(d) => AnyResp::Gpu(self.gpu_ref()?.alloc_resp(d, k)?),
         })
     }
@@ -216,11 +272,13 @@ impl Backend for AnyBackend {
             AnyData::Cpu(d) => {
                 let mut inner = Vec::with_capacity(models.len());
                 for (p, r) in models.iter_mut() {
+                    #[allow(irrefutable_let_patterns)]
                     let AnyResp::Cpu(r) = &mut **r else { return Err(mismatch()) };
                     inner.push((*p, r));
                 }
                 self.cpu.e_step_stats_batch(d, &mut inner)
             }
+            #[cfg(feature = "gpu")]
             AnyData::Gpu(d) => {
                 let mut inner = Vec::with_capacity(models.len());
                 for (p, r) in models.iter_mut() {
@@ -241,16 +299,18 @@ impl Backend for AnyBackend {
     }
 
     fn gram(&self, x: &[f32], n: usize, dim: usize) -> Result<Gram> {
-        match &self.gpu {
-            Some(g) => g.gram(x, n, dim),
-            None => self.cpu.gram(x, n, dim),
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            return g.gram(x, n, dim);
         }
+        self.cpu.gram(x, n, dim)
     }
 
     fn project(&self, x: &[f32], n: usize, dim: usize, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>> {
-        match &self.gpu {
-            Some(g) => g.project(x, n, dim, mean, w, d),
-            None => self.cpu.project(x, n, dim, mean, w, d),
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            return g.project(x, n, dim, mean, w, d);
         }
+        self.cpu.project(x, n, dim, mean, w, d)
     }
 }

@@ -39,12 +39,14 @@
 
 pub mod cpu;
 pub mod device;
+#[cfg(feature = "gpu")]
 pub mod gpu;
-pub mod matmul;
 
-use crate::error::Result;
+use crate::foundation::error::Result;
+pub use crate::foundation::linalg::Gram;
 pub use cpu::CpuBackend;
 pub use device::{AnyBackend, DeviceChoice};
+#[cfg(feature = "gpu")]
 pub use gpu::GpuBackend;
 
 /// The host-side copy of everything a mixture fit reads per row. Built by
@@ -63,7 +65,7 @@ pub struct MixtureData {
     pub patterns: Vec<Vec<bool>>,
     /// Number of levels of each categorical column.
     pub n_levels: Vec<usize>,
-    /// n × J category codes, [`crate::data::MISSING_CODE`] for missing.
+    /// n × J category codes, [`crate::foundation::MISSING_CODE`] for missing.
     pub codes: Vec<u32>,
     /// ln |du_i/dv_i| of each row: what turns the density of its standardized coordinates into
     /// the density of its values on the data's own scale (−Σ ln sd over observed metrics, the
@@ -109,7 +111,7 @@ impl MixtureData {
     pub fn one_hot_row(&self, i: usize, offsets: &[usize], dst: &mut [f64], value: f64) {
         let j = self.n_cat();
         for (jj, &c) in self.codes[i * j..(i + 1) * j].iter().enumerate() {
-            if c != crate::data::MISSING_CODE {
+            if c != crate::foundation::MISSING_CODE {
                 dst[offsets[jj] + c as usize] = value;
             }
         }
@@ -270,19 +272,9 @@ impl SuffStats {
     }
 }
 
-/// Column sums and XᵀX over the rows of an embedding matrix that are not missing.
-#[derive(Debug, Clone)]
-pub struct Gram {
-    pub rows: usize,
-    pub dim: usize,
-    pub sum: Vec<f64>,
-    /// dim × dim, row-major.
-    pub xtx: Vec<f64>,
-}
-
 /// The error for an E-step whose log-likelihood is not finite, naming the (input) row when known.
-pub(crate) fn non_finite(row: Option<usize>, k: usize) -> crate::Error {
-    crate::Error::Numerical(format!(
+pub(crate) fn non_finite(row: Option<usize>, k: usize) -> crate::foundation::error::Error {
+    crate::foundation::error::Error::Numerical(format!(
         "row {} has a non-finite log-likelihood under all {k} classes; check the input for \
          extreme values, or increase --reg",
         row.map_or("?".to_string(), |r| r.to_string())
@@ -302,7 +294,7 @@ pub struct Posteriors {
 impl Posteriors {
     /// The most probable class (0-based) of every row, the first on ties.
     pub fn labels(&self) -> Vec<usize> {
-        self.resp.chunks(self.k).map(|r| crate::report::argmax(r).0).collect()
+        self.resp.chunks(self.k).map(|r| crate::foundation::stats::argmax(r).0).collect()
     }
 }
 

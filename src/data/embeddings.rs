@@ -8,34 +8,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::error::{Error, Result};
-
-/// The text column's vectors: on the host (read from a file, or from the CPU encoder), or on
-/// the GPU where the encoder left them (the PCA then runs there).
-#[derive(Debug)]
-pub enum TextVectors {
-    /// One row per table row, all-NaN rows for missing texts; `source` names them in messages.
-    Host { source: std::path::PathBuf, matrix: Matrix },
-    /// Distinct vectors resident on the device, with each table row's.
-    Device(crate::embed::gpu::Resident),
-}
-
-/// A dense row-major matrix read from disk. Missing rows are all-`NaN`.
-#[derive(Debug, Clone)]
-pub struct Matrix {
-    pub rows: usize,
-    pub cols: usize,
-    pub values: Vec<f32>,
-}
-
-impl Matrix {
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.values[i * self.cols..(i + 1) * self.cols]
-    }
-    pub fn row_missing(&self, i: usize) -> bool {
-        self.row(i).first().is_none_or(|v| v.is_nan())
-    }
-}
+use crate::foundation::error::{Error, Result};
+use crate::foundation::matrix::Matrix;
 
 /// Reads a `.npy` (by extension) or CSV matrix of embeddings.
 pub fn read_matrix(path: &Path) -> Result<Matrix> {

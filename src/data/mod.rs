@@ -11,15 +11,11 @@
 //! line (1-based, as an editor shows it), the 0-based data row where it matters, and the column.
 
 pub mod embeddings;
-pub mod prepare;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
-
-/// Code used for a missing categorical value in a code matrix.
-pub const MISSING_CODE: u32 = u32::MAX;
+use crate::foundation::error::{Error, Result};
 
 /// Which columns play which role.
 #[derive(Debug, Clone, Default)]

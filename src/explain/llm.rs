@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::Clusters;
-use crate::error::{Error, Result};
+use crate::foundation::error::{Error, Result};
 
 /// Where to send the prompts.
 #[derive(Debug, Clone)]

@@ -22,12 +22,27 @@ pub mod vocab;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::MixtureData;
-use crate::data::{MISSING_CODE, Table};
-use crate::error::Result;
-use crate::linalg;
-use crate::pipeline::FitOutput;
-use crate::rng::Rng;
+use crate::backend::{MixtureData, Posteriors};
+use crate::data::Table;
+use crate::foundation::MISSING_CODE;
+use crate::foundation::error::Result;
+use crate::foundation::linalg;
+use crate::foundation::rng::Rng;
+use crate::model::ModelFile;
+
+/// What an explanation reads of a finished fit.
+#[derive(Debug, Clone, Copy)]
+pub struct Fitted<'a> {
+    pub model: &'a ModelFile,
+    /// The selected fit's posteriors, in row order.
+    pub posteriors: &'a Posteriors,
+    /// Rows flagged as outliers (listed in `clusters.json`).
+    pub outliers: &'a [usize],
+    /// The rows as fitted.
+    pub data: &'a MixtureData,
+    /// The table they came from (texts and original values).
+    pub table: &'a Table,
+}
 
 /// Options of the explanation.
 #[derive(Debug, Clone)]
@@ -227,14 +242,14 @@ fn nearest(
     out
 }
 
-/// Builds the explanation of a finished fit from its rows (`data`, as fitted) and its table
-/// (for the texts and original values).
-pub fn explain(fit: &FitOutput, data: &MixtureData, table: &Table, opts: &ExplainOptions) -> Result<Clusters> {
-    let model = &fit.model;
+/// Builds the explanation of a finished fit from its rows (as fitted) and its table (for the
+/// texts and original values).
+pub fn explain(fit: &Fitted, opts: &ExplainOptions) -> Result<Clusters> {
+    let Fitted { model, posteriors, data, table, .. } = *fit;
     let params = &model.params;
     let (n, p, k) = (data.n, data.p, params.k);
-    let post = &fit.sweep.posteriors.resp;
-    let labels = fit.sweep.posteriors.labels();
+    let post = &posteriors.resp;
+    let labels = posteriors.labels();
     let mut sizes = vec![0usize; k];
     labels.iter().for_each(|&l| sizes[l] += 1);
     let observed = |i: usize, c: usize| data.patterns[data.pattern[i] as usize][c];
@@ -491,7 +506,7 @@ pub fn explain(fit: &FitOutput, data: &MixtureData, table: &Table, opts: &Explai
         map,
         tsne_of,
         tsne: tsne_map,
-        outliers: fit.outliers.as_ref().map(|o| o.rows.clone()).unwrap_or_default(),
+        outliers: fit.outliers.to_vec(),
         llm_model: None,
     })
 }

@@ -14,8 +14,8 @@
 use ndarray::{Array2, ArrayView2, s};
 use rayon::prelude::*;
 
-use crate::backend::matmul::matmul;
-use crate::rng::Rng;
+use crate::foundation::linalg::matmul;
+use crate::foundation::rng::Rng;
 
 /// t-SNE settings.
 #[derive(Debug, Clone, Copy)]

@@ -40,10 +40,10 @@ use super::init::{InitFeatures, Start, StartSpaces, kmeans};
 use super::params::{MStepEvent, Params};
 use super::{CovType, Criteria, Criterion, n_params};
 use crate::backend::{Backend, KernelParams, MixtureData, Posteriors};
-use crate::error::{Error, Result};
-use crate::linalg;
-use crate::metrics::adjusted_rand_index;
-use crate::rng::Rng;
+use crate::foundation::error::{Error, Result};
+use crate::foundation::linalg;
+use crate::foundation::metrics::adjusted_rand_index;
+use crate::foundation::rng::Rng;
 
 /// Validated fitting options.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -12,12 +12,12 @@ use std::borrow::Cow;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::backend::matmul::matmul;
+use crate::foundation::linalg::matmul;
 
 use super::params::Params;
 use crate::backend::MixtureData;
-use crate::par::tree_reduce;
-use crate::rng::Rng;
+use crate::foundation::par::tree_reduce;
+use crate::foundation::rng::Rng;
 
 /// Rows used to seed and run k-means on big tables.
 pub const SAMPLE: usize = 200_000;
@@ -284,7 +284,7 @@ fn joint_features(data: &MixtureData, weight: f64) -> Vec<f64> {
     let mut observed = vec![0.0f64; j];
     for i in 0..n {
         for (jj, &c) in data.codes[i * j..(i + 1) * j].iter().enumerate() {
-            if c != crate::data::MISSING_CODE {
+            if c != crate::foundation::MISSING_CODE {
                 share[off[jj] + c as usize] += 1.0;
                 observed[jj] += 1.0;
             }
@@ -304,7 +304,7 @@ fn joint_features(data: &MixtureData, weight: f64) -> Vec<f64> {
         row[..p].copy_from_slice(&data.x[i * p..(i + 1) * p]);
         for (jj, &c) in data.codes[i * j..(i + 1) * j].iter().enumerate() {
             let block = &mut row[p + off[jj]..p + off[jj + 1]];
-            if c == crate::data::MISSING_CODE {
+            if c == crate::foundation::MISSING_CODE {
                 for (b, q) in block.iter_mut().zip(&share[off[jj]..off[jj + 1]]) {
                     *b = scale[jj] * q;
                 }
@@ -410,7 +410,7 @@ fn class_entropy(theta: &Params, c: usize) -> f64 {
     let gauss = if p == 0 {
         0.0
     } else {
-        crate::linalg::cholesky(theta.covariance(c), p).map_or(f64::INFINITY, |l| {
+        crate::foundation::linalg::cholesky(theta.covariance(c), p).map_or(f64::INFINITY, |l| {
             let log_det: f64 = (0..p).map(|a| 2.0 * l[a * p + a].ln()).sum();
             0.5 * (p as f64 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln() + log_det)
         })

@@ -22,10 +22,11 @@ pub mod predict;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::foundation::choice::Choice;
+use crate::foundation::error::{Error, Result};
 
 /// Structure of the class covariance matrices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CovType {
     /// Each class has its own unrestricted covariance (mclust's VVV).
@@ -38,8 +39,10 @@ pub enum CovType {
     Tied,
 }
 
-impl CovType {
-    pub fn name(self) -> &'static str {
+impl Choice for CovType {
+    const ALL: &'static [CovType] = &[CovType::Full, CovType::Diag, CovType::Spherical, CovType::Tied];
+
+    fn name(self) -> &'static str {
         match self {
             CovType::Full => "full",
             CovType::Diag => "diag",
@@ -47,10 +50,19 @@ impl CovType {
             CovType::Tied => "tied",
         }
     }
+
+    fn help(self) -> &'static str {
+        match self {
+            CovType::Full => "each class has its own unrestricted covariance (mclust's VVV)",
+            CovType::Diag => "each class has its own diagonal covariance",
+            CovType::Spherical => "each class has its own single variance",
+            CovType::Tied => "one unrestricted covariance shared by all classes",
+        }
+    }
 }
 
 /// The information criterion that picks the winning model (lower is better for all three).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Criterion {
     Bic,
@@ -58,12 +70,22 @@ pub enum Criterion {
     Aic,
 }
 
-impl Criterion {
-    pub fn name(self) -> &'static str {
+impl Choice for Criterion {
+    const ALL: &'static [Criterion] = &[Criterion::Bic, Criterion::Icl, Criterion::Aic];
+
+    fn name(self) -> &'static str {
         match self {
             Criterion::Bic => "bic",
             Criterion::Icl => "icl",
             Criterion::Aic => "aic",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Criterion::Bic => "Bayesian information criterion",
+            Criterion::Icl => "integrated completed likelihood (BIC plus the classification entropy)",
+            Criterion::Aic => "Akaike information criterion",
         }
     }
 }

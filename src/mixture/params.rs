@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::CovType;
 use crate::backend::{KernelParams, MixtureData, SuffStats};
-use crate::error::{Error, Result};
-use crate::linalg;
+use crate::foundation::error::{Error, Result};
+use crate::foundation::linalg;
 
 /// ln 2π.
 const LN_2PI: f64 = 1.837_877_066_409_345_5;

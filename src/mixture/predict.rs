@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use super::params::Params;
 use crate::backend::{Backend, MixtureData, Posteriors};
-use crate::error::Result;
+use crate::foundation::error::Result;
 
 /// Posteriors and row log-likelihoods of every row under `params`.
 pub fn posteriors<B: Backend>(backend: &B, data: &MixtureData, params: &Params) -> Result<Posteriors> {

@@ -6,8 +6,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::error::{Error, Result};
 use crate::explain::{ClassReport, Clusters};
+use crate::foundation::choice::Choice;
+use crate::foundation::error::{Error, Result};
 use crate::model::ModelFile;
 
 use super::write_atomic;

@@ -7,7 +7,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::backend::Posteriors;
-use crate::error::{Error, Result};
+use crate::foundation::error::{Error, Result};
+use crate::foundation::stats::argmax;
 use crate::mixture::em::RunRecord;
 
 /// Writes `path` atomically: `write` fills a temporary file beside it, which is then renamed.
@@ -35,69 +36,131 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
 }
 
+/// Writes the CSV file `path` atomically through a [`csv::Writer`] (fields quoted where they
+/// need it), one field at a time: `fill` writes the records.
+pub fn write_csv(path: &Path, fill: impl FnOnce(&mut CsvRows) -> csv::Result<()>) -> Result<()> {
+    write_atomic(path, |w| {
+        let mut rows = CsvRows { w: csv::Writer::from_writer(w), buf: String::new() };
+        fill(&mut rows)?;
+        rows.w.flush()
+    })
+}
+
+/// Records of a CSV file being written: text fields, numbers in [`Num`]'s round-trip format
+/// (without an allocation per field), and the end of each record.
+pub struct CsvRows<'a> {
+    w: csv::Writer<&'a mut dyn Write>,
+    buf: String,
+}
+
+impl std::fmt::Debug for CsvRows<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvRows").finish_non_exhaustive()
+    }
+}
+
+impl CsvRows<'_> {
+    /// A text field.
+    pub fn text(&mut self, s: &str) -> csv::Result<()> {
+        self.w.write_field(s)
+    }
+
+    /// Any displayable value as a field.
+    pub fn value(&mut self, v: impl std::fmt::Display) -> csv::Result<()> {
+        use std::fmt::Write as _;
+        self.buf.clear();
+        let _ = write!(self.buf, "{v}");
+        self.w.write_field(&self.buf)
+    }
+
+    /// A float in [`Num`]'s shortest round-trip format.
+    pub fn num(&mut self, v: f64) -> csv::Result<()> {
+        self.value(Num(v))
+    }
+
+    /// Ends the record.
+    pub fn end(&mut self) -> csv::Result<()> {
+        self.w.write_record(None::<&[u8]>)
+    }
+
+    /// A whole record of text fields.
+    pub fn record<S: AsRef<str>>(&mut self, fields: impl IntoIterator<Item = S>) -> csv::Result<()> {
+        for f in fields {
+            self.text(f.as_ref())?;
+        }
+        self.end()
+    }
+}
+
 /// `assignments.csv` (and the prediction file): `row,class,max_posterior,loglik,post_1..post_K`
 /// followed by any `extra` columns (name, one value per row).
 pub fn write_assignments(path: &Path, post: &Posteriors, extra: &[(String, Vec<f64>)]) -> Result<()> {
     let k = post.k;
     let n = post.row_loglik.len();
-    write_atomic(path, |w| {
-        write!(w, "row,class,max_posterior,loglik")?;
+    write_csv(path, |w| {
+        for name in ["row", "class", "max_posterior", "loglik"] {
+            w.text(name)?;
+        }
         for c in 1..=k {
-            write!(w, ",post_{c}")?;
+            w.value(format_args!("post_{c}"))?;
         }
         for (name, _) in extra {
-            write!(w, ",{}", csv_field(name))?;
+            w.text(name)?;
         }
-        writeln!(w)?;
+        w.end()?;
         for i in 0..n {
             let r = &post.resp[i * k..(i + 1) * k];
             let (best, max) = argmax(r);
-            write!(w, "{i},{},{},{}", best + 1, Num(max), Num(post.row_loglik[i]))?;
+            w.value(i)?;
+            w.value(best + 1)?;
+            w.num(max)?;
+            w.num(post.row_loglik[i])?;
             for &v in r {
-                write!(w, ",{}", Num(v))?;
+                w.num(v)?;
             }
             for (_, values) in extra {
-                write!(w, ",{}", Num(values[i]))?;
+                w.num(values[i])?;
             }
-            writeln!(w)?;
+            w.end()?;
         }
         Ok(())
     })
-}
-
-/// Index and value of the largest entry (the first on ties).
-pub fn argmax(r: &[f64]) -> (usize, f64) {
-    r.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
 }
 
 /// `selection.csv`: one line per (k, restart).
 pub fn write_selection(path: &Path, runs: &[RunRecord]) -> Result<()> {
-    write_atomic(path, |w| {
-        writeln!(w, "k,restart,start,loglik,n_params,bic,icl,aic,iterations,converged,degenerate,seconds")?;
+    write_csv(path, |w| {
+        w.record([
+            "k",
+            "restart",
+            "start",
+            "loglik",
+            "n_params",
+            "bic",
+            "icl",
+            "aic",
+            "iterations",
+            "converged",
+            "degenerate",
+            "seconds",
+        ])?;
         for r in runs {
-            writeln!(
-                w,
-                "{},{},{},{},{},{},{},{},{},{},{},{:.6}",
-                r.k,
-                r.restart,
-                csv_field(&r.start),
-                r.loglik,
-                r.n_params,
-                r.criteria.bic,
-                r.criteria.icl,
-                r.criteria.aic,
-                r.iterations,
-                r.converged,
-                csv_field(&r.degenerate.join("; ")),
-                r.seconds
-            )?;
+            w.value(r.k)?;
+            w.value(r.restart)?;
+            w.text(&r.start)?;
+            w.value(r.loglik)?;
+            w.value(r.n_params)?;
+            w.value(r.criteria.bic)?;
+            w.value(r.criteria.icl)?;
+            w.value(r.criteria.aic)?;
+            w.value(r.iterations)?;
+            w.value(r.converged)?;
+            w.text(&r.degenerate.join("; "))?;
+            w.value(format_args!("{:.6}", r.seconds))?;
+            w.end()?;
         }
         Ok(())
     })
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
 /// Formats a float with the shortest representation that reads back to the same bits:

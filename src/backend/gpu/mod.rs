@@ -18,32 +18,24 @@
 //! * `m_stats.wgsl` — `moments`: Σ r d̂ and Σ r d̂ d̂ᵀ about the class means, per (row chunk,
 //!   class), rows staged through workgroup memory; `counts`: Σ r over runs of rows that share a
 //!   categorical level or a missing-value pattern.
-//! * `gram.wgsl` — XᵀX about a shift in 64 × 64 register-blocked tiles, and column sums.
-//! * `project.wgsl` — (X − m) W + b as a tiled matmul (GELU optional: the sentence encoder's
-//!   linear layers run on it too).
+//! * `gram` and `project` — the PCA's Gram matrix and projection, from the device toolkit
+//!   (`foundation::gpu::linear`), which the sentence encoder shares.
 //!
 //! Shaders never see NaN (WGSL lets implementations assume there is none): missing continuous
-//! values are 0 with a pattern mask, and embedding rows that are missing are dropped (Gram) or
-//! zeroed and restored as NaN after read-back (projection).
+//! values are 0 with a pattern mask.
 
-mod context;
 pub mod kernels;
-mod rows;
 
 use std::sync::Arc;
 
-pub use context::{AdapterPolicy, AdapterSummary, Gpu, list_adapters};
-use kernels::{Dims, E_STEP_WG, GramDims, Kernel, MAX_P, MOMENTS_TILE, ProjDims, TILE};
-pub use rows::DeviceRows;
+use kernels::{Dims, E_STEP_WG, MAX_P, MOMENTS_TILE};
 
-use super::{Backend, EStepSummary, Gram, KernelParams, MixtureData, Posteriors, SuffStats};
-use crate::data::MISSING_CODE;
-use crate::error::{Error, Result};
+use super::{Backend, EStepSummary, KernelParams, MixtureData, Posteriors, SuffStats};
+use crate::foundation::MISSING_CODE;
+use crate::foundation::error::{Error, Result};
+use crate::foundation::gpu::{AdapterPolicy, AdapterSummary, Gpu, Kernel, linear};
+use crate::foundation::linalg::Gram;
 
-/// Largest block of embedding rows uploaded at once by `gram` and `project`.
-const EMBED_BLOCK_BYTES: u64 = 128 << 20;
-/// Row chunks (workgroups along y) of `gram`; each slot accumulates every block's rows.
-const GRAM_CHUNKS: usize = 32;
 /// Target number of `moments` workgroups per segment (chunks × K), enough to fill a large GPU.
 const MOMENTS_GROUPS: usize = 1024;
 /// Largest number of classes a segment's sizing assumes (a larger K is refused if it would
@@ -84,9 +76,6 @@ impl GpuBackend {
             Which::EStep => ("e_step", kernels::E_STEP, "main"),
             Which::Moments => ("m_stats.moments", kernels::M_STATS, "moments"),
             Which::Counts => ("m_stats.counts", kernels::M_STATS, "counts"),
-            Which::Gram => ("gram.gram", kernels::GRAM, "gram"),
-            Which::Sums => ("gram.column_sums", kernels::GRAM, "column_sums"),
-            Which::Project => ("project", kernels::PROJECT, "main"),
         };
         self.gpu.kernel(name, src, entry)
     }
@@ -101,9 +90,6 @@ enum Which {
     EStep,
     Moments,
     Counts,
-    Gram,
-    Sums,
-    Project,
 }
 
 /// Rows [start, start + n) of the data, resident on the device.
@@ -609,323 +595,10 @@ impl Backend for GpuBackend {
     }
 
     fn gram(&self, x: &[f32], n: usize, dim: usize) -> Result<Gram> {
-        assert_eq!(x.len(), n * dim);
-        let present = |i: usize| !x[i * dim].is_nan();
-        if dim == 0 || !(0..n).any(present) {
-            return Ok(Gram { rows: 0, dim, sum: vec![0.0; dim], xtx: vec![0.0; dim * dim] });
-        }
-        // The shift: the mean of the first rows, so the f32 sums are of centred values.
-        let sample: Vec<f32> =
-            (0..n).filter(|&i| present(i)).take(4096).flat_map(|i| x[i * dim..(i + 1) * dim].iter().copied()).collect();
-        let block = (EMBED_BLOCK_BYTES.min(self.gpu.max_binding()) / (dim as u64 * 4)).max(1) as usize;
-        let block = block.min(n);
-        let mut pass = GramPass::new(self, dim, &sample)?;
-        let mut rows_seen = 0;
-        self.gpu.checked("Gram matrix", || -> Result<()> {
-            let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-            let xbuf = self.gpu.buffer("gram.x", (block * dim * 4) as u64, storage);
-            let mut staged: Vec<f32> = Vec::with_capacity(block * dim);
-            for i in 0..n {
-                if present(i) {
-                    staged.extend_from_slice(&x[i * dim..(i + 1) * dim]);
-                    rows_seen += 1;
-                    if staged.len() == block * dim {
-                        self.gpu.write(&xbuf, 0, bytemuck::cast_slice(&staged));
-                        pass.add(&xbuf, None, staged.len() / dim);
-                        staged.clear();
-                    }
-                }
-            }
-            if !staged.is_empty() {
-                self.gpu.write(&xbuf, 0, bytemuck::cast_slice(&staged));
-                pass.add(&xbuf, None, staged.len() / dim);
-            }
-            Ok(())
-        })??;
-        pass.finish(rows_seen)
+        linear::gram(&self.gpu, x, n, dim)
     }
 
     fn project(&self, x: &[f32], n: usize, dim: usize, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>> {
-        assert_eq!(x.len(), n * dim);
-        assert_eq!(w.len(), dim * d);
-        let mut out = vec![0.0; n * d];
-        if d == 0 || n == 0 {
-            return Ok(out);
-        }
-        let width = dim.max(d) as u64 * 4;
-        let block = ((EMBED_BLOCK_BYTES.min(self.gpu.max_binding()) / width).max(1) as usize).min(n);
-        let pass = ProjectPass::new(self, dim, mean, w, d, block)?;
-        self.gpu.checked("projection", || -> Result<()> {
-            let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-            let xbuf = self.gpu.buffer("project.x", (block * dim * 4) as u64, storage);
-            for lo in (0..n).step_by(block) {
-                let rows = block.min(n - lo);
-                let src = &x[lo * dim..(lo + rows) * dim];
-                let missing: Vec<usize> = (0..rows).filter(|&r| src[r * dim].is_nan()).collect();
-                if missing.is_empty() {
-                    self.gpu.write(&xbuf, 0, bytemuck::cast_slice(src));
-                } else {
-                    let mut clean = src.to_vec();
-                    for &r in &missing {
-                        clean[r * dim..(r + 1) * dim].fill(0.0);
-                    }
-                    self.gpu.write(&xbuf, 0, bytemuck::cast_slice(&clean));
-                }
-                let got = pass.run(&xbuf, rows)?;
-                let dst = &mut out[lo * d..(lo + rows) * d];
-                dst.iter_mut().zip(&got).for_each(|(o, &v)| *o = v as f64);
-                for &r in &missing {
-                    dst[r * d..(r + 1) * d].fill(f64::NAN);
-                }
-            }
-            Ok(())
-        })??;
-        Ok(out)
-    }
-}
-
-impl GpuBackend {
-    /// [`Backend::gram`] of a resident matrix whose row i stands for `weights[i]` rows.
-    pub fn gram_rows(&self, x: &DeviceRows, weights: &[f32]) -> Result<Gram> {
-        assert_eq!(weights.len(), x.rows());
-        let dim = x.cols();
-        let total: f64 = weights.iter().map(|&w| w as f64).sum();
-        if dim == 0 || total == 0.0 {
-            return Ok(Gram { rows: 0, dim, sum: vec![0.0; dim], xtx: vec![0.0; dim * dim] });
-        }
-        let sample = x.read(0, x.rows().min(4096))?;
-        let mut pass = GramPass::new(self, dim, &sample)?;
-        self.gpu.checked("Gram matrix", || {
-            for (buf, start, rows) in x.segments() {
-                let wbuf = self.gpu.storage_with("gram.weights", &weights[start..start + rows]);
-                pass.add(buf, Some(&wbuf), rows);
-            }
-        })?;
-        pass.finish(total.round() as usize)
-    }
-
-    /// [`Backend::project`] of a resident matrix: rows × d scores, in f64.
-    pub fn project_rows(&self, x: &DeviceRows, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>> {
-        let dim = x.cols();
-        assert_eq!(w.len(), dim * d);
-        let mut out = Vec::with_capacity(x.rows() * d);
-        if d == 0 || x.rows() == 0 {
-            return Ok(vec![0.0; x.rows() * d]);
-        }
-        let most = x.segments().map(|(_, _, rows)| rows).max().unwrap_or(0);
-        let pass = ProjectPass::new(self, dim, mean, w, d, most)?;
-        self.gpu.checked("projection", || -> Result<()> {
-            for (buf, _, rows) in x.segments() {
-                out.extend(pass.run(buf, rows)?.into_iter().map(f64::from));
-            }
-            Ok(())
-        })??;
-        Ok(out)
-    }
-}
-
-/// One PCA Gram accumulation on the device: row blocks (or resident segments) are added into
-/// the same `GRAM_CHUNKS` slots about a shift, then the partials come back and are reduced in
-/// f64.
-struct GramPass<'a> {
-    backend: &'a GpuBackend,
-    kg: Arc<Kernel>,
-    ks: Arc<Kernel>,
-    dim: usize,
-    n_tiles: usize,
-    pairs: usize,
-    /// The shift in f32 (what the device subtracts) and widened back.
-    shift: Vec<f64>,
-    shift_buf: wgpu::Buffer,
-    out: wgpu::Buffer,
-    sums: wgpu::Buffer,
-    dims: wgpu::Buffer,
-    unit: wgpu::Buffer,
-    first: bool,
-}
-
-impl<'a> GramPass<'a> {
-    /// `sample`: some rows (at least one), whose mean becomes the shift.
-    fn new(backend: &'a GpuBackend, dim: usize, sample: &[f32]) -> Result<GramPass<'a>> {
-        let mut shift = vec![0.0f64; dim];
-        let n = sample.len() / dim;
-        for row in sample.chunks_exact(dim) {
-            shift.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64);
-        }
-        let shift32: Vec<f32> = shift.iter().map(|&s| (s / n as f64) as f32).collect();
-        let (kg, ks) = (backend.kernel(Which::Gram)?, backend.kernel(Which::Sums)?);
-        let n_tiles = dim.div_ceil(TILE);
-        let pairs = n_tiles * (n_tiles + 1) / 2;
-        let gpu = &backend.gpu;
-        gpu.checked("Gram matrix", || {
-            let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-            GramPass {
-                backend,
-                kg,
-                ks,
-                dim,
-                n_tiles,
-                pairs,
-                shift: shift32.iter().map(|&v| v as f64).collect(),
-                shift_buf: gpu.storage_with("gram.shift", &shift32),
-                out: gpu.buffer("gram.out", (GRAM_CHUNKS * pairs * TILE * TILE * 4) as u64, storage),
-                sums: gpu.buffer("gram.sums", (GRAM_CHUNKS * dim * 4) as u64, storage),
-                dims: gpu.uniform("gram.dims", &GramDims::default()),
-                unit: gpu.storage_with("gram.unit", &[1.0f32]),
-                first: true,
-            }
-        })
-    }
-
-    /// Adds the `rows` rows of `x`, each weighted by `weights` when given, and submits.
-    fn add(&mut self, x: &wgpu::Buffer, weights: Option<&wgpu::Buffer>, rows: usize) {
-        if rows == 0 {
-            return;
-        }
-        let b = self.backend;
-        let d = GramDims {
-            n: rows as u32,
-            dim: self.dim as u32,
-            chunk_rows: rows.div_ceil(GRAM_CHUNKS) as u32,
-            n_tiles: self.n_tiles as u32,
-            accumulate: u32::from(!self.first),
-            weighted: u32::from(weights.is_some()),
-            _pad: [0; 2],
-        };
-        b.gpu.write(&self.dims, 0, bytemuck::bytes_of(&d));
-        let w = weights.unwrap_or(&self.unit);
-        let common = [(0, &self.dims), (1, x), (2, &self.shift_buf), (5, w)];
-        let bg = b.bind(&self.kg, "gram", &[&common[..], &[(3, &self.out)]].concat());
-        let bs = b.bind(&self.ks, "gram.sums", &[&common[..], &[(4, &self.sums)]].concat());
-        let mut enc = b.gpu.encoder();
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-            pass.set_pipeline(&self.kg.pipeline);
-            pass.set_bind_group(0, &bg, &[]);
-            pass.dispatch_workgroups(self.pairs as u32, GRAM_CHUNKS as u32, 1);
-            pass.set_pipeline(&self.ks.pipeline);
-            pass.set_bind_group(0, &bs, &[]);
-            pass.dispatch_workgroups(self.dim.div_ceil(256) as u32, GRAM_CHUNKS as u32, 1);
-        }
-        b.gpu.queue.submit([enc.finish()]);
-        self.first = false;
-    }
-
-    /// Reads the partials back and returns the raw moments of `rows` (weighted) rows.
-    fn finish(self, rows: usize) -> Result<Gram> {
-        let (dim, n_tiles, pairs) = (self.dim, self.n_tiles, self.pairs);
-        let mut g = Gram { rows, dim, sum: vec![0.0; dim], xtx: vec![0.0; dim * dim] };
-        if self.first {
-            return Ok(g);
-        }
-        let gpu = &self.backend.gpu;
-        let out_words = GRAM_CHUNKS * pairs * TILE * TILE;
-        let words = gpu.checked("Gram matrix", || -> Result<Vec<f32>> {
-            let staging = gpu.staging("gram.staging", out_words + GRAM_CHUNKS * dim);
-            let mut enc = gpu.encoder();
-            enc.copy_buffer_to_buffer(&self.out, 0, &staging, 0, self.out.size());
-            enc.copy_buffer_to_buffer(&self.sums, 0, &staging, self.out.size(), (GRAM_CHUNKS * dim * 4) as u64);
-            Ok(gpu.submit_and_read(enc, &[(&staging, out_words + GRAM_CHUNKS * dim)])?.remove(0))
-        })??;
-        // Σ w (x − s)(x − s)ᵀ and Σ w (x − s), reduced in f64 …
-        let mut cyy = vec![0.0f64; dim * dim];
-        let mut pair = 0;
-        for ta in 0..n_tiles {
-            for tb in ta..n_tiles {
-                for c in 0..GRAM_CHUNKS {
-                    let base = (c * pairs + pair) * TILE * TILE;
-                    for r in 0..TILE.min(dim - ta * TILE) {
-                        for q in 0..TILE.min(dim - tb * TILE) {
-                            cyy[(ta * TILE + r) * dim + tb * TILE + q] += words[base + r * TILE + q] as f64;
-                        }
-                    }
-                }
-                pair += 1;
-            }
-        }
-        let mut sy = vec![0.0f64; dim];
-        for c in 0..GRAM_CHUNKS {
-            for a in 0..dim {
-                sy[a] += words[out_words + c * dim + a] as f64;
-            }
-        }
-        // … then back to raw moments: Σ x xᵀ = Σ y yᵀ + (Σ y) sᵀ + s (Σ y)ᵀ + n s sᵀ, Σ x = Σ y + n s.
-        let (m, shift) = (rows as f64, &self.shift);
-        for a in 0..dim {
-            for b in a..dim {
-                let v = cyy[a * dim + b] + sy[a] * shift[b] + shift[a] * sy[b] + m * shift[a] * shift[b];
-                g.xtx[a * dim + b] = v;
-                g.xtx[b * dim + a] = v;
-            }
-            g.sum[a] = sy[a] + m * shift[a];
-        }
-        Ok(g)
-    }
-}
-
-/// (X − m) W on the device for row blocks of at most `block` rows, read back per block.
-struct ProjectPass<'a> {
-    backend: &'a GpuBackend,
-    kernel: Arc<Kernel>,
-    dim: usize,
-    d: usize,
-    mean: wgpu::Buffer,
-    w: wgpu::Buffer,
-    bias: wgpu::Buffer,
-    out: wgpu::Buffer,
-    dims: wgpu::Buffer,
-    staging: wgpu::Buffer,
-}
-
-impl<'a> ProjectPass<'a> {
-    fn new(
-        backend: &'a GpuBackend,
-        dim: usize,
-        mean: &[f64],
-        w: &[f64],
-        d: usize,
-        block: usize,
-    ) -> Result<ProjectPass<'a>> {
-        let kernel = backend.kernel(Which::Project)?;
-        let gpu = &backend.gpu;
-        gpu.checked("projection", || {
-            let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
-            let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
-            let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-            ProjectPass {
-                backend,
-                kernel,
-                dim,
-                d,
-                mean: gpu.storage_with("project.mean", &mean32),
-                w: gpu.storage_with("project.w", &w32),
-                bias: gpu.storage_with("project.bias", &vec![0f32; d]),
-                out: gpu.buffer("project.out", (block * d * 4) as u64, storage),
-                dims: gpu.uniform("project.dims", &ProjDims::default()),
-                staging: gpu.staging("project.staging", block * d),
-            }
-        })
-    }
-
-    /// Projects the first `rows` rows of `x`; returns rows × d values.
-    fn run(&self, x: &wgpu::Buffer, rows: usize) -> Result<Vec<f32>> {
-        let (b, d) = (self.backend, self.d);
-        let pd = ProjDims { n: rows as u32, dim: self.dim as u32, d: d as u32, gelu: 0 };
-        b.gpu.write(&self.dims, 0, bytemuck::bytes_of(&pd));
-        let bind = b.bind(
-            &self.kernel,
-            "project",
-            &[(0, &self.dims), (1, x), (2, &self.mean), (3, &self.w), (4, &self.out), (5, &self.bias)],
-        );
-        let (gx, gy) = b.gpu.grid(rows.div_ceil(TILE));
-        let mut enc = b.gpu.encoder();
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-            pass.set_pipeline(&self.kernel.pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(gx, gy, d.div_ceil(TILE) as u32);
-        }
-        enc.copy_buffer_to_buffer(&self.out, 0, &self.staging, 0, (rows * d * 4) as u64);
-        Ok(b.gpu.submit_and_read(enc, &[(&self.staging, rows * d)])?.remove(0))
+        linear::project(&self.gpu, x, n, dim, mean, w, d)
     }
 }

@@ -1,0 +1,109 @@
+//! The `segmix` command: clap definitions and their translation into validated library
+//! configs, progress bars and printing. No modelling happens here; `main` only maps errors to
+//! an exit code.
+
+mod bench;
+mod compare;
+mod device;
+mod embed;
+mod fit;
+mod predict;
+mod progress;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
+use segmix::foundation::choice::Choice;
+
+/// Latent segments in tables of categories, free text and metrics.
+#[derive(Debug, Parser)]
+#[command(name = "segmix", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// No progress bar and no summary; warnings and errors still go to stderr.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fit the joint latent class model, explain its classes, and write model.json,
+    /// assignments.csv, selection.csv, clusters.json, report.html and report.md.
+    Fit(fit::FitArgs),
+    /// Embed a text column with a sentence transformer and write the vectors as .npy.
+    Embed(embed::EmbedArgs),
+    /// Score new rows with a fitted model: classes, posteriors and expected metrics.
+    Predict(predict::PredictArgs),
+    /// Time one EM iteration (and optionally a K sweep) on synthetic or .npy data.
+    Bench(bench::BenchArgs),
+    /// Run the joint model and the usual baselines (k-means, k-prototypes, embedding + k-means,
+    /// a text-only GMM) on the same rows and K range, and score them all in one space.
+    Compare(compare::CompareArgs),
+    /// Rebuild report.html and report.md in a fit's folder from its files, without refitting.
+    Report(report::ReportArgs),
+    /// List the GPU adapters wgpu can see, their limits, and which one --device auto takes.
+    Devices(device::DevicesArgs),
+}
+
+/// Shared output options.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub quiet: bool,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(t) = cli.threads {
+        if t == 0 {
+            anyhow::bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
+    }
+    let global = Global { quiet: cli.quiet };
+    match cli.command {
+        Command::Fit(a) => fit::run(a, &global),
+        Command::Embed(a) => embed::run(a, &global),
+        Command::Predict(a) => predict::run(a, &global),
+        Command::Bench(a) => bench::run(a, &global),
+        Command::Devices(a) => device::run(a, &global),
+        Command::Compare(a) => compare::run(a, &global),
+        Command::Report(a) => report::run(a, &global),
+    }
+}
+
+/// The value parser of a flag that takes one of a library [`Choice`]'s names (listed, with
+/// their help, by `--help`).
+pub(crate) fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::ALL.iter().map(|c| PossibleValue::new(c.name()).help(c.help())))
+        .try_map(|s| T::parse(&s).ok_or_else(|| format!("expected one of {}", T::names())))
+}
+
+/// Prints warnings to stderr, one per line.
+pub(crate) fn warn_all(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+pub(crate) fn display(p: &std::path::Path) -> String {
+    PathBuf::from(p).display().to_string()
+}

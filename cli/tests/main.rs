@@ -1,0 +1,8 @@
+//! The `segmix` command end to end: one binary (linking is the slow part of a test build), one
+//! module per area. The library's own tests are in the workspace root's `tests/`.
+
+mod commands;
+mod compare;
+mod embed;
+mod explain;
+mod util;

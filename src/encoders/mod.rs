@@ -1,0 +1,397 @@
+//! Sentence embeddings: tokenizer + BERT forward + pooling + L2 normalisation, the
+//! sentence-transformers recipe, in Rust (tokenizers + candle).
+//!
+//! Input: texts (missing ones stay missing). Output: one unit vector per text, f32, with
+//! all-NaN rows for missing texts (the row's text block is then integrated out of the model).
+//!
+//! * Duplicate texts are embedded once.
+//! * Texts are tokenised in windows of [`WINDOW`] unique texts, so memory stays flat in N;
+//!   within a window they are sorted by token count and cut into batches of at most
+//!   [`TOKEN_BUDGET`] padded tokens on the CPU ([`gpu::GPU_TOKENS`] on a GPU), so short texts
+//!   never pay for long ones.
+//! * On a GPU, a window's batches are submitted without waiting and the host tokenises the next
+//!   window meanwhile; vectors come back once per window (or, with [`Embedder::embed_resident`],
+//!   stay on the device for the PCA).
+//! * Texts longer than the model's maximum are truncated; the caller gets the count.
+
+pub mod bert;
+pub mod cache;
+#[cfg(feature = "gpu")]
+pub mod gpu;
+pub mod ops;
+pub mod resolve;
+pub mod tiny;
+
+#[cfg(feature = "gpu")]
+pub use gpu::Resident;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::foundation::error::{Error, Result};
+use crate::foundation::matrix::Matrix;
+use bert::{Bert, BertConfig, Pooling};
+
+/// Unique texts tokenised at a time.
+pub const WINDOW: usize = 4096;
+/// Padded tokens per forward batch at most (CPU encoder).
+pub const TOKEN_BUDGET: usize = 4096;
+/// Texts per forward batch at most (CPU encoder).
+pub const MAX_BATCH: usize = 128;
+
+/// What a fitted model records about its embedder, and what `predict` checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbedderInfo {
+    /// A readable name (e.g. `sentence-transformers/all-MiniLM-L6-v2`).
+    pub name: String,
+    /// SHA-256 of `model.safetensors`, hex.
+    pub sha256: String,
+    /// Output dimension.
+    pub dim: usize,
+    /// Texts are truncated to this many tokens (special tokens included).
+    pub max_length: usize,
+    pub pooling: Pooling,
+    /// Vectors are L2-normalised.
+    pub normalize: bool,
+}
+
+/// A loaded sentence transformer.
+#[derive(Debug)]
+pub struct Embedder {
+    pub info: EmbedderInfo,
+    pub dir: PathBuf,
+    bert: Bert,
+    /// The same encoder on a GPU, when [`Embedder::use_gpu`] was called.
+    #[cfg(feature = "gpu")]
+    gpu: Option<gpu::GpuBert>,
+    tokenizer: Tokenizer,
+    pad_id: u32,
+}
+
+/// Vectors for a list of texts.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// One row per input text; all-NaN rows for missing texts.
+    pub matrix: Matrix,
+    /// Rows whose text was longer than `max_length` tokens and was truncated.
+    pub truncated: usize,
+    /// Distinct texts that went through the encoder (the rest were duplicates or cache hits).
+    pub encoded: usize,
+}
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Embedder(format!("{}: {e}", path.display())))
+}
+
+#[derive(Deserialize)]
+struct PoolingConfig {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+    #[serde(default)]
+    pooling_mode_mean_sqrt_len_tokens: bool,
+}
+
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    max_seq_length: Option<usize>,
+}
+
+impl Embedder {
+    /// Loads a model folder holding `config.json`, `model.safetensors` and `tokenizer.json`
+    /// (and optionally `1_Pooling/config.json` and `sentence_bert_config.json`).
+    pub fn from_dir(dir: &Path, name: Option<&str>) -> Result<Embedder> {
+        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+            if !dir.join(f).is_file() {
+                return Err(Error::Embedder(format!(
+                    "{} has no {f}; a model folder needs config.json, model.safetensors and tokenizer.json",
+                    dir.display()
+                )));
+            }
+        }
+        let sha256 = sha256_file(&dir.join("model.safetensors"))?;
+        Embedder::from_dir_with_sha(dir, name, sha256)
+    }
+
+    /// As [`Embedder::from_dir`], with the weights' SHA-256 already known (checked by the caller).
+    pub fn from_dir_with_sha(dir: &Path, name: Option<&str>, sha256: String) -> Result<Embedder> {
+        let config: BertConfig = read_json(&dir.join("config.json"))?;
+        // RoBERTa-style encoders (roberta, xlm-roberta, camembert, …) offset position ids by the
+        // padding index; this encoder implements BERT's positions only, so refuse them rather
+        // than produce wrong vectors.
+        if let Some(t) = config.model_type.as_deref().filter(|t| *t != "bert") {
+            return Err(Error::Embedder(format!(
+                "{}: model_type {t:?} is not supported; segmix runs BERT encoders (model_type \"bert\", e.g. \
+                 all-MiniLM-L6-v2 or paraphrase-multilingual-MiniLM-L12-v2)",
+                dir.display()
+            )));
+        }
+        let pooling = match dir.join("1_Pooling/config.json") {
+            p if p.is_file() => {
+                let c: PoolingConfig = read_json(&p)?;
+                if c.pooling_mode_cls_token {
+                    Pooling::Cls
+                } else if c.pooling_mode_max_tokens {
+                    Pooling::Max
+                } else if c.pooling_mode_mean_sqrt_len_tokens {
+                    Pooling::MeanSqrtLen
+                } else {
+                    let _ = c.pooling_mode_mean_tokens;
+                    Pooling::Mean
+                }
+            }
+            _ => Pooling::Mean,
+        };
+        let seq = dir.join("sentence_bert_config.json");
+        let max_seq = if seq.is_file() { read_json::<SentenceBertConfig>(&seq)?.max_seq_length } else { None };
+        let max_length = max_seq.unwrap_or(config.max_position_embeddings).min(config.max_position_embeddings);
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| Error::Embedder(format!("{}: {e}", dir.join("tokenizer.json").display())))?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| Error::Embedder(format!("tokenizer truncation: {e}")))?;
+        let pad_id = tokenizer.token_to_id("[PAD]").or_else(|| tokenizer.token_to_id("<pad>")).unwrap_or(0);
+        let dim = config.hidden_size;
+        let bert = Bert::load(&dir.join("model.safetensors"), config)?;
+        let name = name.map(str::to_string).unwrap_or_else(|| {
+            dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
+        });
+        Ok(Embedder {
+            info: EmbedderInfo { name, sha256, dim, max_length, pooling, normalize: true },
+            dir: dir.to_path_buf(),
+            bert,
+            #[cfg(feature = "gpu")]
+            gpu: None,
+            tokenizer,
+            pad_id,
+        })
+    }
+
+    /// The GPU encoder, when [`Embedder::use_gpu`] was called.
+    #[cfg(feature = "gpu")]
+    pub fn gpu_encoder(&self) -> Option<&gpu::GpuBert> {
+        self.gpu.as_ref()
+    }
+
+    /// Built without the `gpu` feature, the encoder only runs on the CPU.
+    #[cfg(not(feature = "gpu"))]
+    pub fn gpu_encoder(&self) -> Option<&std::convert::Infallible> {
+        None
+    }
+
+    /// The model's `config.json`.
+    pub fn config(&self) -> &BertConfig {
+        &self.bert.config
+    }
+
+    /// Sentence vectors of one padded batch on the CPU encoder (B × H).
+    pub fn encode_cpu(&self, ids: &[u32], mask: &[u32], b: usize, l: usize) -> Result<Vec<f32>> {
+        self.bert.embed(ids, mask, b, l, self.info.pooling)
+    }
+
+    /// Token ids and attention mask of `texts` padded to the longest: (ids, mask, B, L).
+    pub fn tokenize_padded(&self, texts: &[&str]) -> Result<(Vec<u32>, Vec<u32>, usize, usize)> {
+        let (batches, _) = self.batches(texts, usize::MAX, usize::MAX)?;
+        let b = batches.into_iter().next().ok_or_else(|| Error::Embedder("no texts to tokenize".into()))?;
+        Ok((b.ids, b.mask, b.members.len(), b.l))
+    }
+
+    /// Where the encoder runs, for messages.
+    pub fn device(&self) -> String {
+        match self.gpu_encoder() {
+            #[cfg(feature = "gpu")]
+            Some(g) => format!("GpuBert on {}", g.gpu().adapter().label()),
+            _ => "cpu".into(),
+        }
+    }
+
+    /// Tokenises `inputs` and cuts them, shortest first, into padded batches of at most
+    /// `tokens` padded tokens and `per` texts; also says which inputs were truncated.
+    fn batches(&self, inputs: &[&str], tokens: usize, per: usize) -> Result<(Vec<Batch>, Vec<bool>)> {
+        let enc = self
+            .tokenizer
+            .encode_batch(inputs.to_vec(), true)
+            .map_err(|e| Error::Embedder(format!("tokenizer: {e}")))?;
+        let truncated = enc.iter().map(|e| !e.get_overflowing().is_empty()).collect();
+        let mut order: Vec<usize> = (0..enc.len()).collect();
+        order.sort_by_key(|&i| enc[i].get_ids().len());
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < order.len() {
+            // Grow the batch while the padded size (count × longest) fits the budget.
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < per
+                && (end + 1 - start).saturating_mul(enc[order[end]].get_ids().len()) <= tokens
+            {
+                end += 1;
+            }
+            let members = order[start..end].to_vec();
+            let l = enc[*members.last().expect("non-empty")].get_ids().len();
+            let b = members.len();
+            let mut ids = vec![self.pad_id; b * l];
+            let mut mask = vec![0u32; b * l];
+            for (r, &i) in members.iter().enumerate() {
+                let e = &enc[i];
+                ids[r * l..r * l + e.get_ids().len()].copy_from_slice(e.get_ids());
+                mask[r * l..r * l + e.get_ids().len()].copy_from_slice(e.get_attention_mask());
+            }
+            out.push(Batch { members, l, ids, mask });
+            start = end;
+        }
+        Ok((out, truncated))
+    }
+
+    /// Embeds `texts`; `done` is called with the number of distinct texts finished so far.
+    pub fn embed(
+        &self,
+        texts: &[Option<&str>],
+        cache: Option<&cache::Cache>,
+        done: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Embedded> {
+        let dim = self.info.dim;
+        let distinct = Distinct::of(texts);
+        let mut vectors = vec![0.0f32; distinct.texts.len() * dim];
+        let todo = distinct.lookup(cache, dim, |u, v| vectors[u * dim..(u + 1) * dim].copy_from_slice(v));
+        let total = todo.len();
+        let mut was_truncated = vec![false; distinct.texts.len()];
+        done(0, total);
+        match self.gpu_encoder() {
+            #[cfg(feature = "gpu")]
+            Some(g) => self.embed_on_gpu(g, &distinct, &todo, cache, &mut vectors, &mut was_truncated, done)?,
+            _ => {
+                let mut finished = 0;
+                for window in todo.chunks(WINDOW) {
+                    let inputs: Vec<&str> = window.iter().map(|&u| distinct.texts[u]).collect();
+                    let (batches, truncated) = self.batches(&inputs, TOKEN_BUDGET, MAX_BATCH)?;
+                    for (&u, t) in window.iter().zip(truncated) {
+                        was_truncated[u] = t;
+                    }
+                    for batch in &batches {
+                        let b = batch.members.len();
+                        let out = self.bert.embed(&batch.ids, &batch.mask, b, batch.l, self.info.pooling)?;
+                        for (r, &i) in batch.members.iter().enumerate() {
+                            let u = window[i];
+                            vectors[u * dim..(u + 1) * dim].copy_from_slice(&out[r * dim..(r + 1) * dim]);
+                        }
+                        finished += b;
+                        done(finished, total);
+                    }
+                    distinct.store(cache, window, |r| &vectors[window[r] * dim..(window[r] + 1) * dim])?;
+                }
+            }
+        }
+        let matrix = Matrix { rows: texts.len(), cols: dim, values: spread(&distinct.slot, &vectors, dim, f32::NAN) };
+        Ok(Embedded { matrix, truncated: distinct.truncated_rows(&was_truncated), encoded: total })
+    }
+}
+
+/// A padded forward batch: the window positions of its texts (shortest first), its padded
+/// length, token ids and attention mask (B × L each).
+struct Batch {
+    members: Vec<usize>,
+    l: usize,
+    ids: Vec<u32>,
+    mask: Vec<u32>,
+}
+
+/// The distinct texts of a column, in order of first appearance, and each row's.
+struct Distinct<'a> {
+    texts: Vec<&'a str>,
+    slot: Vec<Option<usize>>,
+}
+
+impl<'a> Distinct<'a> {
+    fn of(texts: &[Option<&'a str>]) -> Distinct<'a> {
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut unique: Vec<&str> = Vec::new();
+        let slot = texts
+            .iter()
+            .map(|t| {
+                t.map(|t| {
+                    *index.entry(t).or_insert_with(|| {
+                        unique.push(t);
+                        unique.len() - 1
+                    })
+                })
+            })
+            .collect();
+        Distinct { texts: unique, slot }
+    }
+
+    /// Hands every cached vector to `hit` (distinct index, vector) and returns the distinct
+    /// texts still to encode.
+    fn lookup(&self, cache: Option<&cache::Cache>, dim: usize, mut hit: impl FnMut(usize, &[f32])) -> Vec<usize> {
+        let Some(c) = cache else { return (0..self.texts.len()).collect() };
+        let mut todo = Vec::new();
+        for (u, t) in self.texts.iter().enumerate() {
+            match c.get(t) {
+                Some(v) if v.len() == dim => hit(u, &v),
+                _ => todo.push(u),
+            }
+        }
+        todo
+    }
+
+    /// Writes the vectors of distinct texts `uids` to the cache; `vector(r)` is the vector of
+    /// `uids[r]`.
+    fn store<'v>(
+        &self,
+        cache: Option<&cache::Cache>,
+        uids: &[usize],
+        vector: impl Fn(usize) -> &'v [f32],
+    ) -> Result<()> {
+        if let Some(c) = cache {
+            let rows: Vec<(&str, &[f32])> = uids.iter().enumerate().map(|(r, &u)| (self.texts[u], vector(r))).collect();
+            c.put(&rows)?;
+        }
+        Ok(())
+    }
+
+    /// Table rows whose text was truncated, given which distinct texts were.
+    fn truncated_rows(&self, was_truncated: &[bool]) -> usize {
+        self.slot.iter().flatten().filter(|&&u| was_truncated[u]).count()
+    }
+}
+
+/// Table rows from distinct rows: row i of the result is row `slots[i]` of `src` (`width`
+/// values each), or `width` copies of `missing` where the slot is empty.
+pub(crate) fn spread<T: Copy>(slots: &[Option<usize>], src: &[T], width: usize, missing: T) -> Vec<T> {
+    let mut out = vec![missing; slots.len() * width];
+    for (dst, slot) in out.chunks_exact_mut(width.max(1)).zip(slots) {
+        if let Some(r) = slot {
+            dst.copy_from_slice(&src[r * width..(r + 1) * width]);
+        }
+    }
+    out
+}

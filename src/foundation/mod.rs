@@ -1,0 +1,19 @@
+//! Foundations: what every layer above may use and what knows no model — errors, named options, the seeded
+//! RNG, dense linear algebra (Cholesky, eigen, the GEMM wrapper), partition metrics, a host
+//! matrix type, small statistics, thread-count-independent reductions, and the GPU device
+//! toolkit. Nothing here imports another segmix module.
+
+pub mod choice;
+pub mod error;
+#[cfg(feature = "gpu")]
+pub mod gpu;
+pub mod linalg;
+pub mod matrix;
+pub mod metrics;
+pub mod par;
+pub mod rng;
+pub mod stats;
+
+/// The code of a missing categorical value, shared by the table, the kernels (`MISSING` in
+/// `e_step.wgsl`) and the model.
+pub const MISSING_CODE: u32 = u32::MAX;

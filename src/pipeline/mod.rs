@@ -1,0 +1,405 @@
+//! The end-to-end flows behind `segmix fit`, `predict`, `compare` and `bench`, as library calls:
+//! read → featurize → fit (or score) → explain → write. [`fit_to_folder`] is the whole fit in one
+//! call; the CLI only turns arguments into these configs and prints.
+
+pub mod bench;
+pub mod compare;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::backend::{Backend, MixtureData, Posteriors};
+use crate::data::embeddings::read_matrix;
+use crate::data::{Roles, Strictness, Table, read_table};
+use crate::encoders::cache::Cache;
+use crate::encoders::{Embedder, EmbedderInfo};
+use crate::explain::llm::{LlmEndpoint, label_classes};
+use crate::explain::{self, ExplainOptions};
+use crate::featurize::TextVectors;
+use crate::featurize::schema::{Schema, Transform, mask_missing_text};
+use crate::foundation::error::{Error, Result};
+use crate::mixture::em::{FitConfig, Progress, Sweep, fit_sweep};
+use crate::mixture::predict;
+use crate::model::{FitSummary, ModelFile};
+use crate::report;
+
+/// Inputs of a fit.
+#[derive(Debug, Clone)]
+pub struct FitJob {
+    pub data: PathBuf,
+    pub roles: Roles,
+    pub embeddings: Option<PathBuf>,
+    /// Target number of PCA components for the text block.
+    pub pca_dims: usize,
+    /// Numeric columns modelled after a transform (`--log`, `--log1p`); the rest as they are.
+    pub transforms: Vec<(String, Transform)>,
+    pub config: FitConfig,
+}
+
+/// A finished fit, ready to be written.
+#[derive(Debug)]
+pub struct FitOutput {
+    pub model: ModelFile,
+    pub sweep: Sweep,
+    /// Messages about the data and the fit that did not stop it.
+    pub warnings: Vec<String>,
+    /// Rows flagged by [`flag_outliers`], written as the `outlier` column of `assignments.csv`.
+    pub outliers: Option<Outliers>,
+}
+
+impl FitOutput {
+    /// What [`explain::explain`] reads of this fit, with its rows as fitted and their table.
+    pub fn fitted<'a>(&'a self, data: &'a MixtureData, table: &'a Table) -> explain::Fitted<'a> {
+        explain::Fitted {
+            model: &self.model,
+            posteriors: &self.sweep.posteriors,
+            outliers: self.outliers.as_ref().map_or(&[], |o| &o.rows),
+            data,
+            table,
+        }
+    }
+}
+
+/// Rows whose log-likelihood under the fitted mixture falls below its Q-quantile: the mixture's
+/// own density as the outlier score.
+#[derive(Debug, Clone)]
+pub struct Outliers {
+    pub quantile: f64,
+    /// The Q-quantile of the row log-likelihoods (linear interpolation, numpy's default).
+    pub threshold: f64,
+    /// Flagged rows, lowest log-likelihood first.
+    pub rows: Vec<usize>,
+    pub flags: Vec<bool>,
+}
+
+/// Flags the rows of `fit` whose log-likelihood is below the `q`-quantile (0 < q < 1).
+pub fn flag_outliers(fit: &mut FitOutput, q: f64) -> Result<()> {
+    if !(q > 0.0 && q < 1.0) {
+        return Err(Error::config(format!(
+            "--outliers {q}: give a quantile between 0 and 1, e.g. 0.01 for the lowest 1%"
+        )));
+    }
+    let ll = &fit.sweep.posteriors.row_loglik;
+    let mut sorted = ll.clone();
+    sorted.sort_by(f64::total_cmp);
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    let threshold = sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo]);
+    let flags: Vec<bool> = ll.iter().map(|&v| v < threshold).collect();
+    let mut rows: Vec<usize> = (0..ll.len()).filter(|&i| flags[i]).collect();
+    rows.sort_by(|&a, &b| ll[a].total_cmp(&ll[b]));
+    fit.outliers = Some(Outliers { quantile: q, threshold, rows, flags });
+    Ok(())
+}
+
+/// Reads an embeddings file for `table`, with the rows of missing texts masked once, in place.
+fn load_embeddings(path: Option<&Path>, table: &Table) -> Result<Option<TextVectors>> {
+    let Some(p) = path else { return Ok(None) };
+    let mut m = read_matrix(p)?;
+    mask_missing_text(table, &mut m);
+    Ok(Some(TextVectors::Host { source: p.to_path_buf(), matrix: m }))
+}
+
+/// Loads a sentence embedder and its cache.
+pub type LoadEmbedder<'a> = &'a dyn Fn() -> Result<(Embedder, Option<Cache>)>;
+
+/// How to embed the text column: a loader, called only once the table has been read and
+/// checked (so a bad table fails before a model is loaded or fetched), and a progress callback
+/// (`done, total` distinct texts).
+#[derive(Clone, Copy)]
+pub struct TextEmbedder<'a> {
+    pub load: LoadEmbedder<'a>,
+    pub progress: &'a (dyn Fn(usize, usize) + Sync),
+}
+
+impl std::fmt::Debug for TextEmbedder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextEmbedder").finish_non_exhaustive()
+    }
+}
+
+/// Label used in messages about vectors that came from the embedder rather than a file.
+const EMBEDDER_LABEL: &str = "<sentence embedder>";
+
+/// Embeds the table's text column with a loaded embedder; returns the vectors (left on the GPU
+/// when the encoder runs there) and, when texts were truncated, a warning that counts them.
+fn embed_text_column(
+    table: &Table,
+    (embedder, cache): &(Embedder, Option<Cache>),
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(TextVectors, Option<String>)> {
+    let col = table.text.as_ref().ok_or_else(|| Error::config("the sentence embedder needs a --text column"))?;
+    let texts: Vec<Option<&str>> = col.values.iter().map(|t| t.as_deref()).collect();
+    #[cfg(feature = "gpu")]
+    if embedder.gpu_encoder().is_some() {
+        let r = embedder.embed_resident(&texts, cache.as_ref(), progress)?;
+        let warning = truncation_warning(r.truncated, embedder);
+        return Ok((TextVectors::Device(r), warning));
+    }
+    let out = embedder.embed(&texts, cache.as_ref(), progress)?;
+    let warning = truncation_warning(out.truncated, embedder);
+    Ok((TextVectors::Host { source: PathBuf::from(EMBEDDER_LABEL), matrix: out.matrix }, warning))
+}
+
+/// The warning that counts truncated texts, when there are any.
+fn truncation_warning(truncated: usize, embedder: &Embedder) -> Option<String> {
+    (truncated > 0)
+        .then(|| format!("{truncated} texts are longer than {} tokens and were truncated", embedder.info.max_length))
+}
+
+/// A table read and checked for a fit, with its text vectors: the first half of [`fit`], shared
+/// with `segmix compare`.
+#[derive(Debug)]
+pub struct Inputs {
+    pub table: Table,
+    /// The text vectors (from a file, or the embedder; on the GPU when it embedded there).
+    pub embeddings: Option<TextVectors>,
+    /// The sentence embedder (and its cache) that embedded the text column, kept loaded for
+    /// later use (compare's `embedding_kmeans` embeds serialised rows with it).
+    pub embedder: Option<(Embedder, Option<Cache>)>,
+    pub warnings: Vec<String>,
+    /// When reading began (a fit's reported time includes reading and embedding).
+    pub started: Instant,
+}
+
+/// Checks the job, reads the table, and embeds its text column (or reads `job.embeddings`).
+///
+/// The text block comes from `job.embeddings` when given, else from `embedder` embedding the
+/// `--text` column.
+pub fn read_inputs(job: &FitJob, embedder: Option<&TextEmbedder>) -> Result<Inputs> {
+    let started = Instant::now();
+    let use_embedder = job.embeddings.is_none() && job.roles.text.is_some();
+    if use_embedder && embedder.is_none() {
+        return Err(Error::config(
+            "--text needs vectors: a sentence embedder, or --embeddings FILE with one precomputed vector per row",
+        ));
+    }
+    if job.roles.categorical.is_empty()
+        && job.roles.numeric.is_empty()
+        && job.roles.text.is_none()
+        && job.embeddings.is_none()
+    {
+        return Err(Error::config("nothing to model: name columns with --cat and/or --num, or pass --embeddings"));
+    }
+    if job.pca_dims == 0 {
+        return Err(Error::config("--pca-dims must be at least 1"));
+    }
+    let table = read_table(&job.data, &job.roles, Strictness::Fit)?;
+    job.config.check(table.n_rows)?;
+    let mut warnings = Vec::new();
+    let mut loaded = None;
+    let embeddings = match (use_embedder, embedder) {
+        (true, Some(te)) => {
+            let l = (te.load)()?;
+            let (v, warning) = embed_text_column(&table, &l, te.progress)?;
+            warnings.extend(warning);
+            loaded = Some(l);
+            Some(v)
+        }
+        _ => load_embeddings(job.embeddings.as_deref(), &table)?,
+    };
+    Ok(Inputs { table, embeddings, embedder: loaded, warnings, started })
+}
+
+/// Prepares (standardization, PCA) and fits read inputs; returns the fit and the prepared rows.
+pub fn fit_inputs<B: Backend>(
+    backend: &B,
+    job: &FitJob,
+    inputs: &Inputs,
+    progress: &dyn Progress,
+) -> Result<(FitOutput, MixtureData)> {
+    let mut warnings = inputs.warnings.clone();
+    let emb_ref = inputs.embeddings.as_ref();
+    let (mut schema, w1) = Schema::fit(backend, &inputs.table, emb_ref, job.pca_dims, &job.transforms)?;
+    warnings.extend(w1);
+    if let (Some((e, _)), Some(ts)) = (&inputs.embedder, schema.text.as_mut()) {
+        ts.source = "embedder".into();
+        ts.embedder = Some(e.info.clone());
+    }
+    let (data, w2) = schema.transform(backend, &inputs.table, emb_ref)?;
+    warnings.extend(w2);
+    let sweep = fit_sweep(backend, &data, &job.config, progress)?;
+    for r in &sweep.runs {
+        warnings.extend(r.warnings.iter().cloned());
+    }
+    warnings.extend(sweep.selection_warnings((job.config.k_min, job.config.k_max)));
+    let best = sweep.best_run();
+    let fit = FitSummary {
+        n_rows: data.n,
+        k: best.k,
+        restart: best.restart,
+        criterion: job.config.criterion,
+        loglik: best.loglik,
+        n_params: best.n_params,
+        criteria: best.criteria,
+        iterations: best.iterations,
+        converged: best.converged,
+        seed: job.config.seed,
+        k_range: [job.config.k_min, job.config.k_max],
+        n_init: job.config.n_init,
+        seconds: inputs.started.elapsed().as_secs_f64(),
+        device: backend.describe(),
+        per_k: sweep.per_k.clone(),
+        stability: Some(sweep.selected().stability.clone()),
+        screened: sweep.screened,
+        screen_iterations: sweep.screen_iterations,
+    };
+    let model = ModelFile::new(schema, sweep.params.clone(), fit);
+    Ok((FitOutput { model, sweep, warnings, outliers: None }, data))
+}
+
+/// Reads, prepares and fits.
+///
+/// The text block comes from `job.embeddings` when given, else from `embedder` embedding the
+/// `--text` column.
+pub fn fit<B: Backend>(
+    backend: &B,
+    job: &FitJob,
+    embedder: Option<&TextEmbedder>,
+    progress: &dyn Progress,
+) -> Result<FitOutput> {
+    let inputs = read_inputs(job, embedder)?;
+    Ok(fit_inputs(backend, job, &inputs, progress)?.0)
+}
+
+/// How a fit folder is completed beside the fit itself.
+#[derive(Debug, Clone, Default)]
+pub struct FolderOptions {
+    pub explain: ExplainOptions,
+    /// Flag the rows whose log-likelihood is below this quantile ([`flag_outliers`]).
+    pub outliers: Option<f64>,
+    /// Ask this endpoint to name the classes. A failure costs the labels (a warning in the
+    /// output), not the run; without it nothing leaves the machine.
+    pub llm: Option<LlmEndpoint>,
+}
+
+/// The whole job, the library's `segmix fit`: reads the table (embedding the text column with
+/// `embedder` unless `job.embeddings` is given), fits every K, flags outliers, and writes the
+/// folder `out` ([`write_folder`]). The returned fit carries every warning.
+pub fn fit_to_folder<B: Backend>(
+    backend: &B,
+    job: &FitJob,
+    out: &Path,
+    opts: &FolderOptions,
+    embedder: Option<&TextEmbedder>,
+    progress: &dyn Progress,
+) -> Result<FitOutput> {
+    let inputs = read_inputs(job, embedder)?;
+    let (mut fit, data) = fit_inputs(backend, job, &inputs, progress)?;
+    if let Some(q) = opts.outliers {
+        flag_outliers(&mut fit, q)?;
+    }
+    let warnings = write_folder(out, &fit, &data, &inputs.table, opts)?;
+    fit.warnings.extend(warnings);
+    Ok(fit)
+}
+
+/// Writes a finished fit's folder: `model.json`, `assignments.csv` and `selection.csv`
+/// ([`write_fit`]), then its explanation (`clusters.json`, class labels from `opts.llm` when
+/// given) and the report (`report.html`, `report.md`). Returns the warnings of the explanation
+/// (an LLM endpoint that failed).
+pub fn write_folder(
+    out: &Path,
+    fit: &FitOutput,
+    data: &MixtureData,
+    table: &Table,
+    opts: &FolderOptions,
+) -> Result<Vec<String>> {
+    write_fit(out, fit)?;
+    let mut warnings = Vec::new();
+    let mut clusters = explain::explain(&fit.fitted(data, table), &opts.explain)?;
+    if let Some(ep) = &opts.llm {
+        let mut labelled = clusters.clone();
+        match label_classes(&mut labelled, ep) {
+            Ok(()) => clusters = labelled,
+            Err(e) => warnings.push(format!("no class labels: {e}")),
+        }
+    }
+    report::write_atomic(&out.join("clusters.json"), |w| w.write_all(clusters.to_json().as_bytes()))?;
+    report::html::write_report(out)?;
+    Ok(warnings)
+}
+
+/// Writes `assignments.csv`, `selection.csv` and `model.json` into `out`.
+pub fn write_fit(out: &Path, fit: &FitOutput) -> Result<()> {
+    report::ensure_dir(out)?;
+    let extra: Vec<(String, Vec<f64>)> = fit
+        .outliers
+        .iter()
+        .map(|o| ("outlier".to_string(), o.flags.iter().map(|&f| f64::from(u8::from(f))).collect()))
+        .collect();
+    report::write_assignments(&out.join("assignments.csv"), &fit.sweep.posteriors, &extra)?;
+    report::write_selection(&out.join("selection.csv"), &fit.sweep.runs)?;
+    let json = fit.model.to_json();
+    report::write_atomic(&out.join("model.json"), |w| w.write_all(json.as_bytes()))
+}
+
+/// Scores of new rows.
+#[derive(Debug)]
+pub struct Prediction {
+    pub posteriors: Posteriors,
+    /// `expected_<col>` for every numeric column, in the column's original units.
+    pub expected: Vec<(String, Vec<f64>)>,
+    pub warnings: Vec<String>,
+}
+
+/// The embedder a model was fitted with, if any (then `predict` needs the same one, or
+/// precomputed `--embeddings`).
+pub fn model_embedder(model: &ModelFile) -> Option<&EmbedderInfo> {
+    model.schema.text.as_ref().and_then(|t| t.embedder.as_ref())
+}
+
+/// Scores the rows of `data` with a fitted model. The text block comes from `embeddings` when
+/// given, else from `embedder`, which must be the model the fit used (same SHA-256).
+pub fn predict<B: Backend>(
+    backend: &B,
+    model: &ModelFile,
+    data: &Path,
+    embeddings: Option<&Path>,
+    embedder: Option<&TextEmbedder>,
+) -> Result<Prediction> {
+    let schema = &model.schema;
+    let roles = Roles {
+        categorical: schema.categorical.iter().map(|c| c.name.clone()).collect(),
+        numeric: schema.numeric.iter().map(|c| c.name.clone()).collect(),
+        text: schema.text.as_ref().and_then(|t| t.column.clone()),
+    };
+    let table = read_table(data, &roles, Strictness::Predict)?;
+    let mut warnings = Vec::new();
+    let emb = match (embeddings, model_embedder(model), embedder) {
+        (Some(path), _, _) => load_embeddings(Some(path), &table)?,
+        (None, Some(fitted), Some(te)) => {
+            let loaded = (te.load)()?;
+            let found = &loaded.0.info;
+            if found.sha256 != fitted.sha256 {
+                return Err(Error::Embedder(format!(
+                    "the model was fitted with {} (SHA-256 {}) but the embedder found is {} (SHA-256 {}); \
+                     pass --model DIR with the fitted model's sentence transformer",
+                    fitted.name, fitted.sha256, found.name, found.sha256
+                )));
+            }
+            let (v, warning) = embed_text_column(&table, &loaded, te.progress)?;
+            warnings.extend(warning);
+            Some(v)
+        }
+        _ => None,
+    };
+    let (mdata, w) = schema.transform(backend, &table, emb.as_ref())?;
+    warnings.extend(w);
+    let posteriors = predict::posteriors(backend, &mdata, &model.params)?;
+    let mut expected = Vec::new();
+    for (j, ns) in schema.numeric.iter().enumerate() {
+        let c = schema.numeric_coordinate(j);
+        let y = predict::expected_with(backend, &mdata, &model.params, c, &|m, v| ns.expected_original(m, v))?;
+        expected.push((format!("expected_{}", ns.name), y));
+    }
+    Ok(Prediction { posteriors, expected, warnings })
+}
+
+/// Writes the prediction file: the assignment columns plus `expected_<col>`.
+pub fn write_prediction(path: &Path, pred: &Prediction) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        report::ensure_dir(dir)?;
+    }
+    report::write_assignments(path, &pred.posteriors, &pred.expected)
+}
