@@ -9,7 +9,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use segmix::backend::GpuBackend;
-use segmix::backend::{Backend, CpuBackend};
+use segmix::backend::{Backend, CpuBackend, e_step_one, e_step_stats_one};
 use segmix::foundation::gpu::AdapterPolicy;
 use segmix::mixture::CovType;
 use segmix::mixture::params::Params;
@@ -31,17 +31,17 @@ fn kernels<B: Backend>(c: &mut Criterion, name: &str, backend: &B, grid: &[(usiz
         let theta = params_for(&data, k);
         let kp = theta.kernel_params(&data.patterns).unwrap();
         let mut resp = backend.alloc_resp(&dev, k).unwrap();
-        backend.e_step(&dev, &kp, &mut resp).unwrap();
+        e_step_one(backend, &dev, &kp, &mut resp).unwrap();
         let id = format!("n{n}_k{k}_p{p}");
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::new("e_step", &id), |b| {
-            b.iter(|| backend.e_step(&dev, &kp, &mut resp).unwrap())
+            b.iter(|| e_step_one(backend, &dev, &kp, &mut resp).unwrap())
         });
         group.bench_function(BenchmarkId::new("m_stats", &id), |b| {
             b.iter(|| backend.m_stats(&dev, &kp, &resp).unwrap())
         });
         group.bench_function(BenchmarkId::new("e_step_stats", &id), |b| {
-            b.iter(|| backend.e_step_stats(&dev, &kp, &mut resp).unwrap())
+            b.iter(|| e_step_stats_one(backend, &dev, &kp, &mut resp).unwrap())
         });
     }
     let (n, dim, d) = (50_000usize, 384usize, 32usize);

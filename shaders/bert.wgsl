@@ -2,9 +2,9 @@
 // embeddings + layer norm, multi-head attention with the padding mask, residual + layer norm,
 // and pooling with L2 normalisation.
 //
-// CPU twin: `embed::bert::Bert::embed` (the candle encoder): the same forward pass, the oracle
+// CPU twin: `encoders::bert::Bert::embed` (the candle encoder): the same forward pass, the oracle
 // the pooled vectors are tested against.
-// Host mirror of `BertDims`: `embed::gpu::BertDims` — keep the two in sync.
+// Host mirror of `BertDims`: `encoders::gpu::BertDims` (the layout test compares every field offset).
 
 const WG: u32 = 128u;
 

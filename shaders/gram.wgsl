@@ -2,7 +2,7 @@
 // as per-chunk partials that the host reduces in f64 and converts back to raw moments.
 //
 // CPU twin: `backend::cpu::gram_block`.
-// Host mirror of `GramDims`: `backend::gpu::kernels::GramDims` — keep the two in sync.
+// Host mirror of `GramDims`: `foundation::gpu::linear::GramDims` (the layout test compares every field offset).
 //
 // Entry point `gram`: one workgroup per (upper-triangle 64 × 64 tile pair, row chunk). Rows are
 // staged through workgroup memory 16 at a time, as vec4 (four columns each), so each step of the

@@ -1,6 +1,6 @@
 // mixture — declarations shared by the mixture kernels: the registry prepends this file to
 // e_step.wgsl and m_stats.wgsl before compiling (WGSL has no includes).
-// Host mirror of `Dims`: `backend::gpu::kernels::Dims` — keep the two in sync.
+// Host mirror of `Dims`: `backend::gpu::kernels::Dims` (the layout test compares every field offset).
 
 // Widest continuous block: the size of the kernels' register and workgroup arrays.
 const MAX_P: u32 = 64u;

@@ -4,7 +4,7 @@
 //
 // CPU twin: `backend::cpu::CpuBackend::project` (and, for the encoder, candle's matmul in
 // `embed::bert`).
-// Host mirror of `ProjDims`: `backend::gpu::kernels::ProjDims` — keep the two in sync.
+// Host mirror of `ProjDims`: `foundation::gpu::linear::ProjDims` (the layout test compares every field offset).
 //
 // A tiled matmul: each workgroup computes a 64 × 64 output tile; the K dimension (the input
 // width) is staged through workgroup memory 16 at a time, centring X on the way in, and each of

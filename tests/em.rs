@@ -1,7 +1,7 @@
 //! The statistical core: recovery, monotone EM, exact parameter counts, determinism, the
 //! kernels against a naive per-row oracle, missing values against hand-computed likelihoods.
 
-use segmix::backend::{Backend, CpuBackend, MixtureData, SuffStats};
+use segmix::backend::{Backend, CpuBackend, MixtureData, Pass, SuffStats, e_step_one, e_step_stats_one};
 use segmix::foundation::MISSING_CODE;
 use segmix::foundation::linalg;
 use segmix::foundation::metrics::adjusted_rand_index;
@@ -314,7 +314,7 @@ fn check_kernels(n: usize, k: usize, p: usize, n_cat: usize, missing: f64, seed:
     let dev = be.upload(&data).unwrap();
     let kp = th.kernel_params(&data.patterns).unwrap();
     let mut resp = be.alloc_resp(&dev, k).unwrap();
-    let summary = be.e_step(&dev, &kp, &mut resp).unwrap();
+    let summary = e_step_one(&be, &dev, &kp, &mut resp).unwrap();
     let post = be.read_posteriors(&dev, &resp).unwrap();
     let mut total = 0.0;
     for i in 0..n {
@@ -342,7 +342,7 @@ fn check_kernels(n: usize, k: usize, p: usize, n_cat: usize, missing: f64, seed:
     close(&stats.sum_dd, &want.sum_dd, 1e-8, "sum_dd");
 
     let mut resp2 = be.alloc_resp(&dev, k).unwrap();
-    let (s2, fused) = be.e_step_stats(&dev, &kp, &mut resp2).unwrap();
+    let (s2, fused) = e_step_stats_one(&be, &dev, &kp, &mut resp2).unwrap();
     assert!((s2.loglik - summary.loglik).abs() < 1e-9 * summary.loglik.abs());
     close(&fused.sum_dd, &stats.sum_dd, 1e-10, "fused sum_dd");
     close(&fused.sum_d, &stats.sum_d, 1e-10, "fused sum_d");
@@ -356,13 +356,15 @@ fn check_kernels(n: usize, k: usize, p: usize, n_cat: usize, missing: f64, seed:
     let batch = {
         let mut models = vec![(&kp, &mut r0)];
         models.extend(kps.iter().zip(resps.iter_mut()));
-        be.e_step_stats_batch(&dev, &mut models).unwrap()
+        be.e_step(&dev, &mut models, Pass::WithStats)
+            .map(|v| v.into_iter().map(|(s, t)| (s, t.expect("statistics"))).collect::<Vec<_>>())
+            .unwrap()
     };
     assert_eq!(batch.len(), 3);
     close(&batch[0].1.sum_dd, &stats.sum_dd, 1e-10, "batch model 0 sum_dd");
     for (m, (kpm, (summary, st))) in kps.iter().zip(&batch[1..]).enumerate() {
         let mut single = be.alloc_resp(&dev, kpm.k).unwrap();
-        let (s_single, st_single) = be.e_step_stats(&dev, kpm, &mut single).unwrap();
+        let (s_single, st_single) = e_step_stats_one(&be, &dev, kpm, &mut single).unwrap();
         assert!((summary.loglik - s_single.loglik).abs() < 1e-9 * s_single.loglik.abs(), "batch model {m}");
         close(&st.sum_dd, &st_single.sum_dd, 1e-10, "batch sum_dd");
         close(&st.sum_d, &st_single.sum_d, 1e-10, "batch sum_d");
@@ -521,7 +523,7 @@ fn m_step_uses_the_conditional_covariance_of_missing_blocks() {
     let dev = be.upload(&data).unwrap();
     let kp = th.kernel_params(&data.patterns).unwrap();
     let mut resp = be.alloc_resp(&dev, 2).unwrap();
-    let (_, stats) = be.e_step_stats(&dev, &kp, &mut resp).unwrap();
+    let (_, stats) = e_step_stats_one(&be, &dev, &kp, &mut resp).unwrap();
     let post = be.read_posteriors(&dev, &resp).unwrap();
     let (naive, with_cond) = naive_stats(&data, &th, &post.resp);
     let (next, _) = th.m_step(&stats, &data.patterns, data.n).unwrap();

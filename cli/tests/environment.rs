@@ -28,11 +28,11 @@ use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 
 use segmix::backend::GpuBackend;
 use segmix::backend::gpu::kernels;
-use segmix::backend::{AnyBackend, Backend, CpuBackend, MixtureData};
+use segmix::backend::{AnyBackend, Backend, CpuBackend, MixtureData, Pass, e_step_one, e_step_stats_one};
 use segmix::encoders;
 use segmix::foundation::MISSING_CODE;
 use segmix::foundation::gpu::AdapterPolicy;
-use segmix::foundation::gpu::linear;
+use segmix::foundation::gpu::{UniformLayout, linear};
 use segmix::foundation::rng::Rng;
 use segmix::mixture::CovType;
 use segmix::mixture::em::{FitConfig, NoProgress};
@@ -136,8 +136,8 @@ fn shaders() -> Vec<(&'static str, &'static str)> {
     [&linear::SHADERS[..], &kernels::SHADERS[..], &encoders::gpu::SHADERS[..]].concat()
 }
 
-/// Host sizes of every uniform struct, by WGSL name.
-fn uniforms() -> Vec<(&'static str, usize)> {
+/// Host layouts of every uniform struct, by WGSL name.
+fn uniforms() -> Vec<UniformLayout> {
     [&linear::UNIFORMS[..], &kernels::UNIFORMS[..], &encoders::gpu::UNIFORMS[..]].concat()
 }
 
@@ -185,9 +185,42 @@ fn registry_matches_the_folder() -> Result<(), Failed> {
         let file = std::fs::read_to_string(repo(&format!("shaders/{stem}.wgsl")))?;
         let composed = if src.starts_with(&prelude) { format!("{prelude}{file}") } else { file.clone() };
         check(composed == src, || format!("{stem}: embedded source differs from the file"))?;
-        check(file.contains("CPU twin: `"), || format!("{stem}.wgsl does not name its CPU twin"))?;
+        let twin = file
+            .split_once("CPU twin: `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(path, _)| path)
+            .ok_or_else(|| format!("{stem}.wgsl does not name its CPU twin"))?;
+        twin_exists(twin).map_err(|e| format!("{stem}.wgsl: CPU twin `{twin}`: {e}"))?;
     }
     Ok(())
+}
+
+/// The library item `path` (`module::…::function`, or `module::…::Type::method`) is a function
+/// defined in the module's source file.
+fn twin_exists(path: &str) -> Result<(), String> {
+    let parts: Vec<&str> = path.split("::").collect();
+    let (name, modules) = parts.split_last().ok_or("empty path")?;
+    let mut dir = repo("src");
+    let mut file = None;
+    for part in modules {
+        if dir.join(format!("{part}.rs")).is_file() {
+            file = Some(dir.join(format!("{part}.rs")));
+            break;
+        }
+        if !dir.join(part).join("mod.rs").is_file() {
+            // A type name: the module found so far defines it.
+            break;
+        }
+        dir = dir.join(part);
+        file = Some(dir.join("mod.rs"));
+    }
+    let file = file.ok_or("no such module under src/")?;
+    let src = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
+    if src.contains(&format!("fn {name}(")) || src.contains(&format!("fn {name}<")) {
+        Ok(())
+    } else {
+        Err(format!("{} defines no function {name}", file.display()))
+    }
 }
 
 fn host_mirrors_match() -> Result<(), Failed> {
@@ -204,18 +237,38 @@ fn host_mirrors_match() -> Result<(), Failed> {
         };
         check(got == want, || format!("{stem}.wgsl: {name} = {got}, the host says {want}"))?;
     }
+    // Every uniform struct: the same size and every named field at the same offset (naga
+    // lays the WGSL struct out); padding fields (`_…`) only count towards the size.
+    let mut seen = Vec::new();
     for (stem, _) in shaders() {
         let module = parse(stem)?;
         for (_, ty) in module.types.iter() {
-            if let (Some(name), naga::TypeInner::Struct { span, .. }) = (ty.name.as_deref(), &ty.inner)
-                && let Some((_, size)) = uniforms().into_iter().find(|(n, _)| *n == name)
-            {
-                check(*span as usize == size, || {
-                    format!("{stem}.wgsl: struct {name} is {span} bytes, the host's {size}")
+            let (Some(name), naga::TypeInner::Struct { members, span }) = (ty.name.as_deref(), &ty.inner) else {
+                continue;
+            };
+            let Some(host) = uniforms().into_iter().find(|u| u.name == name) else { continue };
+            seen.push(name.to_string());
+            check(*span as usize == host.size, || {
+                format!("{stem}.wgsl: struct {name} is {span} bytes, the host's {}", host.size)
+            })?;
+            let named: Vec<(&str, usize)> = members
+                .iter()
+                .filter_map(|m| m.name.as_deref().map(|n| (n, m.offset as usize)))
+                .filter(|(n, _)| !n.starts_with('_'))
+                .collect();
+            check(named.len() == host.fields.len(), || {
+                format!("{stem}.wgsl: struct {name} has fields {named:?}, the host {:?}", host.fields)
+            })?;
+            for (field, offset) in named {
+                let at = host.fields.iter().find(|(f, _)| *f == field).map(|(_, o)| *o);
+                check(at == Some(offset), || {
+                    format!("{stem}.wgsl: {name}.{field} is at byte {offset}, the host's at {at:?}")
                 })?;
             }
         }
     }
+    let missing: Vec<&str> = uniforms().iter().map(|u| u.name).filter(|n| !seen.iter().any(|s| s == n)).collect();
+    check(missing.is_empty(), || format!("no WGSL struct for the host mirrors {missing:?}"))?;
     Ok(())
 }
 
@@ -342,8 +395,8 @@ fn mixture_case_inner(c: &Case) -> Result<(), String> {
     close("Σ r d dᵀ", &gs.sum_dd, &cs.sum_dd, 2e-5, 1e-4)?;
 
     // e_step.
-    let ce = cpu.e_step(&cd, &kp, &mut cr).unwrap();
-    let ge = gpu.e_step(&gd, &kp, &mut gr).map_err(|e| e.to_string())?;
+    let ce = e_step_one(&cpu, &cd, &kp, &mut cr).unwrap();
+    let ge = e_step_one(&gpu, &gd, &kp, &mut gr).map_err(|e| e.to_string())?;
     let (cp, gp) = (cpu.read_posteriors(&cd, &cr).unwrap(), gpu.read_posteriors(&gd, &gr).map_err(|e| e.to_string())?);
     let ll_scale = cp.row_loglik.iter().fold(1.0f64, |m, v| m.max(v.abs()));
     close("row log-likelihood", &gp.row_loglik, &cp.row_loglik, 2e-6, 1e-5)?;
@@ -353,9 +406,9 @@ fn mixture_case_inner(c: &Case) -> Result<(), String> {
     close("entropy", &[ge.entropy], &[ce.entropy], 1e-4, 1e-3 + 1e-5 * ll_scale * c.n as f64)?;
 
     // The fused pass equals the two kernels.
-    let (fe, fs) = gpu.e_step_stats(&gd, &kp, &mut gr).map_err(|e| e.to_string())?;
+    let (fe, fs) = e_step_stats_one(&gpu, &gd, &kp, &mut gr).map_err(|e| e.to_string())?;
     close("fused Σ log-likelihood", &[fe.loglik], &[ge.loglik], 1e-7, 1e-4)?;
-    let (_, cfs) = cpu.e_step_stats(&cd, &kp, &mut cr).unwrap();
+    let (_, cfs) = e_step_stats_one(&cpu, &cd, &kp, &mut cr).unwrap();
     close("fused Σ r d dᵀ", &fs.sum_dd, &cfs.sum_dd, 5e-5, 1e-3)?;
     close("fused categorical counts", &fs.cat, &cfs.cat, 1e-5, 1e-3)?;
     Ok(())
@@ -404,9 +457,11 @@ fn lockstep_batch() -> Result<(), Failed> {
         let theta = params_for(&data, k, &random_resp(c.n, k, seed));
         models.push((theta.kernel_params(&data.patterns)?, gpu.alloc_resp(&gd, k)?));
     }
-    let single: Vec<_> = models.iter_mut().map(|(kp, r)| gpu.e_step_stats(&gd, kp, r).unwrap()).collect();
+    let single: Vec<_> = models.iter_mut().map(|(kp, r)| e_step_stats_one(gpu, &gd, kp, r).unwrap()).collect();
     let mut refs: Vec<_> = models.iter_mut().map(|(kp, r)| (&*kp, r)).collect();
-    let batch = gpu.e_step_stats_batch(&gd, &mut refs)?;
+    let batch = gpu
+        .e_step(&gd, &mut refs, Pass::WithStats)
+        .map(|v| v.into_iter().map(|(s, t)| (s, t.expect("statistics"))).collect::<Vec<_>>())?;
     for ((a, sa), (b, sb)) in single.iter().zip(&batch) {
         check(a == b && sa == sb, || "a lockstep batch differs from the same models run alone".to_string())?;
     }

@@ -23,7 +23,7 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 use rayon::prelude::*;
 
-use super::{Backend, EStepSummary, Gram, KernelParams, MixtureData, Posteriors, SuffStats};
+use super::{Backend, EStepSummary, Gram, KernelParams, MixtureData, Pass, Posteriors, SuffStats};
 use crate::foundation::MISSING_CODE;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::linalg::matmul;
@@ -150,29 +150,13 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn e_step(&self, data: &CpuData, params: &KernelParams, resp: &mut CpuResp) -> Result<EStepSummary> {
-        Ok(run_batch(data, &mut [(params, resp)], false)?.remove(0).0)
-    }
-
-    fn e_step_stats(
-        &self,
-        data: &CpuData,
-        params: &KernelParams,
-        resp: &mut CpuResp,
-    ) -> Result<(EStepSummary, SuffStats)> {
-        let (summary, stats) = run_batch(data, &mut [(params, resp)], true)?.remove(0);
-        Ok((summary, stats.expect("statistics requested")))
-    }
-
-    fn e_step_stats_batch(
+    fn e_step(
         &self,
         data: &CpuData,
         models: &mut [(&KernelParams, &mut CpuResp)],
-    ) -> Result<Vec<(EStepSummary, SuffStats)>> {
-        Ok(run_batch(data, models, true)?
-            .into_iter()
-            .map(|(summary, stats)| (summary, stats.expect("statistics requested")))
-            .collect())
+        pass: Pass,
+    ) -> Result<Vec<(EStepSummary, Option<SuffStats>)>> {
+        run_batch(data, models, pass == Pass::WithStats)
     }
 
     fn m_stats(&self, data: &CpuData, params: &KernelParams, resp: &CpuResp) -> Result<SuffStats> {
@@ -475,6 +459,9 @@ fn add_shifted_moments(raw: &ArrayView2<f64>, params: &KernelParams, st: &mut Su
 ///
 /// A chunk's features are built once; one GEMM gives the distances to every class of every
 /// model and (complete rows) one GEMM f(X)ᵀ [R_1 | … | R_M] gives every model's raw moments.
+///
+/// The hot loop of every CPU fit, kept in one body (about 100 lines) so that its buffers stay
+/// local and the compiler sees the whole per-row pass.
 fn e_step_block(
     data: &CpuData,
     models: &[&KernelParams],

@@ -22,7 +22,7 @@ use super::cpu::{CpuData, CpuResp};
 use super::gpu::kernels::MAX_P;
 #[cfg(feature = "gpu")]
 use super::gpu::{GpuBackend, GpuData, GpuResp};
-use super::{Backend, CpuBackend, EStepSummary, Gram, KernelParams, MixtureData, Posteriors, SuffStats};
+use super::{Backend, CpuBackend, EStepSummary, Gram, KernelParams, MixtureData, Pass, Posteriors, SuffStats};
 use crate::foundation::choice::Choice;
 use crate::foundation::error::{Error, Result};
 #[cfg(feature = "gpu")]
@@ -250,24 +250,12 @@ impl Backend for AnyBackend {
         on_backend!(self, data, resp, |b, d, r| b.set_resp(d, r, values))
     }
 
-    fn e_step(&self, data: &AnyData, params: &KernelParams, resp: &mut AnyResp) -> Result<EStepSummary> {
-        on_backend!(self, data, resp, |b, d, r| b.e_step(d, params, r))
-    }
-
-    fn e_step_stats(
-        &self,
-        data: &AnyData,
-        params: &KernelParams,
-        resp: &mut AnyResp,
-    ) -> Result<(EStepSummary, SuffStats)> {
-        on_backend!(self, data, resp, |b, d, r| b.e_step_stats(d, params, r))
-    }
-
-    fn e_step_stats_batch(
+    fn e_step(
         &self,
         data: &AnyData,
         models: &mut [(&KernelParams, &mut AnyResp)],
-    ) -> Result<Vec<(EStepSummary, SuffStats)>> {
+        pass: Pass,
+    ) -> Result<Vec<(EStepSummary, Option<SuffStats>)>> {
         match data {
             AnyData::Cpu(d) => {
                 let mut inner = Vec::with_capacity(models.len());
@@ -276,7 +264,7 @@ impl Backend for AnyBackend {
                     let AnyResp::Cpu(r) = &mut **r else { return Err(mismatch()) };
                     inner.push((*p, r));
                 }
-                self.cpu.e_step_stats_batch(d, &mut inner)
+                self.cpu.e_step(d, &mut inner, pass)
             }
             #[cfg(feature = "gpu")]
             AnyData::Gpu(d) => {
@@ -285,7 +273,7 @@ impl Backend for AnyBackend {
                     let AnyResp::Gpu(r) = &mut **r else { return Err(mismatch()) };
                     inner.push((*p, r));
                 }
-                self.gpu_ref()?.e_step_stats_batch(d, &mut inner)
+                self.gpu_ref()?.e_step(d, &mut inner, pass)
             }
         }
     }

@@ -11,9 +11,13 @@
 //! | `m_stats` | the additive sufficient statistics of the M-step                         | O(N K p²)   |
 //!
 //! A backend holds the data resident (uploaded once per fit, [`Backend::upload`]) and a
-//! responsibility buffer per model size ([`Backend::alloc_resp`]). Each EM iteration sends only
-//! a [`KernelParams`] and reads back only a [`SuffStats`] and an [`EStepSummary`]; the host
-//! turns them into new parameters (Cholesky factors, O(K p³)) in `mixture::em`.
+//! responsibility buffer per model size ([`Backend::alloc_resp`]). [`Backend::e_step`] is the one
+//! E-step entry: every model of a pass (a K sweep's fits run in lockstep) in one pass over the
+//! data, with the next M-step's statistics when [`Pass::WithStats`] asks for them. Each EM
+//! iteration sends only a [`KernelParams`] per model and reads back only a [`SuffStats`] and an
+//! [`EStepSummary`]; the host turns them into new parameters (Cholesky factors, O(K p³)) in
+//! `mixture::em`. `gram` and `project` stream host rows through the device toolkit's kernels
+//! (`foundation::gpu::linear` on a GPU), which also run on rows already resident there.
 //!
 //! ## Missing values
 //! Rows are grouped by their *pattern* (which continuous coordinates are observed). For a row
@@ -298,6 +302,43 @@ impl Posteriors {
     }
 }
 
+/// What an E-step pass computes besides the responsibilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Responsibilities and row log-likelihoods only.
+    Posteriors,
+    /// Also the M-step statistics of the new responsibilities.
+    WithStats,
+}
+
+/// [`Backend::e_step`] of one model, responsibilities only.
+pub fn e_step_one<B: Backend + ?Sized>(
+    backend: &B,
+    data: &B::Data,
+    params: &KernelParams,
+    resp: &mut B::Resp,
+) -> Result<EStepSummary> {
+    let mut out = backend.e_step(data, &mut [(params, resp)], Pass::Posteriors)?;
+    Ok(out.remove(0).0)
+}
+
+/// [`Backend::e_step`] of one model with the statistics of the M-step that follows.
+pub fn e_step_stats_one<B: Backend + ?Sized>(
+    backend: &B,
+    data: &B::Data,
+    params: &KernelParams,
+    resp: &mut B::Resp,
+) -> Result<(EStepSummary, SuffStats)> {
+    let mut out = backend.e_step(data, &mut [(params, resp)], Pass::WithStats)?;
+    let (summary, stats) = out.remove(0);
+    Ok((summary, stats.ok_or_else(missing_stats)?))
+}
+
+/// The error of a backend that did not return the statistics a [`Pass::WithStats`] asked for.
+pub(crate) fn missing_stats() -> crate::foundation::error::Error {
+    crate::foundation::error::Error::Numerical("internal: the backend returned no M-step statistics".into())
+}
+
 /// What every backend implements. See the module documentation for shapes and semantics.
 pub trait Backend: Sync {
     /// Data resident on the device for one fit.
@@ -317,33 +358,17 @@ pub trait Backend: Sync {
     /// Overwrites the responsibilities (n × K, input row order) — used by initialisation.
     fn set_resp(&self, data: &Self::Data, resp: &mut Self::Resp, values: &[f64]) -> Result<()>;
 
-    /// E-step: writes responsibilities and row log-likelihoods into `resp`.
-    fn e_step(&self, data: &Self::Data, params: &KernelParams, resp: &mut Self::Resp) -> Result<EStepSummary>;
-
-    /// E-step fused with the statistics of the M-step that follows it: writes `resp` like
-    /// [`Backend::e_step`] and returns the [`SuffStats`] of those responsibilities about the means
-    /// in `params`, in one pass over the data. The default runs the two kernels in turn.
-    fn e_step_stats(
-        &self,
-        data: &Self::Data,
-        params: &KernelParams,
-        resp: &mut Self::Resp,
-    ) -> Result<(EStepSummary, SuffStats)> {
-        let summary = self.e_step(data, params, resp)?;
-        let stats = self.m_stats(data, params, resp)?;
-        Ok((summary, stats))
-    }
-
-    /// [`Backend::e_step_stats`] for several models over the same data in one pass (the fits of
-    /// a K sweep run in lockstep), one result per model in order. Backends share the per-row
-    /// work (reading rows, building features) across models; the default runs them in turn.
-    fn e_step_stats_batch(
+    /// The E-step of every model in `models` in one pass over the data (the fits of a K sweep
+    /// run in lockstep): responsibilities and row log-likelihoods into each model's `resp`, and,
+    /// for [`Pass::WithStats`], the [`SuffStats`] of those responsibilities about the means in
+    /// its params (the statistics of the M-step that follows), one result per model in order.
+    /// Backends share the per-row work (reading rows, building features) across models.
+    fn e_step(
         &self,
         data: &Self::Data,
         models: &mut [(&KernelParams, &mut Self::Resp)],
-    ) -> Result<Vec<(EStepSummary, SuffStats)>> {
-        models.iter_mut().map(|(params, resp)| self.e_step_stats(data, params, resp)).collect()
-    }
+        pass: Pass,
+    ) -> Result<Vec<(EStepSummary, Option<SuffStats>)>>;
 
     /// M-step statistics from the responsibilities in `resp`, about the means in `params`.
     fn m_stats(&self, data: &Self::Data, params: &KernelParams, resp: &Self::Resp) -> Result<SuffStats>;

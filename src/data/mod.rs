@@ -106,99 +106,119 @@ pub fn read_table_from<R: std::io::Read>(
     let file = path.to_path_buf();
     let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
     let mut records = rdr.byte_records();
-
     let header = match records.next() {
         None => return Err(Error::EmptyFile { file }),
         Some(r) => r.map_err(|e| csv_error(&file, e))?,
     };
+    let names = header_names(&file, &header)?;
+    let mut columns = Columns::of(&file, &names, roles, strictness)?;
+    let mut lines = Vec::new();
+    for record in records {
+        let record = record.map_err(|e| csv_error(&file, e))?;
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != names.len() {
+            // A line holding a single empty field is a blank line: skip it like csv does.
+            if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
+                continue;
+            }
+            return Err(Error::Ragged { file, line, expected: names.len(), found: record.len() });
+        }
+        columns.push(&file, &names, &record, line, lines.len())?;
+        lines.push(line);
+    }
+    columns.finish(file, lines, strictness)
+}
+
+/// The header's column names (a UTF-8 BOM dropped, surrounding spaces trimmed).
+fn header_names(file: &Path, header: &csv::ByteRecord) -> Result<Vec<String>> {
     let mut names = Vec::with_capacity(header.len());
     for (i, field) in header.iter().enumerate() {
         let field = if i == 0 { field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field) } else { field };
         let name = std::str::from_utf8(field).map_err(|_| Error::NotUtf8 {
-            file: file.clone(),
+            file: file.to_path_buf(),
             line: 1,
             column: format!("#{}", i + 1),
         })?;
         names.push(name.trim().to_string());
     }
-    let width = names.len();
+    Ok(names)
+}
 
-    // Map each role to its header position; check names exist and are used once.
-    let mut seen: HashMap<&str, ()> = HashMap::new();
-    let mut slots: Vec<(usize, Slot)> = Vec::new();
-    let mut categorical = Vec::new();
-    let mut numeric = Vec::new();
-    let mut text = None;
-    let all_roles = roles
-        .categorical
-        .iter()
-        .map(|c| (c, 0))
-        .chain(roles.numeric.iter().map(|c| (c, 1)))
-        .chain(roles.text.iter().map(|c| (c, 2)));
-    for (name, kind) in all_roles {
-        if seen.insert(name.as_str(), ()).is_some() {
-            return Err(Error::DuplicateRole { file, column: name.clone() });
-        }
-        let positions: Vec<usize> = names.iter().enumerate().filter(|(_, n)| *n == name).map(|(i, _)| i).collect();
-        if positions.len() > 1 {
-            return Err(Error::Csv {
-                file,
-                line: 1,
-                message: format!("the header names column {name:?} {} times; rename the copies", positions.len()),
-            });
-        }
-        let pos = positions.first().copied();
-        let absent_ok = strictness == Strictness::Predict && kind != 2;
-        if pos.is_none() && !absent_ok {
-            return Err(Error::NoSuchColumn {
-                file,
-                column: name.clone(),
-                available: names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "),
-            });
-        }
-        match kind {
-            0 => {
-                if let Some(p) = pos {
-                    slots.push((p, Slot::Cat(categorical.len())));
+/// The role columns being read, and where each sits in a record.
+struct Columns {
+    slots: Vec<(usize, Slot)>,
+    categorical: Vec<CategoricalColumn>,
+    numeric: Vec<NumericColumn>,
+    text: Option<TextColumn>,
+}
+
+impl Columns {
+    /// Maps each role to its header position: every name must exist (except model columns a
+    /// prediction table may lack) and be used once.
+    fn of(file: &Path, names: &[String], roles: &Roles, strictness: Strictness) -> Result<Columns> {
+        let file = file.to_path_buf();
+        let mut seen: HashMap<&str, ()> = HashMap::new();
+        let mut cols = Columns { slots: Vec::new(), categorical: Vec::new(), numeric: Vec::new(), text: None };
+        let all_roles = roles
+            .categorical
+            .iter()
+            .map(|c| (c, 0))
+            .chain(roles.numeric.iter().map(|c| (c, 1)))
+            .chain(roles.text.iter().map(|c| (c, 2)));
+        for (name, kind) in all_roles {
+            if seen.insert(name.as_str(), ()).is_some() {
+                return Err(Error::DuplicateRole { file, column: name.clone() });
+            }
+            let positions: Vec<usize> = names.iter().enumerate().filter(|(_, n)| *n == name).map(|(i, _)| i).collect();
+            if positions.len() > 1 {
+                return Err(Error::Csv {
+                    file,
+                    line: 1,
+                    message: format!("the header names column {name:?} {} times; rename the copies", positions.len()),
+                });
+            }
+            let pos = positions.first().copied();
+            let absent_ok = strictness == Strictness::Predict && kind != 2;
+            if pos.is_none() && !absent_ok {
+                return Err(Error::NoSuchColumn {
+                    file,
+                    column: name.clone(),
+                    available: names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "),
+                });
+            }
+            let (name, present) = (name.clone(), pos.is_some());
+            match (kind, pos) {
+                (0, _) => {
+                    cols.slots.extend(pos.map(|p| (p, Slot::Cat(cols.categorical.len()))));
+                    cols.categorical.push(CategoricalColumn { name, values: Vec::new(), present });
                 }
-                categorical.push(CategoricalColumn { name: name.clone(), values: Vec::new(), present: pos.is_some() });
-            }
-            1 => {
-                if let Some(p) = pos {
-                    slots.push((p, Slot::Num(numeric.len())));
+                (1, _) => {
+                    cols.slots.extend(pos.map(|p| (p, Slot::Num(cols.numeric.len()))));
+                    cols.numeric.push(NumericColumn { name, values: Vec::new(), present });
                 }
-                numeric.push(NumericColumn { name: name.clone(), values: Vec::new(), present: pos.is_some() });
-            }
-            _ => {
-                slots.push((pos.expect("text column checked above"), Slot::Text));
-                text = Some(TextColumn { name: name.clone(), values: Vec::new() });
+                (_, Some(p)) => {
+                    cols.slots.push((p, Slot::Text));
+                    cols.text = Some(TextColumn { name, values: Vec::new() });
+                }
+                (_, None) => unreachable!("a text column is never absent_ok"),
             }
         }
+        Ok(cols)
     }
 
-    let mut lines = Vec::new();
-    let mut n_rows = 0usize;
-    for record in records {
-        let record = record.map_err(|e| csv_error(&file, e))?;
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() != width {
-            // A line holding a single empty field is a blank line: skip it like csv does.
-            if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
-                continue;
-            }
-            return Err(Error::Ragged { file, line, expected: width, found: record.len() });
-        }
-        for (pos, slot) in &slots {
+    /// Appends data row `row` (file line `line`) from its record.
+    fn push(&mut self, file: &Path, names: &[String], record: &csv::ByteRecord, line: u64, row: usize) -> Result<()> {
+        for (pos, slot) in &self.slots {
             let bytes = record.get(*pos).unwrap_or(b"");
             let cell = std::str::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
-                file: file.clone(),
+                file: file.to_path_buf(),
                 line,
                 column: names[*pos].clone(),
             })?;
             match slot {
                 Slot::Cat(c) => {
                     let v = if is_missing(cell) { None } else { Some(cell.trim().to_string()) };
-                    categorical[*c].values.push(v);
+                    self.categorical[*c].values.push(v);
                 }
                 Slot::Num(c) => {
                     let v = if is_missing(cell) {
@@ -208,51 +228,58 @@ pub fn read_table_from<R: std::io::Read>(
                             Ok(v) if v.is_finite() => v,
                             _ => {
                                 return Err(Error::NotNumeric {
-                                    file,
+                                    file: file.to_path_buf(),
                                     line,
-                                    row: n_rows,
+                                    row,
                                     column: names[*pos].clone(),
                                     value: cell.to_string(),
                                 });
                             }
                         }
                     };
-                    numeric[*c].values.push(v);
+                    self.numeric[*c].values.push(v);
                 }
                 Slot::Text => {
                     let v = if is_missing(cell) { None } else { Some(cell.to_string()) };
-                    text.as_mut().expect("text slot").values.push(v);
+                    if let Some(t) = self.text.as_mut() {
+                        t.values.push(v);
+                    }
                 }
             }
         }
-        lines.push(line);
-        n_rows += 1;
+        Ok(())
     }
-    if n_rows == 0 {
-        return Err(Error::Csv { file, line: 1, message: "the file has a header but no data rows".into() });
-    }
-    for c in &mut categorical {
-        if !c.present {
+
+    /// The table: columns absent from a prediction table become all-missing; a fit refuses a
+    /// table without data rows or with a role column that is missing on every row.
+    fn finish(mut self, file: PathBuf, lines: Vec<u64>, strictness: Strictness) -> Result<Table> {
+        let n_rows = lines.len();
+        if n_rows == 0 {
+            return Err(Error::Csv { file, line: 1, message: "the file has a header but no data rows".into() });
+        }
+        for c in self.categorical.iter_mut().filter(|c| !c.present) {
             c.values = vec![None; n_rows];
         }
-    }
-    for c in &mut numeric {
-        if !c.present {
+        for c in self.numeric.iter_mut().filter(|c| !c.present) {
             c.values = vec![f64::NAN; n_rows];
         }
-    }
-    if strictness == Strictness::Fit {
-        let all_missing = categorical
-            .iter()
-            .find(|c| c.values.iter().all(Option::is_none))
-            .map(|c| c.name.clone())
-            .or_else(|| numeric.iter().find(|c| c.values.iter().all(|v| v.is_nan())).map(|c| c.name.clone()))
-            .or_else(|| text.as_ref().filter(|t| t.values.iter().all(Option::is_none)).map(|t| t.name.clone()));
-        if let Some(column) = all_missing {
-            return Err(Error::AllMissing { file, column });
+        if strictness == Strictness::Fit {
+            let all_missing = self
+                .categorical
+                .iter()
+                .find(|c| c.values.iter().all(Option::is_none))
+                .map(|c| c.name.clone())
+                .or_else(|| self.numeric.iter().find(|c| c.values.iter().all(|v| v.is_nan())).map(|c| c.name.clone()))
+                .or_else(|| {
+                    self.text.as_ref().filter(|t| t.values.iter().all(Option::is_none)).map(|t| t.name.clone())
+                });
+            if let Some(column) = all_missing {
+                return Err(Error::AllMissing { file, column });
+            }
         }
+        let Columns { categorical, numeric, text, .. } = self;
+        Ok(Table { path: file, n_rows, categorical, numeric, text, lines })
     }
-    Ok(Table { path: file, n_rows, categorical, numeric, text, lines })
 }
 
 fn csv_error(file: &Path, e: csv::Error) -> Error {

@@ -16,12 +16,12 @@
 
 use std::sync::Arc;
 
-use super::bert::{Bert, Pooling};
+use super::bert::{Bert, BertWeights, Pooling};
 use super::cache::Cache;
 use super::{Distinct, Embedder, WINDOW};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::gpu::linear::{self, ProjDims};
-use crate::foundation::gpu::{DeviceRows, Gpu, Kernel};
+use crate::foundation::gpu::{DeviceRows, Gpu, Kernel, UniformLayout, uniform_layout};
 use crate::foundation::linalg::Gram;
 use crate::foundation::matrix::Matrix;
 
@@ -53,7 +53,7 @@ pub struct BertDims {
 }
 const _: () = assert!(std::mem::size_of::<BertDims>() == 32);
 /// Host-side sizes of the uniform structs, by WGSL name, for the layout test.
-pub const UNIFORMS: [(&str, usize); 1] = [("BertDims", std::mem::size_of::<BertDims>())];
+pub const UNIFORMS: [UniformLayout; 1] = [uniform_layout!(BertDims { rows, len, hidden, heads, pooling, eps, scale })];
 
 /// What a dispatch of the forward pass does, for the timing breakdown of `segmix bench --embed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -157,40 +157,57 @@ impl Step<'_> {
     }
 }
 
+/// Padded tokens a batch can hold on this device (at most `max_tokens`): the widest activation
+/// (Q|K|V or the feed-forward layer) must fit one binding. An error when not even `min_tokens`
+/// fit, or when the model's heads are wider than the attention kernel takes.
+fn token_capacity(gpu: &Gpu, w: &BertWeights, max_tokens: usize, min_tokens: usize) -> Result<usize> {
+    let (h, i) = (w.hidden, w.intermediate);
+    if w.heads == 0 || h % w.heads != 0 || h / w.heads > MAX_HEAD_DIM {
+        return Err(Error::Embedder(format!(
+            "the GPU encoder handles heads of at most {MAX_HEAD_DIM} dimensions; this model has {} heads of \
+             hidden size {h}; use --device cpu",
+            w.heads
+        )));
+    }
+    let widest = (3 * h).max(i) as u64 * 4;
+    let fits = (gpu.max_binding() / widest) as usize;
+    let max_tokens = max_tokens.min(fits);
+    if max_tokens < min_tokens || (w.word.len() as u64) * 4 > gpu.max_binding() {
+        return Err(Error::Gpu(format!(
+            "the encoder needs {}-byte buffers, more than this device binds ({})",
+            (min_tokens as u64 * widest).max(w.word.len() as u64 * 4),
+            gpu.max_binding()
+        )));
+    }
+    Ok(max_tokens)
+}
+
+impl Kernels {
+    /// Compiles the encoder's pipelines, the attention for heads of `head_dim` dimensions.
+    fn compile(gpu: &Gpu, head_dim: usize) -> Result<Kernels> {
+        Ok(Kernels {
+            linear: linear::project_kernel(gpu)?,
+            embed: gpu.kernel("bert.embed", BERT, "embed")?,
+            norm: gpu.kernel("bert.add_norm", BERT, "add_norm")?,
+            attention: gpu.kernel_with("bert.attention", BERT, "attention", &[("HEAD_DIM", head_dim as f64)])?,
+            pool: gpu.kernel("bert.pool", BERT, "pool")?,
+        })
+    }
+}
+
 impl GpuBert {
     /// Uploads `bert`'s weights to the backend's device and builds every pipeline and bind group.
     /// Batches hold up to `max_tokens` padded tokens and `max_batch` texts, less where the
     /// device binds less (never less than one text of `min_tokens`).
+    ///
+    /// The uploads and bind groups are one body inside one error scope, so that any failure
+    /// among them is one error naming this step (about 100 lines of buffer plumbing).
     pub fn new(gpu: &Arc<Gpu>, bert: &Bert, max_tokens: usize, max_batch: usize, min_tokens: usize) -> Result<GpuBert> {
         let w = bert.export()?;
         let gpu = gpu.clone();
         let (h, i) = (w.hidden, w.intermediate);
-        if w.heads == 0 || h % w.heads != 0 || h / w.heads > MAX_HEAD_DIM {
-            return Err(Error::Embedder(format!(
-                "the GPU encoder handles heads of at most {MAX_HEAD_DIM} dimensions; this model has {} heads of \
-                 hidden size {h}; use --device cpu",
-                w.heads
-            )));
-        }
-        // The widest activation (Q|K|V or the feed-forward layer) must fit one binding.
-        let widest = (3 * h).max(i) as u64 * 4;
-        let fits = (gpu.max_binding() / widest) as usize;
-        let max_tokens = max_tokens.min(fits);
-        if max_tokens < min_tokens || (w.word.len() as u64) * 4 > gpu.max_binding() {
-            return Err(Error::Gpu(format!(
-                "the encoder needs {}-byte buffers, more than this device binds ({})",
-                (min_tokens as u64 * widest).max(w.word.len() as u64 * 4),
-                gpu.max_binding()
-            )));
-        }
-        let head_dim = (h / w.heads) as f64;
-        let kernels = Kernels {
-            linear: linear::project_kernel(&gpu)?,
-            embed: gpu.kernel("bert.embed", BERT, "embed")?,
-            norm: gpu.kernel("bert.add_norm", BERT, "add_norm")?,
-            attention: gpu.kernel_with("bert.attention", BERT, "attention", &[("HEAD_DIM", head_dim)])?,
-            pool: gpu.kernel("bert.pool", BERT, "pool")?,
-        };
+        let max_tokens = token_capacity(&gpu, &w, max_tokens, min_tokens)?;
+        let kernels = Kernels::compile(&gpu, h / w.heads)?;
         gpu.checked("uploading the sentence encoder", || {
             let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
             let mut keep = Vec::new();

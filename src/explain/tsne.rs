@@ -170,7 +170,9 @@ impl Quad {
     }
 }
 
-/// Embeds the rows of `x` (n × dim) in 2-D.
+/// Embeds the rows of `x` (n × dim) in 2-D: affinities, then gradient descent with early
+/// exaggeration and momentum, in one body (about 90 lines) as the algorithm is published
+/// (van der Maaten 2014), so each phase reads against the paper.
 pub fn tsne(x: &[f64], n: usize, dim: usize, opts: &TsneOptions) -> Vec<[f64; 2]> {
     if n < 3 {
         return vec![[0.0, 0.0]; n];

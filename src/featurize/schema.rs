@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::TextVectors;
 use super::reduce::Pca;
 use crate::backend::{Backend, MixtureData};
-use crate::data::Table;
+use crate::data::{CategoricalColumn, NumericColumn, Table};
 use crate::foundation::MISSING_CODE;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::matrix::Matrix;
@@ -194,87 +194,18 @@ impl Schema {
         transforms: &[(String, Transform)],
     ) -> Result<(Schema, Warnings)> {
         let mut warnings = Vec::new();
-        let mut categorical = Vec::new();
-        for c in &table.categorical {
-            let levels: BTreeSet<&str> = c.values.iter().flatten().map(String::as_str).collect();
-            let observed = c.values.iter().flatten().count();
-            if levels.len() > 50 && levels.len() * 2 > observed {
-                warnings.push(format!(
-                    "column {:?} has {} levels for {observed} values; an identifier-like column adds \
-                     K x {} parameters and little information. Drop it from --cat, or group rare levels",
-                    c.name,
-                    levels.len(),
-                    levels.len() - 1
-                ));
-            }
-            categorical.push(CategoricalSchema {
-                name: c.name.clone(),
-                levels: levels.into_iter().map(str::to_string).collect(),
-            });
-        }
+        let categorical = table.categorical.iter().map(|c| CategoricalSchema::fit(c, &mut warnings)).collect();
         let names: Vec<&str> = table.numeric.iter().map(|c| c.name.as_str()).collect();
         check_transforms(&names, transforms)?;
-        let mut numeric = Vec::new();
-        for c in &table.numeric {
-            let transform = transforms.iter().find(|(n, _)| n == &c.name).map_or(Transform::Identity, |t| t.1);
-            let mut obs = Vec::with_capacity(c.values.len());
-            for (i, &v) in c.values.iter().enumerate().filter(|(_, v)| !v.is_nan()) {
-                obs.push(transform.apply(v).ok_or_else(|| domain_error(table, i, &c.name, transform, v))?);
-            }
-            let mean = obs.iter().sum::<f64>() / obs.len() as f64;
-            let var = obs.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / obs.len() as f64;
-            let mut sd = var.sqrt();
-            if !sd.is_finite() {
-                return Err(Error::config(format!(
-                    "{}: column {:?}: its values are too large to standardize (the variance overflows); \
-                     rescale the column",
-                    table.path.display(),
-                    c.name
-                )));
-            }
-            let constant = sd.is_nan() || sd <= 1e-12 * mean.abs().max(1.0);
-            if constant {
-                warnings.push(format!("column {:?} is constant ({mean}); it carries no information", c.name));
-                sd = 1.0;
-            }
-            obs.sort_by(f64::total_cmp);
-            let (resolution, distinct) = if constant { (None, 1) } else { resolution(&obs) };
-            if !constant && distinct <= WARN_VALUES {
-                warnings.push(format!(
-                    "column {:?} has only {distinct} distinct values: it is modelled as continuous, with every \
-                     class variance kept at least h²/12 (h = {}, its resolution) so that no class collapses \
-                     onto one value. If its values are categories, pass it with --cat instead",
-                    c.name,
-                    resolution.unwrap_or(0.0)
-                ));
-            }
-            numeric.push(NumericSchema { name: c.name.clone(), mean, sd, transform, resolution });
-        }
-        let text = match emb {
-            None => None,
-            Some(v) => {
-                let (pca, warn) = match v {
-                    TextVectors::Host { source, matrix: m } => {
-                        check_rows(source, m, table.n_rows)?;
-                        let masked = mask_text(table, m);
-                        let x = masked.as_ref().map_or(&m.values, |v| v);
-                        Pca::fit(backend, x, m.rows, m.cols, pca_dims)?
-                    }
-                    // The embedder saw exactly the table's texts; the Gram runs on the device.
-                    #[cfg(feature = "gpu")]
-                    TextVectors::Device(r) => Pca::from_gram(&r.gram()?, pca_dims)?,
-                };
-                warnings.extend(warn);
-                let scale = pca.explained_variance.iter().map(|v| v.sqrt()).collect();
-                Some(TextSchema {
-                    column: table.text.as_ref().map(|t| t.name.clone()),
-                    source: "embeddings-file".into(),
-                    embedder: None,
-                    pca,
-                    scale,
-                })
-            }
-        };
+        let numeric = table
+            .numeric
+            .iter()
+            .map(|c| {
+                let transform = transforms.iter().find(|(n, _)| n == &c.name).map_or(Transform::Identity, |t| t.1);
+                NumericSchema::fit(table, c, transform, &mut warnings)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let text = emb.map(|v| TextSchema::fit(backend, table, v, pca_dims, &mut warnings)).transpose()?;
         Ok((Schema { categorical, numeric, text }, warnings))
     }
 
@@ -297,81 +228,106 @@ impl Schema {
         table: &Table,
         emb: Option<&TextVectors>,
     ) -> Result<(MixtureData, Warnings)> {
-        let mut warnings = Vec::new();
         let n = table.n_rows;
         let d_text = self.text.as_ref().map_or(0, |t| t.pca.d());
-        let p = d_text + self.numeric.len();
-        let mut x = vec![0.0; n * p];
-        let mut observed = vec![true; n * p];
-        // ln |du/dv| per row: densities of u (standardized) back on the data's own scale.
-        let mut log_jacobian = vec![0.0; n];
-
+        let mut block = Continuous::new(n, d_text + self.numeric.len());
         if let Some(ts) = &self.text {
-            let v = emb.ok_or_else(|| {
-                Error::config(if ts.embedder.is_some() {
-                    "the model embeds its text column with a sentence transformer, which was not loaded"
-                } else {
-                    "the model was fitted with precomputed embeddings; pass --embeddings FILE with one vector per row"
-                })
-            })?;
-            let scores = match v {
-                TextVectors::Host { source, matrix: m } => {
-                    check_rows(source, m, n)?;
-                    if m.cols != ts.pca.dim {
-                        return Err(Error::Embeddings {
-                            file: source.clone(),
-                            message: format!("vectors have {} dimensions but the model expects {}", m.cols, ts.pca.dim),
-                        });
-                    }
-                    let masked = mask_text(table, m);
-                    ts.pca.transform(backend, masked.as_ref().map_or(&m.values, |v| v), n)?
-                }
-                #[cfg(feature = "gpu")]
-                TextVectors::Device(r) => {
-                    if r.cols() != ts.pca.dim || r.rows() != n {
-                        return Err(Error::Embedder(format!(
-                            "the encoder gave {} vectors of {} dimensions; the model expects {n} of {}",
-                            r.rows(),
-                            r.cols(),
-                            ts.pca.dim
-                        )));
-                    }
-                    r.project(&ts.pca.mean, &ts.pca.axes(), d_text)?
-                }
-            };
-            let log_scale: Vec<f64> = ts.scale.iter().map(|s| s.ln()).collect();
-            for i in 0..n {
-                for c in 0..d_text {
-                    let v = scores[i * d_text + c];
-                    if v.is_nan() {
-                        observed[i * p + c] = false;
-                    } else {
-                        x[i * p + c] = v / ts.scale[c];
-                        log_jacobian[i] -= log_scale[c];
-                    }
-                }
-            }
+            let scores = self.text_scores(ts, backend, table, emb)?;
+            block.fill_text(&scores, &ts.scale);
         } else if emb.is_some() {
             return Err(Error::config("the model was fitted without embeddings; drop --embeddings"));
         }
-
         for (j, ns) in self.numeric.iter().enumerate() {
             let col = table.numeric.iter().find(|c| c.name == ns.name).expect("table read with the schema's roles");
-            let log_sd = ns.sd.ln();
-            for i in 0..n {
-                let v = col.values[i];
-                let t = d_text + j;
-                if v.is_nan() {
-                    observed[i * p + t] = false;
-                } else {
-                    let tv = ns.transform.apply(v).ok_or_else(|| domain_error(table, i, &ns.name, ns.transform, v))?;
-                    x[i * p + t] = (tv - ns.mean) / ns.sd;
-                    log_jacobian[i] += ns.transform.log_derivative(v) - log_sd;
+            block.fill_numeric(d_text + j, ns, &col.values, table)?;
+        }
+        let mut warnings = Vec::new();
+        let codes = self.codes(table, &mut warnings);
+        warnings.extend(absent_columns(table));
+        let jn = self.categorical.len();
+        let p = block.p;
+        let empty_rows = (0..n)
+            .filter(|&i| {
+                block.observed[i * p..(i + 1) * p].iter().all(|o| !o)
+                    && codes[i * jn..(i + 1) * jn].iter().all(|&c| c == MISSING_CODE)
+            })
+            .count();
+        if empty_rows > 0 {
+            warnings.push(format!(
+                "{empty_rows} rows have no observed value in any modelled column; they are kept and get the class weights as posteriors"
+            ));
+        }
+        let mut data = MixtureData {
+            n,
+            p,
+            x: block.x,
+            pattern: Vec::new(),
+            patterns: Vec::new(),
+            n_levels: self.categorical.iter().map(|c| c.levels.len()).collect(),
+            codes,
+            log_jacobian: block.log_jacobian,
+            var_floor: std::iter::repeat_n(0.0, d_text)
+                .chain(self.numeric.iter().map(|c| c.variance_floor()))
+                .collect(),
+            names: self.continuous_names(),
+            scale: self
+                .text
+                .iter()
+                .flat_map(|t| t.scale.iter().copied())
+                .chain(self.numeric.iter().map(|c| c.sd))
+                .collect(),
+        };
+        data.set_patterns(&block.observed);
+        Ok((data, warnings))
+    }
+
+    /// The PCA scores (n × d, NaN rows without text) of the text vectors the model expects.
+    fn text_scores<B: Backend>(
+        &self,
+        ts: &TextSchema,
+        backend: &B,
+        table: &Table,
+        emb: Option<&TextVectors>,
+    ) -> Result<Vec<f64>> {
+        let n = table.n_rows;
+        let v = emb.ok_or_else(|| {
+            Error::config(if ts.embedder.is_some() {
+                "the model embeds its text column with a sentence transformer, which was not loaded"
+            } else {
+                "the model was fitted with precomputed embeddings; pass --embeddings FILE with one vector per row"
+            })
+        })?;
+        match v {
+            TextVectors::Host { source, matrix: m } => {
+                check_rows(source, m, n)?;
+                if m.cols != ts.pca.dim {
+                    return Err(Error::Embeddings {
+                        file: source.clone(),
+                        message: format!("vectors have {} dimensions but the model expects {}", m.cols, ts.pca.dim),
+                    });
                 }
+                let masked = mask_text(table, m);
+                ts.pca.transform(backend, masked.as_ref().map_or(&m.values, |v| v), n)
+            }
+            #[cfg(feature = "gpu")]
+            TextVectors::Device(r) => {
+                if r.cols() != ts.pca.dim || r.rows() != n {
+                    return Err(Error::Embedder(format!(
+                        "the encoder gave {} vectors of {} dimensions; the model expects {n} of {}",
+                        r.rows(),
+                        r.cols(),
+                        ts.pca.dim
+                    )));
+                }
+                r.project(&ts.pca.mean, &ts.pca.axes(), ts.pca.d())
             }
         }
+    }
 
-        let jn = self.categorical.len();
+    /// Every categorical column's codes (n × J, [`MISSING_CODE`] where missing or unknown), with
+    /// one warning per column that has levels the model never saw.
+    fn codes(&self, table: &Table, warnings: &mut Warnings) -> Vec<u32> {
+        let (n, jn) = (table.n_rows, self.categorical.len());
         let mut codes = vec![MISSING_CODE; n * jn];
         for (j, cs) in self.categorical.iter().enumerate() {
             let col = table.categorical.iter().find(|c| c.name == cs.name).expect("table read with the schema's roles");
@@ -396,57 +352,7 @@ impl Schema {
                 ));
             }
         }
-        let absent: Vec<String> = table
-            .categorical
-            .iter()
-            .map(|c| (&c.name, c.present))
-            .chain(table.numeric.iter().map(|c| (&c.name, c.present)))
-            .filter(|(_, present)| !present)
-            .map(|(name, _)| format!("{name:?}"))
-            .collect();
-        if !absent.is_empty() {
-            warnings.push(format!(
-                "{} {} {} not in {}; treated as missing",
-                if absent.len() == 1 { "column" } else { "columns" },
-                absent.join(", "),
-                if absent.len() == 1 { "is" } else { "are" },
-                table.path.display()
-            ));
-        }
-
-        let empty_rows = (0..n)
-            .filter(|&i| {
-                observed[i * p..(i + 1) * p].iter().all(|o| !o)
-                    && codes[i * jn..(i + 1) * jn].iter().all(|&c| c == MISSING_CODE)
-            })
-            .count();
-        if empty_rows > 0 {
-            warnings.push(format!(
-                "{empty_rows} rows have no observed value in any modelled column; they are kept and get the class weights as posteriors"
-            ));
-        }
-        let mut data = MixtureData {
-            n,
-            p,
-            x,
-            pattern: Vec::new(),
-            patterns: Vec::new(),
-            n_levels: self.categorical.iter().map(|c| c.levels.len()).collect(),
-            codes,
-            log_jacobian,
-            var_floor: std::iter::repeat_n(0.0, d_text)
-                .chain(self.numeric.iter().map(|c| c.variance_floor()))
-                .collect(),
-            names: self.continuous_names(),
-            scale: self
-                .text
-                .iter()
-                .flat_map(|t| t.scale.iter().copied())
-                .chain(self.numeric.iter().map(|c| c.sd))
-                .collect(),
-        };
-        data.set_patterns(&observed);
-        Ok((data, warnings))
+        codes
     }
 }
 
@@ -511,4 +417,164 @@ fn mask_text(table: &Table, m: &Matrix) -> Option<Vec<f32>> {
     let mut copy = m.clone();
     mask_missing_text(table, &mut copy);
     Some(copy.values)
+}
+
+impl CategoricalSchema {
+    /// The column's levels (sorted); an identifier-like column gets a warning.
+    fn fit(c: &CategoricalColumn, warnings: &mut Warnings) -> CategoricalSchema {
+        let levels: BTreeSet<&str> = c.values.iter().flatten().map(String::as_str).collect();
+        let observed = c.values.iter().flatten().count();
+        if levels.len() > 50 && levels.len() * 2 > observed {
+            warnings.push(format!(
+                "column {:?} has {} levels for {observed} values; an identifier-like column adds \
+                 K x {} parameters and little information. Drop it from --cat, or group rare levels",
+                c.name,
+                levels.len(),
+                levels.len() - 1
+            ));
+        }
+        CategoricalSchema { name: c.name.clone(), levels: levels.into_iter().map(str::to_string).collect() }
+    }
+}
+
+impl NumericSchema {
+    /// Mean, sd and resolution of the column after `transform`; a constant or few-valued column
+    /// gets a warning, a value outside the transform's domain or an overflowing variance an error.
+    fn fit(table: &Table, c: &NumericColumn, transform: Transform, warnings: &mut Warnings) -> Result<NumericSchema> {
+        let mut obs = Vec::with_capacity(c.values.len());
+        for (i, &v) in c.values.iter().enumerate().filter(|(_, v)| !v.is_nan()) {
+            obs.push(transform.apply(v).ok_or_else(|| domain_error(table, i, &c.name, transform, v))?);
+        }
+        let mean = obs.iter().sum::<f64>() / obs.len() as f64;
+        let var = obs.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / obs.len() as f64;
+        let mut sd = var.sqrt();
+        if !sd.is_finite() {
+            return Err(Error::config(format!(
+                "{}: column {:?}: its values are too large to standardize (the variance overflows); \
+                 rescale the column",
+                table.path.display(),
+                c.name
+            )));
+        }
+        let constant = sd.is_nan() || sd <= 1e-12 * mean.abs().max(1.0);
+        if constant {
+            warnings.push(format!("column {:?} is constant ({mean}); it carries no information", c.name));
+            sd = 1.0;
+        }
+        obs.sort_by(f64::total_cmp);
+        let (resolution, distinct) = if constant { (None, 1) } else { resolution(&obs) };
+        if !constant && distinct <= WARN_VALUES {
+            warnings.push(format!(
+                "column {:?} has only {distinct} distinct values: it is modelled as continuous, with every \
+                 class variance kept at least h²/12 (h = {}, its resolution) so that no class collapses \
+                 onto one value. If its values are categories, pass it with --cat instead",
+                c.name,
+                resolution.unwrap_or(0.0)
+            ));
+        }
+        Ok(NumericSchema { name: c.name.clone(), mean, sd, transform, resolution })
+    }
+}
+
+impl TextSchema {
+    /// The PCA of the text vectors (on the device when they are resident there).
+    fn fit<B: Backend>(
+        backend: &B,
+        table: &Table,
+        v: &TextVectors,
+        pca_dims: usize,
+        warnings: &mut Warnings,
+    ) -> Result<TextSchema> {
+        let (pca, warn) = match v {
+            TextVectors::Host { source, matrix: m } => {
+                check_rows(source, m, table.n_rows)?;
+                let masked = mask_text(table, m);
+                let x = masked.as_ref().map_or(&m.values, |v| v);
+                Pca::fit(backend, x, m.rows, m.cols, pca_dims)?
+            }
+            // The embedder saw exactly the table's texts; the Gram runs on the device.
+            #[cfg(feature = "gpu")]
+            TextVectors::Device(r) => Pca::from_gram(&r.gram()?, pca_dims)?,
+        };
+        warnings.extend(warn);
+        let scale = pca.explained_variance.iter().map(|v| v.sqrt()).collect();
+        Ok(TextSchema {
+            column: table.text.as_ref().map(|t| t.name.clone()),
+            source: "embeddings-file".into(),
+            embedder: None,
+            pca,
+            scale,
+        })
+    }
+}
+
+/// The continuous block being filled: values in standardized units, which coordinates each row
+/// observes, and each row's log-Jacobian back to the data's own scale.
+struct Continuous {
+    p: usize,
+    x: Vec<f64>,
+    observed: Vec<bool>,
+    /// ln |du/dv| per row: densities of u (standardized) back on the data's own scale.
+    log_jacobian: Vec<f64>,
+}
+
+impl Continuous {
+    fn new(n: usize, p: usize) -> Continuous {
+        Continuous { p, x: vec![0.0; n * p], observed: vec![true; n * p], log_jacobian: vec![0.0; n] }
+    }
+
+    /// The text scores (n × d, NaN where a row has no text), divided by their scale.
+    fn fill_text(&mut self, scores: &[f64], scale: &[f64]) {
+        let (p, d) = (self.p, scale.len());
+        let log_scale: Vec<f64> = scale.iter().map(|s| s.ln()).collect();
+        for (i, row) in scores.chunks_exact(d.max(1)).enumerate().take(self.log_jacobian.len()) {
+            for c in 0..d {
+                let v = row[c];
+                if v.is_nan() {
+                    self.observed[i * p + c] = false;
+                } else {
+                    self.x[i * p + c] = v / scale[c];
+                    self.log_jacobian[i] -= log_scale[c];
+                }
+            }
+        }
+    }
+
+    /// Numeric column `ns` into coordinate `t`: transformed, standardized; a value outside the
+    /// transform's domain is an error naming its row.
+    fn fill_numeric(&mut self, t: usize, ns: &NumericSchema, values: &[f64], table: &Table) -> Result<()> {
+        let p = self.p;
+        let log_sd = ns.sd.ln();
+        for (i, &v) in values.iter().enumerate() {
+            if v.is_nan() {
+                self.observed[i * p + t] = false;
+            } else {
+                let tv = ns.transform.apply(v).ok_or_else(|| domain_error(table, i, &ns.name, ns.transform, v))?;
+                self.x[i * p + t] = (tv - ns.mean) / ns.sd;
+                self.log_jacobian[i] += ns.transform.log_derivative(v) - log_sd;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The warning for model columns the table does not have (treated as missing).
+fn absent_columns(table: &Table) -> Option<String> {
+    let absent: Vec<String> = table
+        .categorical
+        .iter()
+        .map(|c| (&c.name, c.present))
+        .chain(table.numeric.iter().map(|c| (&c.name, c.present)))
+        .filter(|(_, present)| !present)
+        .map(|(name, _)| format!("{name:?}"))
+        .collect();
+    (!absent.is_empty()).then(|| {
+        format!(
+            "{} {} {} not in {}; treated as missing",
+            if absent.len() == 1 { "column" } else { "columns" },
+            absent.join(", "),
+            if absent.len() == 1 { "is" } else { "are" },
+            table.path.display()
+        )
+    })
 }

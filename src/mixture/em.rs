@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use super::init::{InitFeatures, Start, StartSpaces, kmeans};
 use super::params::{MStepEvent, Params};
 use super::{CovType, Criteria, Criterion, n_params};
-use crate::backend::{Backend, KernelParams, MixtureData, Posteriors};
+use crate::backend::{Backend, KernelParams, MixtureData, Pass, Posteriors, missing_stats};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::linalg;
 use crate::foundation::metrics::adjusted_rand_index;
@@ -420,7 +420,7 @@ fn advance<B: Backend>(
         let results = {
             let mut models: Vec<(&KernelParams, &mut B::Resp)> =
                 kps.iter().zip(active.iter_mut()).map(|(kp, r)| (kp, &mut r.resp)).collect();
-            backend.e_step_stats_batch(dev, &mut models)?
+            backend.e_step(dev, &mut models, Pass::WithStats)?
         };
         let pass = t.elapsed().as_secs_f64();
         for (run, (s, stats)) in active.into_iter().zip(results) {
@@ -447,7 +447,8 @@ fn advance<B: Backend>(
                 continue;
             }
             let t = Instant::now();
-            let (next, ev) = run.theta.m_step(&stats, &data.patterns, n)?;
+            let stats = stats.as_ref().ok_or_else(missing_stats)?;
+            let (next, ev) = run.theta.m_step(stats, &data.patterns, n)?;
             run.theta = next;
             run.events.extend(ev);
             run.seconds += t.elapsed().as_secs_f64();
@@ -688,44 +689,11 @@ pub fn fit_sweep<B: Backend>(
         } else {
             reserve
         };
-        let mut finished: Vec<(RunRecord, Params, B::Resp)> = Vec::new();
-        let mut wanted = cfg.n_init;
-        while wanted > 0 && !reserve.is_empty() {
-            let mut batch: Vec<Run<B::Resp>> = reserve.drain(..wanted.min(reserve.len())).collect();
-            for (i, run) in batch.iter_mut().enumerate() {
-                run.restart = finished.len() + i + 1;
-                progress.run_started(k, run.restart, cfg.n_init);
-                if run.done {
-                    progress.run_finished();
-                }
-            }
-            advance(backend, &dev, data, &mut batch, usize::MAX, cfg.tol, cfg, progress, true)?;
-            finished.extend(batch.into_iter().map(|r| finish(r, data, cfg)));
-            let eligible = finished.iter().filter(|f| f.0.eligible()).count();
-            wanted = cfg.n_init.saturating_sub(eligible).min(2 * cfg.n_init - finished.len());
-        }
-        let score = |r: &RunRecord| r.criteria.get(cfg.criterion);
+        let finished = run_to_convergence(backend, &dev, data, &mut reserve, k, cfg, progress)?;
         let first = runs.len();
-        let eligible = (0..finished.len()).filter(|&i| finished[i].0.eligible());
-        let best_k = eligible.min_by(|&a, &b| score(&finished[a].0).total_cmp(&score(&finished[b].0)));
-        let top = best_k.unwrap_or_else(|| {
-            (0..finished.len())
-                .min_by(|&a, &b| score(&finished[a].0).total_cmp(&score(&finished[b].0)))
-                .expect("n_init ≥ 1")
-        });
-        let degenerate: Vec<&RunRecord> = finished.iter().map(|f| &f.0).filter(|r| !r.eligible()).collect();
-        per_k.push(KSummary {
-            k,
-            best: best_k.map(|i| first + i),
-            loglik: best_k.map(|i| finished[i].0.loglik),
-            criteria: best_k.map(|i| finished[i].0.criteria),
-            restarts: finished.len(),
-            degenerate: degenerate.len(),
-            reason: degenerate.first().map(|r| r.degenerate[0].clone()),
-            stability: stability(&finished.iter().map(|f| f.0.loglik).collect::<Vec<_>>(), top, data.n, |r| {
-                Ok(backend.read_posteriors(&dev, &finished[r].2)?.labels().into_iter().map(|l| l as u32).collect())
-            })?,
-        });
+        let (summary, best_k, top) = summarize(backend, &dev, data, k, &finished, first, cfg)?;
+        per_k.push(summary);
+        let score = |r: &RunRecord| r.criteria.get(cfg.criterion);
         if let Some(i) = best_k {
             let s = score(&finished[i].0);
             if best.as_ref().is_none_or(|b| s < b.0) {
@@ -758,6 +726,77 @@ pub fn fit_sweep<B: Backend>(
         screened,
         screen_iterations,
     })
+}
+
+/// A restart run to the end: its record, parameters and responsibilities.
+type Finished<R> = (RunRecord, Params, R);
+
+/// Runs the best screened starts at K (`reserve`, best first) to convergence: `n_init` of them,
+/// each that ends degenerate replaced by the next one (at most `n_init` replacements), so a
+/// collapse costs a restart, not the K.
+fn run_to_convergence<B: Backend>(
+    backend: &B,
+    dev: &B::Data,
+    data: &MixtureData,
+    reserve: &mut Vec<Run<B::Resp>>,
+    k: usize,
+    cfg: &FitConfig,
+    progress: &dyn Progress,
+) -> Result<Vec<Finished<B::Resp>>> {
+    let mut finished: Vec<Finished<B::Resp>> = Vec::new();
+    let mut wanted = cfg.n_init;
+    while wanted > 0 && !reserve.is_empty() {
+        let mut batch: Vec<Run<B::Resp>> = reserve.drain(..wanted.min(reserve.len())).collect();
+        for (i, run) in batch.iter_mut().enumerate() {
+            run.restart = finished.len() + i + 1;
+            progress.run_started(k, run.restart, cfg.n_init);
+            if run.done {
+                progress.run_finished();
+            }
+        }
+        advance(backend, dev, data, &mut batch, usize::MAX, cfg.tol, cfg, progress, true)?;
+        finished.extend(batch.into_iter().map(|r| finish(r, data, cfg)));
+        let eligible = finished.iter().filter(|f| f.0.eligible()).count();
+        wanted = cfg.n_init.saturating_sub(eligible).min(2 * cfg.n_init - finished.len());
+    }
+    Ok(finished)
+}
+
+/// K's summary from its finished restarts (whose records start at `first` in the sweep), with
+/// the best eligible restart by the criterion (none when all are degenerate) and the best
+/// overall, around which stability is measured.
+fn summarize<B: Backend>(
+    backend: &B,
+    dev: &B::Data,
+    data: &MixtureData,
+    k: usize,
+    finished: &[Finished<B::Resp>],
+    first: usize,
+    cfg: &FitConfig,
+) -> Result<(KSummary, Option<usize>, usize)> {
+    let score = |r: &RunRecord| r.criteria.get(cfg.criterion);
+    let by_score = |&a: &usize, &b: &usize| score(&finished[a].0).total_cmp(&score(&finished[b].0));
+    let best_k = (0..finished.len()).filter(|&i| finished[i].0.eligible()).min_by(by_score);
+    let top = match best_k {
+        Some(i) => i,
+        None => (0..finished.len())
+            .min_by(by_score)
+            .ok_or_else(|| Error::Numerical(format!("no restart at K = {k} ran (n_init must be at least 1)")))?,
+    };
+    let degenerate: Vec<&RunRecord> = finished.iter().map(|f| &f.0).filter(|r| !r.eligible()).collect();
+    let summary = KSummary {
+        k,
+        best: best_k.map(|i| first + i),
+        loglik: best_k.map(|i| finished[i].0.loglik),
+        criteria: best_k.map(|i| finished[i].0.criteria),
+        restarts: finished.len(),
+        degenerate: degenerate.len(),
+        reason: degenerate.first().map(|r| r.degenerate[0].clone()),
+        stability: stability(&finished.iter().map(|f| f.0.loglik).collect::<Vec<_>>(), top, data.n, |r| {
+            Ok(backend.read_posteriors(dev, &finished[r].2)?.labels().into_iter().map(|l| l as u32).collect())
+        })?,
+    };
+    Ok((summary, best_k, top))
 }
 
 /// Agreement of the restarts with restart `best`: see [`Stability`]. `labels(r)` reads restart

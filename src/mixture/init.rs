@@ -147,6 +147,9 @@ pub fn kmeans(feat: &InitFeatures, k: usize, rng: &mut Rng) -> KMeans {
 
 /// [`kmeans`] with at most `lloyd` Lloyd iterations; 0 labels every row by its nearest seed,
 /// which keeps the small, far-out groups that Lloyd's balancing would absorb.
+///
+/// Seeding, Lloyd iterations and the final labelling share the sampled rows and their norms,
+/// so they stay in one body (about 90 lines).
 pub fn kmeans_with(feat: &InitFeatures, k: usize, rng: &mut Rng, lloyd: usize) -> KMeans {
     let f = feat.f;
     let sampled: Option<Vec<f64>> = (feat.n > SAMPLE).then(|| {

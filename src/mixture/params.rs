@@ -201,19 +201,41 @@ impl Params {
     pub fn m_step(&self, stats: &SuffStats, patterns: &[Vec<bool>], n: usize) -> Result<(Params, Vec<MStepEvent>)> {
         let (k, p) = (self.k, self.p);
         let pp = p * p;
-        let tl = self.total_levels();
         let nf = n as f64;
-        let mut events = Vec::new();
         let mut next = self.clone();
         let empty_below = 1e-10 * nf.max(1.0);
-
+        let empty: Vec<bool> = stats.nk.iter().map(|&nk| nk < empty_below).collect();
+        let mut events: Vec<MStepEvent> =
+            (0..k).filter(|&kk| empty[kk]).map(|kk| MStepEvent::Empty { class: kk }).collect();
         for kk in 0..k {
             next.weights[kk] = stats.nk[kk] / nf;
         }
-        // Categorical probabilities.
+        self.update_alpha(&mut next, stats);
+        if p == 0 {
+            return Ok((next, events));
+        }
+        let mut scatter = vec![0.0; k * pp];
+        for kk in (0..k).filter(|&kk| !empty[kk]) {
+            let nk = stats.nk[kk];
+            let delta: Vec<f64> = stats.sum_d[kk * p..(kk + 1) * p].iter().map(|s| s / nk).collect();
+            for t in 0..p {
+                next.means[kk * p + t] = self.means[kk * p + t] + delta[t];
+            }
+            self.class_scatter(kk, stats, patterns, &delta, &mut scatter[kk * pp..(kk + 1) * pp])?;
+        }
+        self.structure(&mut next, stats, &scatter, &empty, nf);
+        if let Some(raised) = self.add_ridge(&mut next, &empty)? {
+            events.push(raised);
+        }
+        Ok((next, events))
+    }
+
+    /// α_kjl = (n_kjl + 1) / (N_kj + L_j): Laplace-smoothed categorical probabilities.
+    fn update_alpha(&self, next: &mut Params, stats: &SuffStats) {
+        let tl = self.total_levels();
         let mut off = 0;
         for &l in &self.n_levels {
-            for kk in 0..k {
+            for kk in 0..self.k {
                 let counts = &stats.cat[kk * tl + off..kk * tl + off + l];
                 let total: f64 = counts.iter().sum();
                 for (lv, &c) in counts.iter().enumerate() {
@@ -222,124 +244,128 @@ impl Params {
             }
             off += l;
         }
-        if p > 0 {
-            let mut scatter = vec![0.0; k * pp];
-            for kk in 0..k {
-                let nk = stats.nk[kk];
-                if nk < empty_below {
-                    events.push(MStepEvent::Empty { class: kk });
-                    continue;
-                }
-                let delta: Vec<f64> = stats.sum_d[kk * p..(kk + 1) * p].iter().map(|s| s / nk).collect();
-                for t in 0..p {
-                    next.means[kk * p + t] = self.means[kk * p + t] + delta[t];
-                }
-                let s = &mut scatter[kk * pp..(kk + 1) * pp];
-                for a in 0..p {
-                    for b in 0..p {
-                        s[a * p + b] = stats.sum_dd[kk * pp + a * p + b] - nk * delta[a] * delta[b];
-                    }
-                }
-                // Conditional covariance of the missing block, weighted by the pattern mass.
-                for (o, mask) in patterns.iter().enumerate() {
-                    let mass = stats.pattern_mass[kk * patterns.len() + o];
-                    if mass <= 0.0 || mask.iter().all(|&m| m) {
-                        continue;
-                    }
-                    let cond = conditional(self.covariance(kk), p, mask).ok_or_else(|| {
-                        Error::Numerical(format!("class {}: covariance lost positive definiteness", kk + 1))
-                    })?;
-                    let nm = cond.mis.len();
-                    for (x, &ma) in cond.mis.iter().enumerate() {
-                        for (y, &mb) in cond.mis.iter().enumerate() {
-                            s[ma * p + mb] += mass * cond.c[x * nm + y];
-                        }
-                    }
-                }
-                // Symmetrise: GEMM accumulation leaves last-bit asymmetry.
-                for a in 0..p {
-                    for b in 0..a {
-                        let v = 0.5 * (s[a * p + b] + s[b * p + a]);
-                        s[a * p + b] = v;
-                        s[b * p + a] = v;
-                    }
-                }
+    }
+
+    /// S_k = Σ r d̂ d̂ᵀ − N_k δ δᵀ + Σ_o R_ko C_ko into `s` (p × p): the scatter of class `kk`
+    /// about its new mean, with the conditional covariance of each pattern's missing block.
+    fn class_scatter(
+        &self,
+        kk: usize,
+        stats: &SuffStats,
+        patterns: &[Vec<bool>],
+        delta: &[f64],
+        s: &mut [f64],
+    ) -> Result<()> {
+        let p = self.p;
+        let (nk, pp) = (stats.nk[kk], p * p);
+        for a in 0..p {
+            for b in 0..p {
+                s[a * p + b] = stats.sum_dd[kk * pp + a * p + b] - nk * delta[a] * delta[b];
             }
-            let is_empty = |kk: usize| stats.nk[kk] < empty_below;
-            match self.cov_type {
-                CovType::Tied => {
-                    let mut pooled = vec![0.0; pp];
-                    for kk in (0..k).filter(|&kk| !is_empty(kk)) {
-                        for t in 0..pp {
-                            pooled[t] += scatter[kk * pp + t] / nf;
-                        }
-                    }
-                    for kk in 0..k {
-                        next.covariances[kk * pp..(kk + 1) * pp].copy_from_slice(&pooled);
-                    }
-                }
-                cov => {
-                    for kk in (0..k).filter(|&kk| !is_empty(kk)) {
-                        let nk = stats.nk[kk];
-                        let s = &scatter[kk * pp..(kk + 1) * pp];
-                        let c = &mut next.covariances[kk * pp..(kk + 1) * pp];
-                        match cov {
-                            CovType::Full => c.iter_mut().zip(s).for_each(|(c, s)| *c = s / nk),
-                            CovType::Diag => {
-                                c.fill(0.0);
-                                for a in 0..p {
-                                    c[a * p + a] = s[a * p + a] / nk;
-                                }
-                            }
-                            _ => {
-                                let var = (0..p).map(|a| s[a * p + a]).sum::<f64>() / (nk * p as f64);
-                                c.fill(0.0);
-                                for a in 0..p {
-                                    c[a * p + a] = var;
-                                }
-                            }
-                        }
-                    }
-                }
+        }
+        // Conditional covariance of the missing block, weighted by the pattern mass.
+        for (o, mask) in patterns.iter().enumerate() {
+            let mass = stats.pattern_mass[kk * patterns.len() + o];
+            if mass <= 0.0 || mask.iter().all(|&m| m) {
+                continue;
             }
-            // Ridge, raised ×10 until every covariance is positive definite.
-            let base = next.covariances.clone();
-            let mut reg = self.reg;
-            loop {
-                next.covariances.copy_from_slice(&base);
-                for kk in (0..k).filter(|&kk| !is_empty(kk) || self.cov_type == CovType::Tied) {
-                    for a in 0..p {
-                        next.covariances[kk * pp + a * p + a] += reg + self.var_floor.get(a).copied().unwrap_or(0.0);
-                    }
-                }
-                // Empty classes keep their previous covariance (which already holds a ridge).
-                for kk in (0..k).filter(|&kk| is_empty(kk) && self.cov_type != CovType::Tied) {
-                    next.covariances[kk * pp..(kk + 1) * pp].copy_from_slice(self.covariance(kk));
-                }
-                if (0..k).all(|kk| linalg::cholesky(next.covariance(kk), p).is_some()) {
-                    break;
-                }
-                let raised = if reg > 0.0 { reg * 10.0 } else { 1e-10 };
-                if raised > 1e6 {
-                    return Err(Error::Numerical(
-                        "a class covariance stays singular even with a ridge of 1e6; decrease the \
-                         number of classes (--k) or remove constant columns"
-                            .into(),
-                    ));
-                }
-                reg = raised;
-            }
-            if reg != self.reg {
-                events.push(MStepEvent::RegRaised { from: self.reg, to: reg });
-                next.reg = reg;
-            }
-        } else {
-            for kk in 0..k {
-                if stats.nk[kk] < empty_below {
-                    events.push(MStepEvent::Empty { class: kk });
+            let cond = conditional(self.covariance(kk), p, mask)
+                .ok_or_else(|| Error::Numerical(format!("class {}: covariance lost positive definiteness", kk + 1)))?;
+            let nm = cond.mis.len();
+            for (x, &ma) in cond.mis.iter().enumerate() {
+                for (y, &mb) in cond.mis.iter().enumerate() {
+                    s[ma * p + mb] += mass * cond.c[x * nm + y];
                 }
             }
         }
-        Ok((next, events))
+        // Symmetrise: GEMM accumulation leaves last-bit asymmetry.
+        for a in 0..p {
+            for b in 0..a {
+                let v = 0.5 * (s[a * p + b] + s[b * p + a]);
+                s[a * p + b] = v;
+                s[b * p + a] = v;
+            }
+        }
+        Ok(())
+    }
+
+    /// The covariances of the non-empty classes from their scatters, by covariance type (before
+    /// the ridge).
+    fn structure(&self, next: &mut Params, stats: &SuffStats, scatter: &[f64], empty: &[bool], nf: f64) {
+        let (k, p) = (self.k, self.p);
+        let pp = p * p;
+        if self.cov_type == CovType::Tied {
+            let mut pooled = vec![0.0; pp];
+            for kk in (0..k).filter(|&kk| !empty[kk]) {
+                for t in 0..pp {
+                    pooled[t] += scatter[kk * pp + t] / nf;
+                }
+            }
+            for kk in 0..k {
+                next.covariances[kk * pp..(kk + 1) * pp].copy_from_slice(&pooled);
+            }
+            return;
+        }
+        for kk in (0..k).filter(|&kk| !empty[kk]) {
+            let nk = stats.nk[kk];
+            let s = &scatter[kk * pp..(kk + 1) * pp];
+            let c = &mut next.covariances[kk * pp..(kk + 1) * pp];
+            match self.cov_type {
+                CovType::Full | CovType::Tied => c.iter_mut().zip(s).for_each(|(c, s)| *c = s / nk),
+                CovType::Diag => {
+                    c.fill(0.0);
+                    for a in 0..p {
+                        c[a * p + a] = s[a * p + a] / nk;
+                    }
+                }
+                CovType::Spherical => {
+                    let var = (0..p).map(|a| s[a * p + a]).sum::<f64>() / (nk * p as f64);
+                    c.fill(0.0);
+                    for a in 0..p {
+                        c[a * p + a] = var;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the ridge (and the resolution floors) to every covariance, raising the ridge ×10
+    /// until all are positive definite; empty classes keep their previous covariance. Returns the
+    /// event when the ridge had to be raised.
+    fn add_ridge(&self, next: &mut Params, empty: &[bool]) -> Result<Option<MStepEvent>> {
+        let (k, p) = (self.k, self.p);
+        let pp = p * p;
+        let tied = self.cov_type == CovType::Tied;
+        let base = next.covariances.clone();
+        let mut reg = self.reg;
+        loop {
+            next.covariances.copy_from_slice(&base);
+            for kk in (0..k).filter(|&kk| !empty[kk] || tied) {
+                for a in 0..p {
+                    next.covariances[kk * pp + a * p + a] += reg + self.var_floor.get(a).copied().unwrap_or(0.0);
+                }
+            }
+            // Empty classes keep their previous covariance (which already holds a ridge).
+            for kk in (0..k).filter(|&kk| empty[kk] && !tied) {
+                next.covariances[kk * pp..(kk + 1) * pp].copy_from_slice(self.covariance(kk));
+            }
+            if (0..k).all(|kk| linalg::cholesky(next.covariance(kk), p).is_some()) {
+                break;
+            }
+            let raised = if reg > 0.0 { reg * 10.0 } else { 1e-10 };
+            if raised > 1e6 {
+                return Err(Error::Numerical(
+                    "a class covariance stays singular even with a ridge of 1e6; decrease the \
+                     number of classes (--k) or remove constant columns"
+                        .into(),
+                ));
+            }
+            reg = raised;
+        }
+        if reg == self.reg {
+            return Ok(None);
+        }
+        next.reg = reg;
+        Ok(Some(MStepEvent::RegRaised { from: self.reg, to: reg }))
     }
 }

@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 
 use super::params::Params;
-use crate::backend::{Backend, MixtureData, Posteriors};
+use crate::backend::{Backend, MixtureData, Posteriors, e_step_one};
 use crate::foundation::error::Result;
 
 /// Posteriors and row log-likelihoods of every row under `params`.
@@ -35,7 +35,7 @@ pub fn posteriors_resident<B: Backend>(
 ) -> Result<Posteriors> {
     let kp = params.kernel_params(&data.patterns)?;
     let mut resp = backend.alloc_resp(dev, params.k)?;
-    backend.e_step(dev, &kp, &mut resp)?;
+    e_step_one(backend, dev, &kp, &mut resp)?;
     let mut post = backend.read_posteriors(dev, &resp)?;
     // Row log-likelihoods on the data's own scale.
     if data.log_jacobian.len() == data.n {

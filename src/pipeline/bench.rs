@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backend::{Backend, MixtureData};
+use crate::backend::{Backend, MixtureData, e_step_one, e_step_stats_one};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::rng::Rng;
 use crate::foundation::stats::median;
@@ -120,7 +120,7 @@ pub fn time_iteration<B: Backend>(
         // The separate kernels, for the per-kernel columns.
         let kp = theta.kernel_params(&data.patterns)?;
         let t = Instant::now();
-        backend.e_step(&dev, &kp, &mut resp)?;
+        e_step_one(backend, &dev, &kp, &mut resp)?;
         let te = t.elapsed().as_secs_f64();
         backend.m_stats(&dev, &kp, &resp)?;
         let tm = t.elapsed().as_secs_f64() - te;
@@ -128,7 +128,7 @@ pub fn time_iteration<B: Backend>(
         let t = Instant::now();
         let kp = theta.kernel_params(&data.patterns)?;
         let t1 = t.elapsed().as_secs_f64();
-        let (_, stats) = backend.e_step_stats(&dev, &kp, &mut resp)?;
+        let (_, stats) = e_step_stats_one(backend, &dev, &kp, &mut resp)?;
         let t2 = t.elapsed().as_secs_f64();
         theta = theta.m_step(&stats, &data.patterns, data.n)?.0;
         let t3 = t.elapsed().as_secs_f64();

@@ -3,6 +3,8 @@
 //! `shaders/` with naga and checks these mirrors against it, so a drifted layout fails a test
 //! rather than corrupting a fit.
 
+use crate::foundation::gpu::{UniformLayout, uniform_layout};
+
 /// `shaders/mixture.wgsl`: the declarations the mixture kernels share, prepended to each.
 pub const MIXTURE_PRELUDE: &str = include_str!("../../../shaders/mixture.wgsl");
 /// `shaders/e_step.wgsl` after the prelude, twin of `backend::cpu::e_step_block`.
@@ -49,7 +51,21 @@ pub struct Dims {
 const _: () = assert!(std::mem::size_of::<Dims>() == 64);
 
 /// Host-side sizes of the uniform structs, by WGSL name, for the layout test.
-pub const UNIFORMS: [(&str, usize); 1] = [("Dims", std::mem::size_of::<Dims>())];
+pub const UNIFORMS: [UniformLayout; 1] = [uniform_layout!(Dims {
+    n,
+    p,
+    k,
+    j,
+    tl,
+    n_patterns,
+    off_alpha,
+    off_means,
+    off_prec,
+    off_norm,
+    off_fill,
+    chunk_rows,
+    off_observed
+})];
 
 /// Host-side values of shader constants, by (kernel, WGSL name), for the layout test.
 pub const CONSTANTS: [(&str, &str, u32); 4] = [

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use kernels::{Dims, E_STEP_WG, MAX_P, MOMENTS_TILE};
 
-use super::{Backend, EStepSummary, KernelParams, MixtureData, Posteriors, SuffStats};
+use super::{Backend, EStepSummary, KernelParams, MixtureData, Pass, Posteriors, SuffStats};
 use crate::foundation::MISSING_CODE;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::gpu::{AdapterPolicy, AdapterSummary, Gpu, Kernel, linear};
@@ -273,7 +273,8 @@ impl GpuBackend {
     }
 
     /// One EM step for every model: the E-step (`e`) and/or the statistics (`stats`), all in
-    /// one command buffer, then one wait and one read-back per model.
+    /// one command buffer, then one wait and one read-back per model. One body (about 80
+    /// lines): recording every dispatch of every model before the single submit is the point.
     fn run(
         &self,
         data: &GpuData,
@@ -539,35 +540,18 @@ impl Backend for GpuBackend {
         })
     }
 
-    fn e_step(&self, data: &GpuData, params: &KernelParams, resp: &mut GpuResp) -> Result<EStepSummary> {
-        Ok(self.run(data, &[(params, resp)], true, false)?.remove(0).0)
-    }
-
-    fn e_step_stats(
-        &self,
-        data: &GpuData,
-        params: &KernelParams,
-        resp: &mut GpuResp,
-    ) -> Result<(EStepSummary, SuffStats)> {
-        let (summary, stats) = self.run(data, &[(params, resp)], true, true)?.remove(0);
-        Ok((summary, stats.expect("statistics requested")))
-    }
-
-    fn e_step_stats_batch(
+    fn e_step(
         &self,
         data: &GpuData,
         models: &mut [(&KernelParams, &mut GpuResp)],
-    ) -> Result<Vec<(EStepSummary, SuffStats)>> {
+        pass: Pass,
+    ) -> Result<Vec<(EStepSummary, Option<SuffStats>)>> {
         let models: Vec<(&KernelParams, &GpuResp)> = models.iter().map(|(p, r)| (*p, &**r)).collect();
-        Ok(self
-            .run(data, &models, true, true)?
-            .into_iter()
-            .map(|(s, t)| (s, t.expect("statistics requested")))
-            .collect())
+        self.run(data, &models, true, pass == Pass::WithStats)
     }
 
     fn m_stats(&self, data: &GpuData, params: &KernelParams, resp: &GpuResp) -> Result<SuffStats> {
-        Ok(self.run(data, &[(params, resp)], false, true)?.remove(0).1.expect("statistics requested"))
+        self.run(data, &[(params, resp)], false, true)?.remove(0).1.ok_or_else(super::missing_stats)
     }
 
     fn read_posteriors(&self, data: &GpuData, resp: &GpuResp) -> Result<Posteriors> {

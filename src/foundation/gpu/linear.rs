@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::{DeviceRows, Gpu, Kernel};
+use super::{DeviceRows, Gpu, Kernel, UniformLayout, uniform_layout};
 use crate::foundation::error::Result;
 use crate::foundation::linalg::Gram;
 
@@ -55,8 +55,10 @@ const _: () = assert!(std::mem::size_of::<ProjDims>() == 16);
 /// These kernels by file stem, for the shader tests.
 pub const SHADERS: [(&str, &str); 2] = [("gram", GRAM), ("project", PROJECT)];
 /// Host-side sizes of the uniform structs, by WGSL name, for the layout test.
-pub const UNIFORMS: [(&str, usize); 2] =
-    [("GramDims", std::mem::size_of::<GramDims>()), ("ProjDims", std::mem::size_of::<ProjDims>())];
+pub const UNIFORMS: [UniformLayout; 2] = [
+    uniform_layout!(GramDims { n, dim, chunk_rows, n_tiles, accumulate, weighted }),
+    uniform_layout!(ProjDims { n, dim, d, gelu }),
+];
 /// Host-side values of shader constants, by (kernel, WGSL name), for the layout test.
 pub const CONSTANTS: [(&str, &str, u32); 2] = [("gram", "TS", TILE as u32), ("project", "TS", TILE as u32)];
 

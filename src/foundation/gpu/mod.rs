@@ -12,6 +12,29 @@ mod rows;
 pub use context::{AdapterPolicy, AdapterSummary, Gpu, list_adapters};
 pub use rows::DeviceRows;
 
+/// The host mirror of a WGSL uniform struct, for the layout test: its WGSL name, its size, and
+/// the byte offset of every named field (padding left out). Built by [`uniform_layout!`] from
+/// the `#[repr(C)]` struct itself, so a field that moves on either side fails the test.
+#[derive(Debug, Clone, Copy)]
+pub struct UniformLayout {
+    pub name: &'static str,
+    pub size: usize,
+    pub fields: &'static [(&'static str, usize)],
+}
+
+/// `uniform_layout!(Dims { n, p, .. })`: the [`UniformLayout`] of the host struct `Dims`, with
+/// the offsets of the fields named (which must be its fields, or it does not compile).
+macro_rules! uniform_layout {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        $crate::foundation::gpu::UniformLayout {
+            name: stringify!($ty),
+            size: ::std::mem::size_of::<$ty>(),
+            fields: &[$((stringify!($field), ::std::mem::offset_of!($ty, $field))),*],
+        }
+    };
+}
+pub(crate) use uniform_layout;
+
 /// A compiled compute pipeline and its (shader-derived) bind group layout.
 #[derive(Debug)]
 pub struct Kernel {

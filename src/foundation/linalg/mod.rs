@@ -130,6 +130,9 @@ pub fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     (values, vectors)
 }
 
+/// Householder reduction of the symmetric `v` to tridiagonal form (diagonal `d`, off-diagonal
+/// `e`), `v` becoming the accumulated transform: the textbook algorithm (EISPACK's tred2), kept
+/// in one body as it is published so it can be checked line by line against the reference.
 fn tridiagonalize(v: &mut [f64], d: &mut [f64], e: &mut [f64], n: usize) {
     let at = |i: usize, j: usize| i * n + j;
     for j in 0..n {

@@ -578,6 +578,14 @@ pub fn write_markdown(path: &Path, data: &Path, c: &CompareOutput) -> Result<()>
             s.seconds
         );
     }
+    md_winners(&mut md, c);
+    md_objectives(&mut md, c);
+    md_measurement(&mut md, c);
+    write_atomic(path, |w| w.write_all(md.as_bytes()))
+}
+
+/// `compare.md`: the winner of every metric, and each method's best K by ARI.
+fn md_winners(md: &mut String, c: &CompareOutput) {
     let _ = writeln!(md, "\n## Winner per metric\n");
     type Getter = fn(&Score) -> Option<f64>;
     let metrics: [(&str, Getter, bool); 5] = [
@@ -607,6 +615,10 @@ pub fn write_markdown(path: &Path, data: &Path, c: &CompareOutput) -> Result<()>
             }
         }
     }
+}
+
+/// `compare.md`: each method's own objective per K (elbow curves).
+fn md_objectives(md: &mut String, c: &CompareOutput) {
     let _ = writeln!(md, "\n## Each method's own objective (elbow curves)\n");
     let _ = writeln!(
         md,
@@ -628,6 +640,10 @@ pub fn write_markdown(path: &Path, data: &Path, c: &CompareOutput) -> Result<()>
             c.scores.iter().filter(|s| s.method == m).map(|s| format!("{:.1}", s.objective)).collect();
         let _ = writeln!(md, "| {m} | {name} | {} |", vals.join(" | "));
     }
+}
+
+/// `compare.md`: how the scores were measured, what did not run, and the outliers.
+fn md_measurement(md: &mut String, c: &CompareOutput) {
     let _ = writeln!(md, "\n## How this was measured\n");
     let _ = writeln!(
         md,
@@ -670,5 +686,4 @@ pub fn write_markdown(path: &Path, data: &Path, c: &CompareOutput) -> Result<()>
             o.rows.iter().take(20).map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
         );
     }
-    write_atomic(path, |w| w.write_all(md.as_bytes()))
 }
