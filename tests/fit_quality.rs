@@ -7,9 +7,10 @@ use segmix::backend::{CpuBackend, MixtureData};
 use segmix::featurize::schema::{NumericSchema, Transform};
 use segmix::foundation::metrics::adjusted_rand_index;
 use segmix::foundation::rng::Rng;
-use segmix::mixture::em::{FitConfig, NoProgress, RIDGE_DOMINATED, degeneracies, fit_sweep};
+use segmix::mixture::em::{FitConfig, NoProgress, Progress, RIDGE_DOMINATED, degeneracies, fit_sweep};
 use segmix::mixture::params::Params;
 use segmix::mixture::{CovType, predict};
+use segmix::pipeline::{self, FitJob};
 
 use crate::util::{fit, labels, roles, write};
 
@@ -279,6 +280,48 @@ fn few_valued_columns_get_a_floor_and_a_warning_and_no_class_collapses_on_them()
         let var = p.covariances[k * p.p * p.p + p.p + 1] * num[1].sd * num[1].sd;
         assert!(var >= 1.0 / 12.0, "class {} rating variance {var}", k + 1);
     }
+}
+
+/// Records the order in which a fit reports to its [`Progress`].
+#[derive(Default)]
+struct Events(std::sync::Mutex<Vec<String>>);
+
+impl Progress for Events {
+    fn data_warnings(&self, warnings: &[String]) {
+        let mut e = self.0.lock().unwrap();
+        e.extend(warnings.iter().map(|w| format!("warning: {w}")));
+    }
+    fn sweep_started(&self, _total_runs: usize) {
+        self.0.lock().unwrap().push("sweep".into());
+    }
+}
+
+/// The data's warnings (here a 1-5 rating) reach the caller before the first fit starts, and
+/// are the first of the fit's warnings.
+#[test]
+fn data_warnings_are_reported_before_the_sweep() {
+    let mut rng = Rng::new(5);
+    let mut csv = String::from("x,rating\n");
+    for _ in 0..300 {
+        writeln!(csv, "{},{}", rng.normal(), 1 + rng.below(5)).unwrap();
+    }
+    let d = tempfile::tempdir().unwrap();
+    let path = write(d.path(), "r.csv", &csv);
+    let job = FitJob {
+        data: path,
+        roles: roles(&[], &["x", "rating"], None),
+        embeddings: None,
+        pca_dims: 8,
+        transforms: Vec::new(),
+        config: sweep_config(1, 2, 1),
+    };
+    let events = Events::default();
+    let out = pipeline::fit(&CpuBackend::new(), &job, None, &events).unwrap();
+    let events = events.0.into_inner().unwrap();
+    let sweep = events.iter().position(|e| e == "sweep").expect("the sweep started");
+    let warned = events.iter().position(|e| e.contains("\"rating\" has only 5 distinct values"));
+    assert!(warned.is_some_and(|w| w < sweep), "{events:?}");
+    assert_eq!(events[..sweep].iter().map(|e| &e["warning: ".len()..]).collect::<Vec<_>>(), out.warnings[..sweep]);
 }
 
 #[test]

@@ -63,7 +63,7 @@ pub fn run(a: CompareArgs, g: &Global) -> anyhow::Result<()> {
     if let Some(q) = a.fit.outliers {
         pipeline::flag_outliers(&mut out.fit, q)?;
     }
-    warn_all(&out.warnings);
+    warn_all(out.warnings.get(bar.printed()..).unwrap_or_default());
     segmix::report::ensure_dir(&a.fit.out)?;
     compare::write_csv(&a.fit.out.join("compare.csv"), &out)?;
     compare::write_markdown(&a.fit.out.join("compare.md"), &a.fit.data, &out)?;

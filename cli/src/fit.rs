@@ -171,7 +171,8 @@ pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
     if let Some(q) = opts.outliers {
         pipeline::flag_outliers(&mut fit, q)?;
     }
-    warn_all(&fit.warnings);
+    // The data's warnings were printed before the sweep; the fit's own follow.
+    warn_all(fit.warnings.get(bar.printed()..).unwrap_or_default());
     write_folder(&opts, &a.out, &fit, &data, &table, g)?;
     if !g.quiet {
         print_summary(&fit, &a);

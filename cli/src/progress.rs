@@ -1,11 +1,15 @@
 //! Progress bar on stderr for long fits (hidden when stderr is not a terminal or with --quiet).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use segmix::mixture::em::Progress;
 
 pub struct Bar {
     bar: ProgressBar,
+    /// Warnings already printed before the fit (the first ones of the fit's warnings).
+    printed: AtomicUsize,
 }
 
 impl Bar {
@@ -18,14 +22,22 @@ impl Bar {
             ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} fits  {msg}")
                 .expect("valid template"),
         );
-        Bar { bar }
+        Bar { bar, printed: AtomicUsize::new(0) }
     }
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
+    /// How many of the fit's warnings were printed before it started.
+    pub fn printed(&self) -> usize {
+        self.printed.load(Ordering::Relaxed)
+    }
 }
 
 impl Progress for Bar {
+    fn data_warnings(&self, warnings: &[String]) {
+        self.bar.suspend(|| super::warn_all(warnings));
+        self.printed.store(warnings.len(), Ordering::Relaxed);
+    }
     fn sweep_started(&self, total_runs: usize) {
         self.bar.set_length(total_runs as u64);
     }

@@ -339,3 +339,31 @@ fn bench_embed_times_the_encoder_and_checks_the_shape() {
         assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("expected BxL"), "{shape}");
     }
 }
+
+/// A warning about the data (a 1–5 rating modelled as continuous) is printed once, before the
+/// fit, and not again with the fit's own warnings.
+#[test]
+fn data_warnings_are_printed_once() {
+    let d = tempfile::tempdir().unwrap();
+    let mut rng = segmix::foundation::rng::Rng::new(3);
+    let mut csv = String::from("x,rating\n");
+    for _ in 0..300 {
+        csv.push_str(&format!("{},{}\n", rng.normal(), 1 + rng.below(5)));
+    }
+    let data = write(d.path(), "r.csv", &csv);
+    let out = d.path().join("out");
+    let run = segmix(&[
+        "fit",
+        data.to_str().unwrap(),
+        "--num",
+        "x,rating",
+        "--k",
+        "1..2",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(stderr.matches("\"rating\" has only 5 distinct values").count(), 1, "{stderr}");
+}

@@ -130,6 +130,10 @@ impl FitConfig {
 
 /// Progress reports from a sweep (the CLI draws them with indicatif).
 pub trait Progress: Sync {
+    /// Messages about the data (few-valued columns, constant columns, unknown levels, ...),
+    /// reported once the data is prepared and before any fit starts, so a user can stop a long
+    /// sweep early. They are also in the fit's warnings, first.
+    fn data_warnings(&self, _warnings: &[String]) {}
     fn sweep_started(&self, _total_runs: usize) {}
     fn run_started(&self, _k: usize, _restart: usize, _n_init: usize) {}
     fn iteration(&self, _k: usize, _restart: usize, _iter: usize, _loglik: f64) {}

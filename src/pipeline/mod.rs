@@ -218,6 +218,7 @@ pub fn fit_inputs<B: Backend>(
     }
     let (data, w2) = schema.transform(backend, &inputs.table, emb_ref)?;
     warnings.extend(w2);
+    progress.data_warnings(&warnings);
     let sweep = fit_sweep(backend, &data, &job.config, progress)?;
     for r in &sweep.runs {
         warnings.extend(r.warnings.iter().cloned());
