@@ -3,6 +3,7 @@
 
 use super::{ExplainOptions, Fitted, MapPoint, TSNE_ROWS, TextSpace, tsne};
 use crate::backend::MixtureData;
+use crate::foundation::error::Result;
 use crate::foundation::linalg;
 use crate::foundation::rng::Rng;
 
@@ -51,12 +52,20 @@ pub(super) fn tsne_map(
 /// The rows on the first two principal axes of the continuous block (missing values at the
 /// mean, 0), at most `points` of them (a seeded sample), and each axis' share of the variance.
 /// Without a continuous block, the one-hot categoricals are used.
-pub(super) fn map_2d(data: &MixtureData, labels: &[usize], points: usize, seed: u64) -> ([f64; 2], Vec<MapPoint>) {
+///
+/// Each axis points where its largest coordinate is positive, so the map does not depend on the
+/// eigen-solver's sign convention.
+pub(super) fn map_2d(
+    data: &MixtureData,
+    labels: &[usize],
+    points: usize,
+    seed: u64,
+) -> Result<([f64; 2], Vec<MapPoint>)> {
     let n = data.n;
     let (f, feats): (usize, Vec<f64>) =
         if data.p > 0 { (data.p, data.x.clone()) } else { (data.total_levels(), data.one_hot()) };
     if f == 0 {
-        return ([0.0, 0.0], Vec::new());
+        return Ok(([0.0, 0.0], Vec::new()));
     }
     let mean: Vec<f64> = (0..f).map(|a| (0..n).map(|i| feats[i * f + a]).sum::<f64>() / n as f64).collect();
     let mut cov = vec![0.0; f * f];
@@ -73,9 +82,13 @@ pub(super) fn map_2d(data: &MixtureData, labels: &[usize], points: usize, seed: 
             cov[a * f + b] = cov[b * f + a];
         }
     }
-    let (vals, vecs) = linalg::symmetric_eigen(&cov, f);
+    let (vals, vecs) = linalg::symmetric_eigen(&cov, f)?;
     let total: f64 = vals.iter().map(|v| v.max(0.0)).sum::<f64>().max(1e-300);
-    let axis = |c: usize| -> Vec<f64> { (0..f).map(|a| if c < f { vecs[a * f + c] } else { 0.0 }).collect() };
+    let axis = |c: usize| -> Vec<f64> {
+        let v: Vec<f64> = (0..f).map(|a| if c < f { vecs[a * f + c] } else { 0.0 }).collect();
+        let big = v.iter().copied().fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
+        if big < 0.0 { v.iter().map(|x| -x).collect() } else { v }
+    };
     let (ax, ay) = (axis(0), axis(1));
     let share =
         [vals.first().copied().unwrap_or(0.0).max(0.0) / total, vals.get(1).copied().unwrap_or(0.0).max(0.0) / total];
@@ -88,5 +101,5 @@ pub(super) fn map_2d(data: &MixtureData, labels: &[usize], points: usize, seed: 
             MapPoint { row: i, x: proj(&ax), y: proj(&ay), class: labels[i] + 1 }
         })
         .collect();
-    (share, map)
+    Ok((share, map))
 }

@@ -280,7 +280,7 @@ pub fn explain(fit: &Fitted, opts: &ExplainOptions) -> Result<Clusters> {
         variables.push(profiles::text_power(fit, &text, &labels));
     }
     variables.sort_by(|a, b| b.power.total_cmp(&a.power));
-    let (map_variance, map) = maps::map_2d(data, &labels, opts.map_points, opts.seed);
+    let (map_variance, map) = maps::map_2d(data, &labels, opts.map_points, opts.seed)?;
     let (tsne_of, tsne_map) = maps::tsne_map(fit, &text, &labels, opts);
 
     let mut classes = Vec::with_capacity(k);

@@ -54,7 +54,7 @@ impl Pca {
             }
         }
         let total_variance: f64 = (0..dim).map(|a| cov[a * dim + a]).sum();
-        let (values, vectors) = linalg::symmetric_eigen(&cov, dim);
+        let (values, vectors) = linalg::symmetric_eigen(&cov, dim)?;
         let floor = values.first().copied().unwrap_or(0.0).max(0.0) * 1e-10;
         let keep = values.iter().take(d.min(g.rows - 1)).take_while(|&&v| v > floor && v > 0.0).count();
         let warning = (keep < d)
