@@ -2,29 +2,13 @@
 //! against scikit-learn, keywords on the demo, profile lifts by hand, HTML escaping, the LLM
 //! endpoint against a local mock, and `segmix report` rebuilding the page.
 
-use std::path::Path;
-
 use segmix::backend::CpuBackend;
 use segmix::explain::lasso::lasso_gram;
 use segmix::explain::{ExplainOptions, explain};
 use segmix::mixture::em::{FitConfig, NoProgress};
 use segmix::pipeline::{FitJob, fit_inputs, read_inputs};
 
-use crate::util::{grouped_vector_line, repo_file, roles, write};
-
-/// A small table with a text column whose (given) embeddings fall into three groups.
-fn text_table(dir: &Path, n: usize, text_of: impl Fn(usize) -> String) -> (std::path::PathBuf, std::path::PathBuf) {
-    let mut rng = segmix::foundation::rng::Rng::new(3);
-    let mut csv = String::from("channel,ctr,copy\n");
-    let mut emb = String::new();
-    for i in 0..n {
-        let g = i % 3;
-        let text = text_of(i).replace('"', "\"\"");
-        csv += &format!("{},{:.3},\"{text}\"\n", ["tiktok", "meta", "search"][g], 1.0 + g as f64 + 0.1 * rng.normal());
-        emb += &grouped_vector_line(g, 6, &mut rng);
-    }
-    (write(dir, "t.csv", &csv), write(dir, "t.emb.csv", &emb))
-}
+use crate::util::{repo_file, roles, text_table, write};
 
 #[test]
 fn prototypes_are_the_nearest_distinct_texts() {

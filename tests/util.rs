@@ -1,4 +1,4 @@
-//! Shared helpers.
+//! Shared helpers (and those of `tests/common.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -8,12 +8,7 @@ use segmix::featurize::schema::Transform;
 use segmix::mixture::em::{FitConfig, NoProgress};
 use segmix::pipeline::{self, FitJob, FitOutput};
 
-/// Writes `text` to `dir/name` and returns the path.
-pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
+pub use crate::common::{text_table, write};
 
 pub fn roles(cat: &[&str], num: &[&str], text: Option<&str>) -> Roles {
     Roles {
@@ -55,12 +50,4 @@ pub fn labels(resp: &[f64], k: usize) -> Vec<u32> {
 
 pub fn repo_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-/// A CSV line of `dims` floats: 1 at position `group`, 0 elsewhere, plus N(0, 0.05²) noise —
-/// embeddings of texts that fall into clear groups.
-pub fn grouped_vector_line(group: usize, dims: usize, rng: &mut segmix::foundation::rng::Rng) -> String {
-    let v: Vec<String> =
-        (0..dims).map(|t| format!("{:.4}", if t == group { 1.0 } else { 0.0 } + rng.normal() * 0.05)).collect();
-    v.join(",") + "\n"
 }

@@ -352,18 +352,7 @@ fn data_warnings_are_printed_once() {
     }
     let data = write(d.path(), "r.csv", &csv);
     let out = d.path().join("out");
-    let run = segmix(&[
-        "fit",
-        data.to_str().unwrap(),
-        "--num",
-        "x,rating",
-        "--k",
-        "1..2",
-        "-q",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stderr =
+        ok(&["fit", data.to_str().unwrap(), "--num", "x,rating", "--k", "1..2", "-q", "--out", out.to_str().unwrap()]);
     assert_eq!(stderr.matches("\"rating\" has only 5 distinct values").count(), 1, "{stderr}");
 }

@@ -3,21 +3,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
-use crate::util::{grouped_vector_line, repo_file, segmix, write};
-
-/// A small table with a text column whose (given) embeddings fall into three groups.
-fn text_table(dir: &Path, n: usize, text_of: impl Fn(usize) -> String) -> (std::path::PathBuf, std::path::PathBuf) {
-    let mut rng = segmix::foundation::rng::Rng::new(3);
-    let mut csv = String::from("channel,ctr,copy\n");
-    let mut emb = String::new();
-    for i in 0..n {
-        let g = i % 3;
-        let text = text_of(i).replace('"', "\"\"");
-        csv += &format!("{},{:.3},\"{text}\"\n", ["tiktok", "meta", "search"][g], 1.0 + g as f64 + 0.1 * rng.normal());
-        emb += &grouped_vector_line(g, 6, &mut rng);
-    }
-    (write(dir, "t.csv", &csv), write(dir, "t.emb.csv", &emb))
-}
+use crate::util::{repo_file, segmix, text_table};
 
 /// Keywords on the demo name the generator's segments: fitted with the real model at K = 4, each
 /// class's majority segment has its own vocabulary in the top keywords.

@@ -2,6 +2,8 @@
 //! module per area. The library's own tests are in the workspace root's `tests/`.
 
 mod commands;
+#[path = "../../tests/common.rs"]
+mod common;
 mod compare;
 mod embed;
 mod explain;
