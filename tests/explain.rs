@@ -6,7 +6,8 @@ use segmix::backend::CpuBackend;
 use segmix::explain::lasso::lasso_gram;
 use segmix::explain::{ExplainOptions, explain};
 use segmix::mixture::em::{FitConfig, NoProgress};
-use segmix::pipeline::{FitJob, fit_inputs, read_inputs};
+use segmix::model::ModelFile;
+use segmix::pipeline::{FitJob, FolderOptions, fit_inputs, fit_to_folder, read_inputs};
 
 use crate::util::{repo_file, roles, text_table, write};
 
@@ -164,4 +165,35 @@ fn tsne_separates_blobs_and_is_seeded() {
     assert_eq!(tsne(&x, n, dim, &opts), y, "same seed, same layout");
     let other = tsne(&x, n, dim, &TsneOptions { seed: 1, ..opts });
     assert_ne!(other, y);
+}
+
+/// The whole fit in one library call: the folder holds every file, and `model.json` reads back
+/// with the schema and parameters the call returned.
+#[test]
+fn fit_to_folder_writes_the_whole_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let (data, emb) = text_table(d.path(), 90, |i| format!("copy {}", i % 9));
+    let job = FitJob {
+        data,
+        roles: roles(&["channel"], &["ctr"], Some("copy")),
+        embeddings: Some(emb),
+        pca_dims: 4,
+        transforms: Vec::new(),
+        config: FitConfig { k_min: 2, k_max: 3, n_init: 2, ..FitConfig::default() },
+    };
+    let out = d.path().join("fit");
+    let opts = FolderOptions { outliers: Some(0.05), ..FolderOptions::default() };
+    let fit = fit_to_folder(&CpuBackend::new(), &job, &out, &opts, None, &NoProgress).unwrap();
+    for f in ["model.json", "assignments.csv", "selection.csv", "clusters.json", "report.html", "report.md"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // (`per_k[..].best` indexes the sweep's runs and is not saved.)
+    let saved = ModelFile::load(&out.join("model.json")).unwrap();
+    assert_eq!(
+        (&saved.schema, &saved.params, saved.fit.loglik),
+        (&fit.model.schema, &fit.model.params, fit.model.fit.loglik)
+    );
+    assert!(fit.outliers.is_some_and(|o| !o.rows.is_empty()), "outliers flagged");
+    let header = std::fs::read_to_string(out.join("assignments.csv")).unwrap();
+    assert!(header.lines().next().unwrap().ends_with(",outlier"), "{}", header.lines().next().unwrap());
 }

@@ -8,7 +8,6 @@ use segmix::pipeline::{self, TextEmbedder};
 use super::device::{open_backend, print_note};
 use super::embed::{advance, load_embedder, text_bar};
 use super::fit::{FitArgs, job};
-use super::report::write_folder;
 use super::{Global, display, progress::Bar, warn_all};
 
 #[derive(Debug, Args)]
@@ -68,7 +67,7 @@ pub fn run(a: CompareArgs, g: &Global) -> anyhow::Result<()> {
     compare::write_csv(&a.fit.out.join("compare.csv"), &out)?;
     compare::write_markdown(&a.fit.out.join("compare.md"), &a.fit.data, &out)?;
     let opts = a.fit.explain.folder_options(a.fit.seed, None);
-    write_folder(&opts, &a.fit.out, &out.fit, &out.data, &out.table, g)?;
+    warn_all(&pipeline::write_folder(&a.fit.out, &out.fit, &out.data, &out.table, &opts, &bar)?);
     if !g.quiet {
         println!(
             "{:<18} {:>3} {:>10} {:>8} {:>10} {:>7} {:>7} {:>8}",

@@ -13,7 +13,7 @@ use segmix::pipeline::{self, FitJob, TextEmbedder};
 
 use super::device::{DeviceArgs, open_backend, print_note};
 use super::embed::{EmbedderArgs, advance, load_embedder, text_bar};
-use super::report::{ExplainArgs, write_folder};
+use super::report::ExplainArgs;
 use super::{Global, choice, display, progress::Bar, warn_all};
 
 #[derive(Debug, Args)]
@@ -159,21 +159,14 @@ pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
     let load = || load_embedder(&a.embedder, &backend, g);
     let te = TextEmbedder { load: &load, progress: &advance_bar };
     let bar = Bar::new(g.quiet);
-    let result = pipeline::read_inputs(&job, Some(&te)).and_then(|inputs| {
-        let (fit, data) = pipeline::fit_inputs(&backend, &job, &inputs, &bar)?;
-        Ok((fit, data, inputs.table))
-    });
+    let opts = a.explain.folder_options(a.seed, a.outliers);
+    let result = pipeline::fit_to_folder(&backend, &job, &a.out, &opts, Some(&te), &bar);
     text_bar.finish_and_clear();
     bar.finish();
     print_note(&backend, g);
-    let (mut fit, data, table) = result?;
-    let opts = a.explain.folder_options(a.seed, a.outliers);
-    if let Some(q) = opts.outliers {
-        pipeline::flag_outliers(&mut fit, q)?;
-    }
+    let fit = result?;
     // The data's warnings were printed before the sweep; the fit's own follow.
     warn_all(fit.warnings.get(bar.printed()..).unwrap_or_default());
-    write_folder(&opts, &a.out, &fit, &data, &table, g)?;
     if !g.quiet {
         print_summary(&fit, &a);
     }

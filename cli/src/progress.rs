@@ -10,6 +10,7 @@ pub struct Bar {
     bar: ProgressBar,
     /// Warnings already printed before the fit (the first ones of the fit's warnings).
     printed: AtomicUsize,
+    quiet: bool,
 }
 
 impl Bar {
@@ -22,7 +23,7 @@ impl Bar {
             ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} fits  {msg}")
                 .expect("valid template"),
         );
-        Bar { bar, printed: AtomicUsize::new(0) }
+        Bar { bar, printed: AtomicUsize::new(0), quiet }
     }
     pub fn finish(&self) {
         self.bar.finish_and_clear();
@@ -34,6 +35,11 @@ impl Bar {
 }
 
 impl Progress for Bar {
+    fn status(&self, line: &str) {
+        if !self.quiet {
+            self.bar.suspend(|| eprintln!("{line}"));
+        }
+    }
     fn data_warnings(&self, warnings: &[String]) {
         self.bar.suspend(|| super::warn_all(warnings));
         self.printed.store(warnings.len(), Ordering::Relaxed);

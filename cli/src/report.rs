@@ -1,18 +1,16 @@
 //! `segmix report DIR`, and the explanation options that `fit` and `compare` share.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
-use segmix::backend::MixtureData;
-use segmix::data::Table;
 use segmix::explain::ExplainOptions;
 use segmix::explain::llm::LlmEndpoint;
 use segmix::explain::tsne::TsneOptions;
-use segmix::pipeline::{self, FitOutput, FolderOptions};
+use segmix::pipeline::FolderOptions;
 use segmix::report::html;
 
-use super::{Global, display, warn_all};
+use super::{Global, display};
 
 /// How classes are explained.
 #[derive(Debug, Clone, Args)]
@@ -75,24 +73,6 @@ impl ExplainArgs {
             llm: self.llm_endpoint.as_ref().zip(self.llm_model.as_ref()).map(|(url, m)| LlmEndpoint::new(url, m)),
         }
     }
-}
-
-/// Writes a finished fit's folder (model, assignments, selection, clusters, report), saying
-/// first when an LLM is asked to name the classes.
-pub fn write_folder(
-    opts: &FolderOptions,
-    out: &Path,
-    fit: &FitOutput,
-    data: &MixtureData,
-    table: &Table,
-    g: &Global,
-) -> anyhow::Result<()> {
-    if let (Some(ep), false) = (&opts.llm, g.quiet) {
-        eprintln!("asking {} ({}) to name {} classes", ep.url, ep.model, fit.model.params.k);
-    }
-    let warnings = pipeline::write_folder(out, fit, data, table, opts)?;
-    warn_all(&warnings);
-    Ok(())
 }
 
 #[derive(Debug, Args)]

@@ -189,7 +189,7 @@ impl Backend for CpuBackend {
         assert_eq!(x.len(), n * dim);
         let mut ranges: Vec<(usize, usize)> = (0..n).step_by(BLOCK).map(|s| (s, (s + BLOCK).min(n))).collect();
         if ranges.is_empty() {
-            return Ok(Gram { rows: 0, dim, sum: vec![0.0; dim], xtx: vec![0.0; dim * dim] });
+            return Ok(Gram::zeros(dim));
         }
         Ok(tree_reduce(
             &mut ranges,
@@ -628,7 +628,7 @@ fn m_stats_block(data: &CpuData, params: &KernelParams, r_block: &[f64], b: &Blo
 
 /// The `gram` kernel on rows [lo, hi): column sums and XᵀX of the non-missing rows.
 fn gram_block(x: &[f32], dim: usize, lo: usize, hi: usize) -> Gram {
-    let mut g = Gram { rows: 0, dim, sum: vec![0.0; dim], xtx: vec![0.0; dim * dim] };
+    let mut g = Gram::zeros(dim);
     let mut chunk = Array2::<f64>::zeros((CHUNK, dim));
     let mut s0 = lo;
     while s0 < hi {

@@ -52,7 +52,8 @@ pub struct BertDims {
     pub _pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<BertDims>() == 32);
-/// Host-side sizes of the uniform structs, by WGSL name, for the layout test.
+/// Host-side layouts (size and field offsets) of the uniform structs, by WGSL name, for the
+/// layout test.
 pub const UNIFORMS: [UniformLayout; 1] = [uniform_layout!(BertDims { rows, len, hidden, heads, pooling, eps, scale })];
 
 /// What a dispatch of the forward pass does, for the timing breakdown of `segmix bench --embed`.

@@ -527,7 +527,7 @@ impl Continuous {
     fn fill_text(&mut self, scores: &[f64], scale: &[f64]) {
         let (p, d) = (self.p, scale.len());
         let log_scale: Vec<f64> = scale.iter().map(|s| s.ln()).collect();
-        for (i, row) in scores.chunks_exact(d.max(1)).enumerate().take(self.log_jacobian.len()) {
+        for (i, row) in scores.chunks_exact(d.max(1)).enumerate() {
             for c in 0..d {
                 let v = row[c];
                 if v.is_nan() {

@@ -134,6 +134,9 @@ pub trait Progress: Sync {
     /// reported once the data is prepared and before any fit starts, so a user can stop a long
     /// sweep early. They are also in the fit's warnings, first.
     fn data_warnings(&self, _warnings: &[String]) {}
+    /// A line saying what the run is doing that a user should see before it happens (for
+    /// example which LLM endpoint is asked to name the classes).
+    fn status(&self, _line: &str) {}
     fn sweep_started(&self, _total_runs: usize) {}
     fn run_started(&self, _k: usize, _restart: usize, _n_init: usize) {}
     fn iteration(&self, _k: usize, _restart: usize, _iter: usize, _loglik: f64) {}

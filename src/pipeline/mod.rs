@@ -290,26 +290,28 @@ pub fn fit_to_folder<B: Backend>(
     if let Some(q) = opts.outliers {
         flag_outliers(&mut fit, q)?;
     }
-    let warnings = write_folder(out, &fit, &data, &inputs.table, opts)?;
+    let warnings = write_folder(out, &fit, &data, &inputs.table, opts, progress)?;
     fit.warnings.extend(warnings);
     Ok(fit)
 }
 
 /// Writes a finished fit's folder: `model.json`, `assignments.csv` and `selection.csv`
 /// ([`write_fit`]), then its explanation (`clusters.json`, class labels from `opts.llm` when
-/// given) and the report (`report.html`, `report.md`). Returns the warnings of the explanation
-/// (an LLM endpoint that failed).
+/// given, announced through `progress`) and the report (`report.html`, `report.md`). Returns the
+/// warnings of the explanation (an LLM endpoint that failed).
 pub fn write_folder(
     out: &Path,
     fit: &FitOutput,
     data: &MixtureData,
     table: &Table,
     opts: &FolderOptions,
+    progress: &dyn Progress,
 ) -> Result<Vec<String>> {
     write_fit(out, fit)?;
     let mut warnings = Vec::new();
     let mut clusters = explain::explain(&fit.fitted(data, table), &opts.explain)?;
     if let Some(ep) = &opts.llm {
+        progress.status(&format!("asking {} ({}) to name {} classes", ep.url, ep.model, clusters.classes.len()));
         let mut labelled = clusters.clone();
         match label_classes(&mut labelled, ep) {
             Ok(()) => clusters = labelled,

@@ -25,7 +25,7 @@ pub const MAX_P: usize = 64;
 pub const E_STEP_WG: usize = 128;
 /// Rows per workgroup-memory tile of `moments` (`T` in m_stats.wgsl).
 pub const MOMENTS_TILE: usize = 32;
-/// Value of a missing category code (`MISSING` in e_step.wgsl); equals `data::MISSING_CODE`.
+/// Value of a missing category code (`MISSING` in e_step.wgsl); equals `foundation::MISSING_CODE`.
 pub const MISSING: u32 = 0xffff_ffff;
 const _: () = assert!(MISSING == crate::foundation::MISSING_CODE);
 
@@ -50,7 +50,8 @@ pub struct Dims {
 }
 const _: () = assert!(std::mem::size_of::<Dims>() == 64);
 
-/// Host-side sizes of the uniform structs, by WGSL name, for the layout test.
+/// Host-side layouts (size and field offsets) of the uniform structs, by WGSL name, for the
+/// layout test.
 pub const UNIFORMS: [UniformLayout; 1] = [uniform_layout!(Dims {
     n,
     p,

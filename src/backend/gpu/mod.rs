@@ -63,7 +63,7 @@ impl GpuBackend {
     }
 
     pub fn adapter(&self) -> &AdapterSummary {
-        &self.gpu.summary
+        self.gpu.adapter()
     }
 
     /// The open device, shared with the GPU sentence encoder.

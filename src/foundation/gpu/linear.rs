@@ -54,7 +54,8 @@ const _: () = assert!(std::mem::size_of::<ProjDims>() == 16);
 
 /// These kernels by file stem, for the shader tests.
 pub const SHADERS: [(&str, &str); 2] = [("gram", GRAM), ("project", PROJECT)];
-/// Host-side sizes of the uniform structs, by WGSL name, for the layout test.
+/// Host-side layouts (size and field offsets) of the uniform structs, by WGSL name, for the
+/// layout test.
 pub const UNIFORMS: [UniformLayout; 2] = [
     uniform_layout!(GramDims { n, dim, chunk_rows, n_tiles, accumulate, weighted }),
     uniform_layout!(ProjDims { n, dim, d, gelu }),
@@ -72,7 +73,7 @@ pub fn gram(gpu: &Gpu, x: &[f32], n: usize, dim: usize) -> Result<Gram> {
     assert_eq!(x.len(), n * dim);
     let present = |i: usize| !x[i * dim].is_nan();
     if dim == 0 || !(0..n).any(present) {
-        return Ok(Gram { rows: 0, dim, sum: vec![0.0; dim], xtx: vec![0.0; dim * dim] });
+        return Ok(Gram::zeros(dim));
     }
     // The shift: the mean of the first rows, so the f32 sums are of centred values.
     let sample: Vec<f32> =
@@ -151,7 +152,7 @@ pub fn gram_rows(x: &DeviceRows, weights: &[f32]) -> Result<Gram> {
     let dim = x.cols();
     let total: f64 = weights.iter().map(|&w| w as f64).sum();
     if dim == 0 || total == 0.0 {
-        return Ok(Gram { rows: 0, dim, sum: vec![0.0; dim], xtx: vec![0.0; dim * dim] });
+        return Ok(Gram::zeros(dim));
     }
     let sample = x.read(0, x.rows().min(4096))?;
     let mut pass = GramPass::new(gpu, dim, &sample)?;
@@ -273,7 +274,7 @@ impl<'a> GramPass<'a> {
     /// Reads the partials back and returns the raw moments of `rows` (weighted) rows.
     fn finish(self, rows: usize) -> Result<Gram> {
         let (dim, n_tiles, pairs) = (self.dim, self.n_tiles, self.pairs);
-        let mut g = Gram { rows, dim, sum: vec![0.0; dim], xtx: vec![0.0; dim * dim] };
+        let mut g = Gram { rows, ..Gram::zeros(dim) };
         if self.first {
             return Ok(g);
         }

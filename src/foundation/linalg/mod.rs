@@ -27,6 +27,13 @@ pub struct Gram {
     pub xtx: Vec<f64>,
 }
 
+impl Gram {
+    /// The moments of no rows, `dim` wide (what a pass adds its rows to).
+    pub fn zeros(dim: usize) -> Gram {
+        Gram { rows: 0, dim, sum: vec![0.0; dim], xtx: vec![0.0; dim * dim] }
+    }
+}
+
 /// `a` (n × n, row-major) as a faer matrix view.
 fn view(a: &[f64], n: usize) -> MatRef<'_, f64> {
     MatRef::from_row_major_slice(a, n, n)
