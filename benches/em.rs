@@ -9,8 +9,9 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use segmix::backend::GpuBackend;
-use segmix::backend::{Backend, CpuBackend, e_step_one, e_step_stats_one};
+use segmix::backend::{Backend, CpuBackend, Vectors, e_step_one, e_step_stats_one};
 use segmix::foundation::gpu::AdapterPolicy;
+use segmix::foundation::matrix::Matrix;
 use segmix::mixture::CovType;
 use segmix::mixture::params::Params;
 use segmix::pipeline::bench::{synthetic, synthetic_embeddings};
@@ -47,13 +48,13 @@ fn kernels<B: Backend>(c: &mut Criterion, name: &str, backend: &B, grid: &[(usiz
     let (n, dim, d) = (50_000usize, 384usize, 32usize);
     let x = synthetic_embeddings(n, dim, 1);
     group.throughput(Throughput::Elements(n as u64));
-    group.bench_function(BenchmarkId::new("gram", format!("n{n}_d{dim}")), |b| {
-        b.iter(|| backend.gram(&x, n, dim).unwrap())
-    });
+    // The vectors placed once where the backend computes, as a fit does.
+    let v = backend.place(Vectors::host(Matrix { rows: n, cols: dim, values: x })).unwrap();
+    group.bench_function(BenchmarkId::new("gram", format!("n{n}_d{dim}")), |b| b.iter(|| v.gram().unwrap()));
     let mean = vec![0.0; dim];
     let w: Vec<f64> = (0..dim * d).map(|i| ((i * 7919) % 13) as f64 / 13.0 - 0.5).collect();
     group.bench_function(BenchmarkId::new("project", format!("n{n}_d{dim}_to{d}")), |b| {
-        b.iter(|| backend.project(&x, n, dim, &mean, &w, d).unwrap())
+        b.iter(|| v.project(&mean, &w, d).unwrap())
     });
     group.finish();
 }

@@ -2,9 +2,10 @@
 // embeddings + layer norm, multi-head attention with the padding mask, residual + layer norm,
 // and pooling with L2 normalisation.
 //
-// CPU twin: `encoders::bert::Bert::embed` (the candle encoder): the same forward pass, the oracle
-// the pooled vectors are tested against.
-// Host mirror of `BertDims`: `encoders::gpu::BertDims` (the layout test compares every field offset).
+// CPU references: `encoders::reference::{embed, add_norm, attention, pool}`, one per entry point;
+// `encoders::reference::forward` chains them as the GPU encoder does, and the candle encoder is
+// tested against it.
+// Host mirror of `BertDims`: `encoders::reference::BertDims` (the layout test compares every field offset).
 
 const WG: u32 = 128u;
 

@@ -1,7 +1,8 @@
 // e_step — per row and class, the joint log-density of the latent class model, then a row-wise
 // log-sum-exp giving responsibilities and the row log-likelihood.
 //
-// CPU twin: `backend::cpu::e_step_block` (same inputs, same arithmetic in f64).
+// CPU reference: `backend::reference::e_step` (same inputs, same arithmetic in f64); the fast CPU
+// path (`backend::cpu`) and this kernel are both tested against it.
 //
 //   log p_ik = log π_k + Σ_j log α_kj[x_ij] + log det U_{o,k} − |o|/2 ln 2π − ½ ‖(x_i − μ_k) U_{o,k}‖²
 //   lse_i    = m_i + ln Σ_k exp(log p_ik − m_i),   m_i = max_k log p_ik   (one pass, online)
@@ -26,7 +27,7 @@ var<workgroup> red_ll: array<f32, WG>;
 var<workgroup> red_ent: array<f32, WG>;
 
 @compute @workgroup_size(WG)
-fn main(
+fn e_step(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,

@@ -1,7 +1,7 @@
 // gram — column sums and XᵀX of an embedding matrix about a shift s (the PCA covariance),
 // as per-chunk partials that the host reduces in f64 and converts back to raw moments.
 //
-// CPU twin: `backend::cpu::gram_block`.
+// CPU references: `foundation::reference::gram` and `foundation::reference::column_sums`.
 // Host mirror of `GramDims`: `foundation::gpu::linear::GramDims` (the layout test compares every field offset).
 //
 // Entry point `gram`: one workgroup per (upper-triangle 64 × 64 tile pair, row chunk). Rows are
@@ -16,7 +16,7 @@
 // Row weights w: 1, or with `weighted` set the row's multiplicity (a resident matrix of
 // distinct sentence vectors stands for every row that repeats its text).
 //
-// Rows the host marks missing are removed before upload: shaders never see NaN.
+// Rows without a vector are never uploaded: shaders never see NaN.
 
 const TS: u32 = 64u;
 const TK: u32 = 16u;

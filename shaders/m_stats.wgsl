@@ -1,7 +1,8 @@
 // m_stats — the additive sufficient statistics of the M-step, as per-workgroup partials that the
 // host reduces in f64.
 //
-// CPU twin: `backend::cpu::m_stats_block` (same inputs, same arithmetic in f64).
+// CPU references: `backend::reference::moments` and `backend::reference::counts` (same inputs,
+// same arithmetic in f64).
 //
 // Entry point `moments`, one workgroup per (row chunk, class k):
 //   Σ_i r_ik d̂_ik  and  Σ_i r_ik d̂_ik d̂_ikᵀ (upper triangle, row-major),

@@ -2,8 +2,7 @@
 // space (b = 0), and every linear layer of the sentence encoder (m = 0, GELU after the first
 // feed-forward layer).
 //
-// CPU twin: `backend::cpu::CpuBackend::project` (and, for the encoder, candle's matmul in
-// `embed::bert`).
+// CPU reference: `foundation::reference::project`.
 // Host mirror of `ProjDims`: `foundation::gpu::linear::ProjDims` (the layout test compares every field offset).
 //
 // A tiled matmul: each workgroup computes a 64 × 64 output tile; the K dimension (the input
@@ -13,7 +12,7 @@
 // two vector loads from workgroup memory for 16 FMAs. Row tiles run along x and y (y only past
 // the device's per-dimension workgroup limit), column tiles along z.
 //
-// Rows the host marks missing are zeroed before upload and set to NaN after read-back.
+// Rows without a vector are never uploaded: the shader sees no NaN.
 
 const TS: u32 = 64u;
 const TK: u32 = 16u;
@@ -66,7 +65,7 @@ fn w_at(k: u32, col: u32) -> f32 {
 }
 
 @compute @workgroup_size(16, 16)
-fn main(
+fn project(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,

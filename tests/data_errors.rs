@@ -190,29 +190,21 @@ fn identifier_like_categorical_column_gets_a_warning() {
 
 #[test]
 fn rows_with_missing_text_have_no_text_block_whatever_the_file_holds() {
-    use segmix::backend::CpuBackend;
     use segmix::data::embeddings::read_matrix;
-    use segmix::featurize::schema::{Schema, mask_missing_text};
+    use segmix::featurize::TextVectors;
+    use segmix::featurize::schema::Schema;
     let d = tempfile::tempdir().unwrap();
     let f = write(d.path(), "t.csv", "c,txt\nA,hello\nB,\nA,world\nB,more words\n");
     // Every row has a vector, including row 1 whose text is empty.
     let e = write(d.path(), "e.csv", "1,0,0\n0,1,0\n0,0,1\n1,1,0\n");
     let table = read_table(&f, &roles(&["c"], &[], Some("txt")), Strictness::Fit).unwrap();
-    let m = read_matrix(&e).unwrap();
-    let be = CpuBackend::new();
-    let text_observed = |m: &segmix::foundation::matrix::Matrix| {
-        let v = segmix::featurize::TextVectors::Host { source: e.clone(), matrix: m.clone() };
-        let (schema, _) = Schema::fit(&be, &table, Some(&v), 2, &[]).unwrap();
-        let (data, _) = schema.transform(&be, &table, Some(&v)).unwrap();
-        (0..4).map(|i| data.patterns[data.pattern[i] as usize][0]).collect::<Vec<bool>>()
-    };
-    // The schema masks a copy when the file still holds a vector for the empty text …
-    assert_eq!(text_observed(&m), [true, false, true, true]);
-    // … and the pipeline masks the loaded matrix once, in place, with the same result.
-    let mut masked = m.clone();
-    mask_missing_text(&table, &mut masked);
-    assert!(masked.row_missing(1) && !masked.row_missing(0));
-    assert_eq!(text_observed(&masked), [true, false, true, true]);
+    let v = TextVectors::from_file(e.clone(), read_matrix(&e).unwrap(), &table);
+    assert_eq!(v.vectors.row_of(), [Some(0), None, Some(2), Some(3)]);
+    assert_eq!(v.vectors.gram().unwrap().rows, 3, "the empty text's vector is not in the PCA");
+    let (schema, _) = Schema::fit(&table, Some(&v), 2, &[]).unwrap();
+    let (data, _) = schema.transform(&table, Some(&v)).unwrap();
+    let observed: Vec<bool> = (0..4).map(|i| data.patterns[data.pattern[i] as usize][0]).collect();
+    assert_eq!(observed, [true, false, true, true]);
 }
 
 #[test]

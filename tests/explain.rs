@@ -23,8 +23,8 @@ fn prototypes_are_the_nearest_distinct_texts() {
         transforms: Vec::new(),
         config: FitConfig { k_min: 3, k_max: 3, n_init: 2, ..FitConfig::default() },
     };
-    let inputs = read_inputs(&job, None).unwrap();
-    let (fit, data) = fit_inputs(&CpuBackend::new(), &job, &inputs, &NoProgress).unwrap();
+    let mut inputs = read_inputs(&job, None).unwrap();
+    let (fit, data) = fit_inputs(&CpuBackend::new(), &job, &mut inputs, &NoProgress).unwrap();
     let c = explain(&fit.fitted(&data, &inputs.table), &ExplainOptions { prototypes: 4, ..ExplainOptions::default() })
         .unwrap();
     let params = &fit.model.params;
@@ -124,8 +124,8 @@ fn profile_lifts_by_hand() {
         transforms: Vec::new(),
         config: FitConfig { k_min: 2, k_max: 2, n_init: 3, ..FitConfig::default() },
     };
-    let inputs = read_inputs(&job, None).unwrap();
-    let (fit, data) = fit_inputs(&CpuBackend::new(), &job, &inputs, &NoProgress).unwrap();
+    let mut inputs = read_inputs(&job, None).unwrap();
+    let (fit, data) = fit_inputs(&CpuBackend::new(), &job, &mut inputs, &NoProgress).unwrap();
     let c = explain(&fit.fitted(&data, &inputs.table), &ExplainOptions::default()).unwrap();
     for class in &c.classes {
         assert_eq!(class.size, 4);

@@ -8,4 +8,5 @@ mod em;
 mod embed;
 mod explain;
 mod fit_quality;
+mod references;
 mod util;

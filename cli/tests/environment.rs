@@ -1,4 +1,4 @@
-//! Tests that need something outside Rust: the GPU backend against its CPU twin (a GPU adapter),
+//! Tests that need something outside Rust: every GPU kernel against its CPU reference (a GPU adapter),
 //! and the HTML report in a real browser (Chromium).
 //!
 //! This binary has its own harness (libtest-mimic) so that tests needing an adapter or a browser
@@ -6,14 +6,19 @@
 //! and `SEGMIX_REQUIRE_BROWSER=1` (CI sets both, after installing Mesa's lavapipe and Debian's
 //! chromium) turn a missing one into a failure instead.
 //!
-//! * `shaders::*` — every `shaders/*.wgsl` parses and validates with naga, and the host mirrors
-//!   of its constants and uniform structs agree with it. No GPU needed.
-//! * `parity::*` — each kernel against the CPU backend on random shapes (proptest, few cases)
+//! * `shaders::*` — every `shaders/*.wgsl` parses and validates with naga, every entry point has
+//!   a registered CPU reference of the same name, and the host mirrors of its constants and
+//!   uniform structs agree with it. No GPU needed.
+//! * `parity::*` — each mixture, Gram and projection kernel against its CPU reference
+//!   (`backend::reference`, `foundation::reference`) on random shapes (proptest, few cases)
 //!   and on named regression cases: n not a multiple of the workgroup size, K = 1, p = 1, no
 //!   categorical columns, categorical columns only, missing values, log-densities near −1e4,
 //!   several segments.
 //! * `fit::demo` — the README demo fitted with `--device gpu` equals `--device cpu`.
-//! * `encoder::*` — the WGSL sentence encoder against candle (MiniLM and tiny random BERTs:
+//! * `encoder::kernel::*` — each `bert.wgsl` entry point alone against its CPU reference
+//!   (`encoders::reference`) on random inputs.
+//! * `encoder::*` — the WGSL sentence encoder against candle and the reference forward pass
+//!   (MiniLM and tiny random BERTs:
 //!   every pooling mode, head sizes 8 to 64, texts longer than a query block and a key stage),
 //!   its windowed and cached paths, and the PCA on its resident vectors against the host PCA.
 //! * `browser::report_renders` — `report.html` opened in headless Chromium: it renders, has one
@@ -28,12 +33,18 @@ use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 
 use segmix::backend::GpuBackend;
 use segmix::backend::gpu::kernels;
+use segmix::backend::reference;
 use segmix::backend::{AnyBackend, Backend, CpuBackend, MixtureData, Pass, e_step_one, e_step_stats_one};
 use segmix::encoders;
+use segmix::encoders::gpu::{BertDims, BertEntry, run_entry};
+use segmix::encoders::reference::BertBuffers;
 use segmix::foundation::MISSING_CODE;
 use segmix::foundation::gpu::AdapterPolicy;
-use segmix::foundation::gpu::{UniformLayout, linear};
+use segmix::foundation::gpu::{DeviceRows, Reference, UniformLayout, linear};
+use segmix::foundation::matrix::Matrix;
+use segmix::foundation::reference as foundation_reference;
 use segmix::foundation::rng::Rng;
+use segmix::foundation::vectors::{Store, Vectors};
 use segmix::mixture::CovType;
 use segmix::mixture::em::{FitConfig, NoProgress};
 use segmix::mixture::params::Params;
@@ -60,6 +71,7 @@ fn main() {
     }
     trials.push(Trial::test("shaders::registry_matches_the_folder", registry_matches_the_folder));
     trials.push(Trial::test("shaders::host_mirrors_match", host_mirrors_match));
+    trials.push(Trial::test("shaders::every_entry_point_has_a_reference", every_entry_point_has_a_reference));
 
     let needs_gpu: Vec<(&str, TestFn)> = vec![
         ("parity::e_step_and_m_stats_random_shapes", random_shapes),
@@ -84,7 +96,11 @@ fn main() {
         ("parity::gram_and_project_random_shapes", gram_project_random),
         ("parity::regression::gram_tile_edges_and_missing_rows", || gram_project_case(131, 65, 1, 0.1, 3)),
         ("fit::demo_gpu_equals_cpu", demo_fit),
-        ("encoder::tiny_model_matches_candle", || encoder_parity(false)),
+        ("encoder::kernel::embed_matches_its_reference", || bert_entry(BertEntry::Embed)),
+        ("encoder::kernel::add_norm_matches_its_reference", || bert_entry(BertEntry::AddNorm)),
+        ("encoder::kernel::attention_matches_its_reference", || bert_entry(BertEntry::Attention)),
+        ("encoder::kernel::pool_matches_its_reference", || bert_entry(BertEntry::Pool)),
+        ("encoder::tiny_model_matches_candle_and_the_reference", || encoder_parity(false)),
         ("encoder::minilm_matches_candle_on_the_fixture", || encoder_parity(true)),
         ("encoder::long_texts_and_head_sizes_match_candle", encoder_shapes),
         ("encoder::windows_batches_cache_and_resident_pca", encoder_resident),
@@ -141,6 +157,11 @@ fn uniforms() -> Vec<UniformLayout> {
     [&linear::UNIFORMS[..], &kernels::UNIFORMS[..], &encoders::gpu::UNIFORMS[..]].concat()
 }
 
+/// Every entry point's CPU reference.
+fn references() -> Vec<Reference> {
+    [&linear::REFERENCES[..], &kernels::REFERENCES[..], &encoders::gpu::REFERENCES[..]].concat()
+}
+
 /// Host values of every shader constant, by (kernel, WGSL name).
 fn constants() -> Vec<(&'static str, &'static str, u32)> {
     [&linear::CONSTANTS[..], &kernels::CONSTANTS[..]].concat()
@@ -185,42 +206,24 @@ fn registry_matches_the_folder() -> Result<(), Failed> {
         let file = std::fs::read_to_string(repo(&format!("shaders/{stem}.wgsl")))?;
         let composed = if src.starts_with(&prelude) { format!("{prelude}{file}") } else { file.clone() };
         check(composed == src, || format!("{stem}: embedded source differs from the file"))?;
-        let twin = file
-            .split_once("CPU twin: `")
-            .and_then(|(_, rest)| rest.split_once('`'))
-            .map(|(path, _)| path)
-            .ok_or_else(|| format!("{stem}.wgsl does not name its CPU twin"))?;
-        twin_exists(twin).map_err(|e| format!("{stem}.wgsl: CPU twin `{twin}`: {e}"))?;
     }
     Ok(())
 }
 
-/// The library item `path` (`module::…::function`, or `module::…::Type::method`) is a function
-/// defined in the module's source file.
-fn twin_exists(path: &str) -> Result<(), String> {
-    let parts: Vec<&str> = path.split("::").collect();
-    let (name, modules) = parts.split_last().ok_or("empty path")?;
-    let mut dir = repo("src");
-    let mut file = None;
-    for part in modules {
-        if dir.join(format!("{part}.rs")).is_file() {
-            file = Some(dir.join(format!("{part}.rs")));
-            break;
-        }
-        if !dir.join(part).join("mod.rs").is_file() {
-            // A type name: the module found so far defines it.
-            break;
-        }
-        dir = dir.join(part);
-        file = Some(dir.join("mod.rs"));
+/// Every entry point of every kernel (as naga reads it) has a CPU reference of the same name
+/// in the registry, and the registry names no entry point the shader lacks. (The registry's
+/// `reference!` only compiles when the function exists.)
+fn every_entry_point_has_a_reference() -> Result<(), Failed> {
+    let all = references();
+    for (stem, _) in shaders() {
+        let module = parse(stem)?;
+        let mut entries: Vec<&str> = module.entry_points.iter().map(|e| e.name.as_str()).collect();
+        entries.sort();
+        let mut named: Vec<&str> = all.iter().filter(|r| r.shader == stem).map(|r| r.entry).collect();
+        named.sort();
+        check(entries == named, || format!("{stem}.wgsl has entry points {entries:?}, CPU references for {named:?}"))?;
     }
-    let file = file.ok_or("no such module under src/")?;
-    let src = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
-    if src.contains(&format!("fn {name}(")) || src.contains(&format!("fn {name}<")) {
-        Ok(())
-    } else {
-        Err(format!("{} defines no function {name}", file.display()))
-    }
+    Ok(())
 }
 
 fn host_mirrors_match() -> Result<(), Failed> {
@@ -349,7 +352,7 @@ fn close(what: &str, got: &[f64], want: &[f64], rel: f64, abs: f64) -> Result<()
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let within = (g - w).abs() <= abs + rel * scale;
         if !within {
-            return Err(format!("{what}[{i}]: gpu {g}, cpu {w} (scale {scale})"));
+            return Err(format!("{what}[{i}]: gpu {g}, want {w} (scale {scale})"));
         }
     }
     Ok(())
@@ -364,7 +367,6 @@ fn mixture_case_inner(c: &Case) -> Result<(), String> {
     if let Some(rows) = c.segment_rows {
         gpu = gpu.with_segment_rows(rows);
     }
-    let cpu = CpuBackend::new();
     let mut data = data_for(c);
     let k = c.k;
     let resp0 = random_resp(c.n, k, c.seed + 1);
@@ -373,13 +375,13 @@ fn mixture_case_inner(c: &Case) -> Result<(), String> {
     if c.scale != 1.0 {
         data.x.iter_mut().for_each(|v| *v *= c.scale);
     }
-    let (cd, gd) = (cpu.upload(&data).unwrap(), gpu.upload(&data).map_err(|e| e.to_string())?);
-    let (mut cr, mut gr) = (cpu.alloc_resp(&cd, k).unwrap(), gpu.alloc_resp(&gd, k).map_err(|e| e.to_string())?);
+    let gd = gpu.upload(&data).map_err(|e| e.to_string())?;
+    let mut gr = gpu.alloc_resp(&gd, k).map_err(|e| e.to_string())?;
 
-    // m_stats from the same responsibilities.
-    cpu.set_resp(&cd, &mut cr, &resp0).unwrap();
+    // m_stats (entry points `moments` and `counts`) from the same responsibilities, against
+    // their CPU references.
     gpu.set_resp(&gd, &mut gr, &resp0).map_err(|e| e.to_string())?;
-    let cs = cpu.m_stats(&cd, &kp, &cr).unwrap();
+    let cs = reference::m_stats(&data, &kp, &resp0);
     let gs = gpu.m_stats(&gd, &kp, &gr).map_err(|e| e.to_string())?;
     close("N_k", &gs.nk, &cs.nk, 1e-5, 1e-4)?;
     close("pattern mass", &gs.pattern_mass, &cs.pattern_mass, 1e-5, 1e-4)?;
@@ -394,21 +396,23 @@ fn mixture_case_inner(c: &Case) -> Result<(), String> {
     close("Σ r d", &gs.sum_d, &cs.sum_d, 0.0, 1e-4 + 2e-6 * spread)?;
     close("Σ r d dᵀ", &gs.sum_dd, &cs.sum_dd, 2e-5, 1e-4)?;
 
-    // e_step.
-    let ce = e_step_one(&cpu, &cd, &kp, &mut cr).unwrap();
+    // e_step against its reference.
+    let cp = reference::e_step(&data, &kp);
+    let ce_loglik: f64 = cp.row_loglik.iter().sum();
+    let ce_entropy: f64 = cp.resp.iter().filter(|&&r| r > 0.0).map(|&r| -r * r.ln()).sum();
     let ge = e_step_one(&gpu, &gd, &kp, &mut gr).map_err(|e| e.to_string())?;
-    let (cp, gp) = (cpu.read_posteriors(&cd, &cr).unwrap(), gpu.read_posteriors(&gd, &gr).map_err(|e| e.to_string())?);
+    let gp = gpu.read_posteriors(&gd, &gr).map_err(|e| e.to_string())?;
     let ll_scale = cp.row_loglik.iter().fold(1.0f64, |m, v| m.max(v.abs()));
     close("row log-likelihood", &gp.row_loglik, &cp.row_loglik, 2e-6, 1e-5)?;
     // A log-density error δ moves a responsibility by about δ.
     close("responsibilities", &gp.resp, &cp.resp, 0.0, 1e-5 + 2e-6 * ll_scale)?;
-    close("Σ log-likelihood", &[ge.loglik], &[ce.loglik], 1e-6, 1e-3)?;
-    close("entropy", &[ge.entropy], &[ce.entropy], 1e-4, 1e-3 + 1e-5 * ll_scale * c.n as f64)?;
+    close("Σ log-likelihood", &[ge.loglik], &[ce_loglik], 1e-6, 1e-3)?;
+    close("entropy", &[ge.entropy], &[ce_entropy], 1e-4, 1e-3 + 1e-5 * ll_scale * c.n as f64)?;
 
     // The fused pass equals the two kernels.
     let (fe, fs) = e_step_stats_one(&gpu, &gd, &kp, &mut gr).map_err(|e| e.to_string())?;
     close("fused Σ log-likelihood", &[fe.loglik], &[ge.loglik], 1e-7, 1e-4)?;
-    let (_, cfs) = e_step_stats_one(&cpu, &cd, &kp, &mut cr).unwrap();
+    let cfs = reference::m_stats(&data, &kp, &cp.resp);
     close("fused Σ r d dᵀ", &fs.sum_dd, &cfs.sum_dd, 5e-5, 1e-3)?;
     close("fused categorical counts", &fs.cat, &cfs.cat, 1e-5, 1e-3)?;
     Ok(())
@@ -471,29 +475,57 @@ fn lockstep_batch() -> Result<(), Failed> {
 // ---------------------------------------------------------------------------------------------
 // PCA kernels.
 
+/// `gram.wgsl` and `project.wgsl` on resident rows, some standing for several table rows and
+/// some for none, against their references (weighted by the table rows); and host rows moved to
+/// the device by the GPU backend against the same vectors kept on the host.
 fn gram_project_case(n: usize, dim: usize, d: usize, missing: f64, seed: u64) -> Result<(), Failed> {
     let gpu = gpu().expect("adapter");
-    let cpu = CpuBackend::new();
     let mut rng = Rng::new(seed);
-    // Embedding-like rows: a shared offset plus noise, some rows missing (NaN).
+    // Embedding-like rows: a shared offset plus noise.
     let offset: Vec<f64> = (0..dim).map(|_| 0.3 * rng.normal()).collect();
-    let mut x = vec![0f32; n * dim];
-    for i in 0..n {
-        let gone = rng.uniform() < missing;
-        for a in 0..dim {
-            x[i * dim + a] = if gone { f32::NAN } else { (offset[a] + 0.1 * rng.normal()) as f32 };
+    let x: Vec<f32> = (0..n * dim).map(|t| (offset[t % dim] + 0.1 * rng.normal()) as f32).collect();
+    // Table rows: twice as many as stored rows, each a random stored row or none.
+    let row_of: Vec<Option<usize>> = (0..2 * n).map(|_| (rng.uniform() >= missing).then(|| rng.below(n))).collect();
+    let rows = DeviceRows::new(gpu.device(), n, dim)?;
+    rows.write(0, &x);
+    let v = Vectors::device(rows, row_of.clone());
+    let weights = v.weights();
+    let g = v.gram()?;
+    check(g.rows == row_of.iter().flatten().count(), || format!("rows: gpu {}, want {}", g.rows, row_of.len()))?;
+    let zero = vec![0.0f32; dim];
+    close("column sums", &g.sum, &foundation_reference::column_sums(&x, dim, &zero, Some(&weights)), 1e-5, 1e-4)?;
+    close("XᵀX", &g.xtx, &foundation_reference::gram(&x, dim, &zero, Some(&weights)), 1e-5, 1e-4)?;
+    let mean: Vec<f64> = (0..dim).map(|a| g.sum[a] / g.rows.max(1) as f64).collect();
+    let w: Vec<f64> = (0..dim * d).map(|_| rng.normal()).collect();
+    let (mean32, w32): (Vec<f32>, Vec<f32>) =
+        (mean.iter().map(|&a| a as f32).collect(), w.iter().map(|&a| a as f32).collect());
+    let scores = foundation_reference::project(&x, dim, &mean32, &w32, d, &vec![0.0; d], false);
+    let got = v.project(&mean, &w, d)?;
+    for (i, slot) in row_of.iter().enumerate() {
+        for c in 0..d {
+            let gv = got[i * d + c];
+            let ok = match slot {
+                Some(r) => (gv - scores[r * d + c]).abs() <= 1e-4 * (1.0 + scores[r * d + c].abs()),
+                None => gv.is_nan(),
+            };
+            check(ok, || format!("projection of table row {i}, column {c}: gpu {gv}, stored row {slot:?}"))?;
         }
     }
-    let (cg, gg) = (cpu.gram(&x, n, dim)?, gpu.gram(&x, n, dim)?);
-    check(cg.rows == gg.rows, || format!("rows: gpu {}, cpu {}", gg.rows, cg.rows))?;
-    close("column sums", &gg.sum, &cg.sum, 1e-5, 1e-4)?;
-    close("XᵀX", &gg.xtx, &cg.xtx, 1e-5, 1e-4)?;
-    let mean: Vec<f64> = (0..dim).map(|a| cg.sum[a] / cg.rows.max(1) as f64).collect();
-    let w: Vec<f64> = (0..dim * d).map(|_| rng.normal()).collect();
-    let (cp, gp) = (cpu.project(&x, n, dim, &mean, &w, d)?, gpu.project(&x, n, dim, &mean, &w, d)?);
-    for (i, (g, c)) in gp.iter().zip(&cp).enumerate() {
+    // Host rows (NaN for no vector) placed on the device by the backend.
+    let mut host = x.clone();
+    for i in (0..n).filter(|i| i % 5 == 2) {
+        host[i * dim..(i + 1) * dim].fill(f32::NAN);
+    }
+    let on_host = Vectors::host(Matrix { rows: n, cols: dim, values: host.clone() });
+    let placed = gpu.place(Vectors::host(Matrix { rows: n, cols: dim, values: host }))?;
+    check(matches!(placed.store(), Store::Device(_)), || "the GPU backend left the vectors on the host".into())?;
+    let (hg, dg) = (on_host.gram()?, placed.gram()?);
+    check(hg.rows == dg.rows, || format!("placed rows: gpu {}, host {}", dg.rows, hg.rows))?;
+    close("placed XᵀX", &dg.xtx, &hg.xtx, 1e-5, 1e-4)?;
+    let (hp, dp) = (on_host.project(&mean, &w, d)?, placed.project(&mean, &w, d)?);
+    for (i, (g, c)) in dp.iter().zip(&hp).enumerate() {
         let ok = (g.is_nan() && c.is_nan()) || (g - c).abs() <= 1e-4 * (1.0 + c.abs());
-        check(ok, || format!("projection[{i}]: gpu {g}, cpu {c}"))?;
+        check(ok, || format!("placed projection[{i}]: gpu {g}, host {c}"))?;
     }
     Ok(())
 }
@@ -733,6 +765,19 @@ fn encoder_parity(minilm: bool) -> Result<(), Failed> {
         let cpu = e.embed(&refs, None, &|_, _| {})?.matrix;
         e.use_gpu(gpu.device())?;
         check(e.device().contains("GpuBert"), || format!("the encoder runs on {}", e.device()))?;
+        if !minilm {
+            // One padded batch through the SentenceEncoder trait: the WGSL encoder against the
+            // candle encoder and against the reference forward pass.
+            let strs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let (ids, mask, b, l) = e.tokenize_padded(&strs)?;
+            let pooling = e.info.pooling;
+            let on_gpu = e.encoder().encode(&ids, &mask, (b, l), pooling)?;
+            let on_cpu = e.cpu_encoder().encode(&ids, &mask, (b, l), pooling)?;
+            let want = segmix::encoders::reference::forward(&e.weights()?, &ids, &mask, (b, l), pooling);
+            let as64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+            close("GPU encoder against the reference", &as64(&on_gpu), &want, 0.0, 2e-5)?;
+            close("candle encoder against the reference", &as64(&on_cpu), &want, 0.0, 2e-5)?;
+        }
         let on_gpu = e.embed(&refs, None, &|_, _| {})?.matrix;
         // f32 rounding on the device differs from candle's: identical vectors would mean the
         // GPU path did not run.
@@ -744,6 +789,81 @@ fn encoder_parity(minilm: bool) -> Result<(), Failed> {
             let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
             let cos = dot / (na * nb);
             check(cos >= 0.9999, || format!("{}: text {i} {:?}: cosine {cos}", e.info.name, texts[i]))?;
+        }
+    }
+    Ok(())
+}
+
+/// Random inputs for one `bert.wgsl` entry point on a batch of `b` sequences of `l` tokens,
+/// hidden size `h` in `heads` heads: every sequence keeps its first token and masks a random
+/// tail, as padding does.
+struct EntryInputs {
+    dims: BertDims,
+    a: Vec<f32>,
+    w: Vec<f32>,
+    bias: Vec<f32>,
+    ids: Vec<u32>,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl EntryInputs {
+    fn new(entry: BertEntry, (b, l, h, heads): (usize, usize, usize, usize), pooling: u32, seed: u64) -> EntryInputs {
+        let mut rng = Rng::new(seed);
+        let mut normal = |n: usize, scale: f64| -> Vec<f32> { (0..n).map(|_| (scale * rng.normal()) as f32).collect() };
+        let rows = b * l;
+        let vocab = 50;
+        let (a, w, bias) = match entry {
+            BertEntry::Embed => (vec![], normal(vocab * h, 1.0), normal(l * h, 0.5)),
+            BertEntry::AddNorm => (normal(rows * h, 1.0), normal(rows * h, 1.0), normal(h, 0.3)),
+            BertEntry::Attention => (normal(rows * 3 * h, 1.0), vec![], vec![]),
+            BertEntry::Pool => (normal(rows * h, 1.0), vec![], vec![]),
+        };
+        let (gamma, beta) = (normal(h, 1.0).iter().map(|g| 1.0 + 0.2 * g).collect(), normal(h, 0.1));
+        let mut rng = Rng::new(seed ^ 0x1d5);
+        let ids: Vec<u32> = if entry == BertEntry::Embed {
+            (0..rows).map(|_| rng.below(vocab) as u32).collect()
+        } else {
+            let lens: Vec<usize> = (0..b).map(|s| if s == 0 { l } else { 1 + rng.below(l) }).collect();
+            (0..rows).map(|t| u32::from(t % l < lens[t / l])).collect()
+        };
+        let dims = BertDims {
+            rows: rows as u32,
+            len: l as u32,
+            hidden: h as u32,
+            heads: heads as u32,
+            pooling,
+            eps: 1e-5,
+            scale: 1.0 / ((h / heads) as f32).sqrt(),
+            _pad: 0,
+        };
+        EntryInputs { dims, a, w, bias, ids, gamma, beta }
+    }
+
+    fn buffers(&self) -> BertBuffers<'_> {
+        BertBuffers { a: &self.a, w: &self.w, bias: &self.bias, ids: &self.ids, gamma: &self.gamma, beta: &self.beta }
+    }
+}
+
+/// One `bert.wgsl` entry point alone on the GPU against its CPU reference of the same name, on
+/// shapes that cross its edges: head sizes 8, 32 and 64, sequences longer than a 32-query block
+/// and a key stage, hidden sizes that are not multiples of the 128-wide workgroup, every pooling
+/// mode.
+fn bert_entry(entry: BertEntry) -> Result<(), Failed> {
+    let gpu = gpu().expect("adapter");
+    let shapes = [(3, 37, 64, 2), (2, 70, 128, 2), (4, 5, 24, 3), (1, 1, 200, 5)];
+    for (n, &shape) in shapes.iter().enumerate() {
+        for pooling in 0..if entry == BertEntry::Pool { 4 } else { 1 } {
+            let inputs = EntryInputs::new(entry, shape, pooling, 100 + n as u64);
+            let b = inputs.buffers();
+            let want = match entry {
+                BertEntry::Embed => segmix::encoders::reference::embed(&inputs.dims, &b),
+                BertEntry::AddNorm => segmix::encoders::reference::add_norm(&inputs.dims, &b),
+                BertEntry::Attention => segmix::encoders::reference::attention(&inputs.dims, &b),
+                BertEntry::Pool => segmix::encoders::reference::pool(&inputs.dims, &b),
+            };
+            let got: Vec<f64> = run_entry(gpu.device(), entry, &inputs.dims, &b)?.into_iter().map(f64::from).collect();
+            close(&format!("{} on {shape:?}, pooling {pooling}", entry.name()), &got, &want, 0.0, 2e-5 * 8.0)?;
         }
     }
     Ok(())
@@ -836,26 +956,27 @@ fn encoder_resident() -> Result<(), Failed> {
     // Resident: the same vectors, left on the device.
     let r = e.embed_resident(&rows, None, &|_, _| {})?;
     let unique: std::collections::HashSet<&str> = rows.iter().flatten().copied().collect();
-    check(r.encoded == unique.len() && r.rows() == rows.len(), || {
-        format!("{} texts encoded for {} distinct, {} rows", r.encoded, unique.len(), r.rows())
+    check(r.encoded == unique.len() && r.vectors.rows() == rows.len(), || {
+        format!("{} texts encoded for {} distinct, {} rows", r.encoded, unique.len(), r.vectors.rows())
     })?;
-    let back = r.to_matrix()?;
+    check(matches!(r.vectors.store(), Store::Device(_)), || "the resident vectors are on the host".into())?;
+    let back = r.vectors.to_matrix()?;
     same_vectors(&host, &back, 0.999999)?;
     // With half the texts cached (from the GPU's own vectors), the rest encoded.
     let cache = Cache::open(&dir.path().join("cache"), &e.info)?;
     e.embed(&rows[..rows.len() / 2], Some(&cache), &|_, _| {})?;
     let cached = e.embed_resident(&rows, Some(&cache), &|_, _| {})?;
     check(cached.encoded < r.encoded, || format!("{} of {} encoded with a cache", cached.encoded, r.encoded))?;
-    same_vectors(&host, &cached.to_matrix()?, 0.999999)?;
+    same_vectors(&host, &cached.vectors.to_matrix()?, 0.999999)?;
     // PCA on the device against the host PCA of the same rows.
-    let (dev, _) = Pca::from_gram(&r.gram()?, 6)?;
-    let (reference, _) = Pca::fit(&CpuBackend::new(), &back.values, back.rows, back.cols, 6)?;
-    for (a, b) in dev.explained_variance.iter().zip(&reference.explained_variance) {
+    let (dev, _) = Pca::fit(&r.vectors, 6)?;
+    let on_host_vectors = Vectors::host(back);
+    let (host_pca, _) = Pca::fit(&on_host_vectors, 6)?;
+    for (a, b) in dev.explained_variance.iter().zip(&host_pca.explained_variance) {
         check((a - b).abs() <= 1e-4 * b.abs().max(1e-3), || format!("variance {a} against {b}"))?;
     }
-    let w = reference.axes();
-    let on_device = r.project(&reference.mean, &w, 6)?;
-    let on_host = reference.transform(&CpuBackend::new(), &back.values, back.rows)?;
+    let on_device = host_pca.transform(&r.vectors)?;
+    let on_host = host_pca.transform(&on_host_vectors)?;
     for (i, (a, b)) in on_device.iter().zip(&on_host).enumerate() {
         check(a.is_nan() == b.is_nan() && (a.is_nan() || (a - b).abs() <= 1e-5), || {
             format!("score {i}: {a} against {b}")

@@ -17,13 +17,13 @@
 //! path: the same E-step (U is zero at missing coordinates, x is 0 there) and, for the M-step,
 //! the conditional-mean fill d̂ = d₀ A_{o,k} per class.
 //!
-//! Each kernel here is the twin of a WGSL shader of the same name (`shaders/<kernel>.wgsl`,
-//! added with the GPU backend) and has the same inputs in the same order.
+//! This is the fast path, not the reference: each WGSL entry point has a CPU reference of the
+//! same name and inputs in [`super::reference`] (one row and class at a time), and the tests hold
+//! this backend to those references.
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
-use rayon::prelude::*;
 
-use super::{Backend, EStepSummary, Gram, KernelParams, MixtureData, Pass, Posteriors, SuffStats};
+use super::{Backend, EStepSummary, KernelParams, MixtureData, Pass, Posteriors, SuffStats, Vectors};
 use crate::foundation::MISSING_CODE;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::linalg::matmul;
@@ -185,51 +185,8 @@ impl Backend for CpuBackend {
         Ok(Posteriors { k, resp: out, row_loglik: ll })
     }
 
-    fn gram(&self, x: &[f32], n: usize, dim: usize) -> Result<Gram> {
-        assert_eq!(x.len(), n * dim);
-        let mut ranges: Vec<(usize, usize)> = (0..n).step_by(BLOCK).map(|s| (s, (s + BLOCK).min(n))).collect();
-        if ranges.is_empty() {
-            return Ok(Gram::zeros(dim));
-        }
-        Ok(tree_reduce(
-            &mut ranges,
-            &|&mut (lo, hi): &mut (usize, usize)| gram_block(x, dim, lo, hi),
-            &|mut a: Gram, b: Gram| {
-                a.rows += b.rows;
-                a.sum.iter_mut().zip(&b.sum).for_each(|(u, v)| *u += v);
-                a.xtx.iter_mut().zip(&b.xtx).for_each(|(u, v)| *u += v);
-                a
-            },
-        ))
-    }
-
-    fn project(&self, x: &[f32], n: usize, dim: usize, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>> {
-        assert_eq!(x.len(), n * dim);
-        assert_eq!(w.len(), dim * d);
-        let w = ArrayView2::from_shape((dim, d), w).expect("W shape");
-        let mut out = vec![0.0; n * d];
-        if d == 0 {
-            return Ok(out);
-        }
-        out.par_chunks_mut(CHUNK * d).enumerate().for_each(|(c, out_chunk)| {
-            let lo = c * CHUNK;
-            let rows = out_chunk.len() / d;
-            let mut centered = Array2::<f64>::zeros((rows, dim));
-            for r in 0..rows {
-                let src = &x[(lo + r) * dim..(lo + r + 1) * dim];
-                for (t, v) in centered.row_mut(r).iter_mut().enumerate() {
-                    *v = src[t] as f64 - mean[t];
-                }
-            }
-            let mut o = ArrayViewMut2::from_shape((rows, d), out_chunk).expect("out shape");
-            matmul(&mut o, &centered.view(), &w, false);
-            for r in 0..rows {
-                if x[(lo + r) * dim].is_nan() {
-                    o.row_mut(r).fill(f64::NAN);
-                }
-            }
-        });
-        Ok(out)
+    fn place(&self, vectors: Vectors) -> Result<Vectors> {
+        Ok(vectors)
     }
 }
 
@@ -624,34 +581,4 @@ fn m_stats_block(data: &CpuData, params: &KernelParams, r_block: &[f64], b: &Blo
         add_shifted_moments(&raw.view(), params, &mut st);
     }
     st
-}
-
-/// The `gram` kernel on rows [lo, hi): column sums and XᵀX of the non-missing rows.
-fn gram_block(x: &[f32], dim: usize, lo: usize, hi: usize) -> Gram {
-    let mut g = Gram::zeros(dim);
-    let mut chunk = Array2::<f64>::zeros((CHUNK, dim));
-    let mut s0 = lo;
-    while s0 < hi {
-        let s1 = (s0 + CHUNK).min(hi);
-        let mut rows = 0;
-        for i in s0..s1 {
-            let src = &x[i * dim..(i + 1) * dim];
-            if src.first().is_some_and(|v| v.is_nan()) {
-                continue;
-            }
-            for (t, v) in chunk.row_mut(rows).iter_mut().enumerate() {
-                *v = src[t] as f64;
-                g.sum[t] += *v;
-            }
-            rows += 1;
-        }
-        if rows > 0 {
-            let c = chunk.slice(s![..rows, ..]);
-            let mut xtx = ArrayViewMut2::from_shape((dim, dim), &mut g.xtx).expect("gram shape");
-            matmul(&mut xtx, &c.t(), &c, true);
-            g.rows += rows;
-        }
-        s0 = s1;
-    }
-    g
 }

@@ -22,7 +22,7 @@ use super::cpu::{CpuData, CpuResp};
 use super::gpu::kernels::MAX_P;
 #[cfg(feature = "gpu")]
 use super::gpu::{GpuBackend, GpuData, GpuResp};
-use super::{Backend, CpuBackend, EStepSummary, Gram, KernelParams, MixtureData, Pass, Posteriors, SuffStats};
+use super::{Backend, CpuBackend, EStepSummary, KernelParams, MixtureData, Pass, Posteriors, SuffStats, Vectors};
 use crate::foundation::choice::Choice;
 use crate::foundation::error::{Error, Result};
 #[cfg(feature = "gpu")]
@@ -286,19 +286,11 @@ impl Backend for AnyBackend {
         on_backend!(self, data, resp, |b, d, r| b.read_posteriors(d, r))
     }
 
-    fn gram(&self, x: &[f32], n: usize, dim: usize) -> Result<Gram> {
+    fn place(&self, vectors: Vectors) -> Result<Vectors> {
         #[cfg(feature = "gpu")]
         if let Some(g) = &self.gpu {
-            return g.gram(x, n, dim);
+            return g.place(vectors);
         }
-        self.cpu.gram(x, n, dim)
-    }
-
-    fn project(&self, x: &[f32], n: usize, dim: usize, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>> {
-        #[cfg(feature = "gpu")]
-        if let Some(g) = &self.gpu {
-            return g.project(x, n, dim, mean, w, d);
-        }
-        self.cpu.project(x, n, dim, mean, w, d)
+        self.cpu.place(vectors)
     }
 }

@@ -16,8 +16,9 @@
 //! data, with the next M-step's statistics when [`Pass::WithStats`] asks for them. Each EM
 //! iteration sends only a [`KernelParams`] per model and reads back only a [`SuffStats`] and an
 //! [`EStepSummary`]; the host turns them into new parameters (Cholesky factors, O(K p³)) in
-//! `mixture::em`. `gram` and `project` stream host rows through the device toolkit's kernels
-//! (`foundation::gpu::linear` on a GPU), which also run on rows already resident there.
+//! `mixture::em`. `gram` and `project` run on the text vectors where [`Backend::place`] put them
+//! (`foundation::vectors`: host GEMMs, or the device toolkit's kernels on resident rows, where
+//! the GPU encoder also leaves its vectors).
 //!
 //! ## Missing values
 //! Rows are grouped by their *pattern* (which continuous coordinates are observed). For a row
@@ -33,7 +34,9 @@
 //! host add Σ_o R_ko (Σ_mm − Σ_mo Σ_oo⁻¹ Σ_om) without another pass over the data.
 //!
 //! ## Precision
-//! The CPU backend computes in f64 throughout and is the oracle for every other backend.
+//! Every WGSL entry point has a CPU reference of the same name and inputs ([`reference`]: plain
+//! per-row loops in f64), the oracle both backends are tested against. The CPU backend computes
+//! in f64 throughout, by GEMMs on quadratic features rather than per row.
 //! Statistics are accumulated about the current class means (the *shift*), which keeps the
 //! scatter well conditioned in single precision on a GPU.
 //!
@@ -45,9 +48,11 @@ pub mod cpu;
 pub mod device;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod reference;
 
 use crate::foundation::error::Result;
 pub use crate::foundation::linalg::Gram;
+pub use crate::foundation::vectors::Vectors;
 pub use cpu::CpuBackend;
 pub use device::{AnyBackend, DeviceChoice};
 #[cfg(feature = "gpu")]
@@ -376,9 +381,8 @@ pub trait Backend: Sync {
     /// Reads responsibilities and row log-likelihoods back in input row order.
     fn read_posteriors(&self, data: &Self::Data, resp: &Self::Resp) -> Result<Posteriors>;
 
-    /// Column sums and XᵀX of the rows of `x` (n × dim, row-major) whose first value is not NaN.
-    fn gram(&self, x: &[f32], n: usize, dim: usize) -> Result<Gram>;
-
-    /// (x − mean) W for every row (W is dim × d, row-major); missing rows come back as NaN.
-    fn project(&self, x: &[f32], n: usize, dim: usize, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>>;
+    /// The text vectors where this backend computes, for the PCA's Gram matrix and projection
+    /// ([`Vectors::gram`], [`Vectors::project`] run where the vectors live): the CPU keeps host
+    /// vectors on the host, a GPU uploads them once; vectors already resident stay put.
+    fn place(&self, vectors: Vectors) -> Result<Vectors>;
 }

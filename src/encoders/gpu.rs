@@ -18,12 +18,13 @@ use std::sync::Arc;
 
 use super::bert::{Bert, BertWeights, Pooling};
 use super::cache::Cache;
-use super::{Distinct, Embedder, WINDOW};
+pub use super::reference::BertDims;
+use super::reference::{BertBuffers, pooling_code};
+use super::{Distinct, Embedder, SentenceEncoder, WINDOW};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::gpu::linear::{self, ProjDims};
-use crate::foundation::gpu::{DeviceRows, Gpu, Kernel, UniformLayout, uniform_layout};
-use crate::foundation::linalg::Gram;
-use crate::foundation::matrix::Matrix;
+use crate::foundation::gpu::{DeviceRows, Gpu, Kernel, Reference, UniformLayout, reference, uniform_layout};
+use crate::foundation::vectors::Vectors;
 
 /// `shaders/bert.wgsl`.
 pub const BERT: &str = include_str!("../../shaders/bert.wgsl");
@@ -38,23 +39,123 @@ pub const GPU_BATCH: usize = 1024;
 /// Largest head size the attention kernel holds in registers (`MAX_HEAD_DIM` in bert.wgsl).
 pub const MAX_HEAD_DIM: usize = 64;
 
-/// Uniform `BertDims` of bert.wgsl. Keep in sync with the shader.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct BertDims {
-    pub rows: u32,
-    pub len: u32,
-    pub hidden: u32,
-    pub heads: u32,
-    pub pooling: u32,
-    pub eps: f32,
-    pub scale: f32,
-    pub _pad: u32,
-}
-const _: () = assert!(std::mem::size_of::<BertDims>() == 32);
 /// Host-side layouts (size and field offsets) of the uniform structs, by WGSL name, for the
 /// layout test.
 pub const UNIFORMS: [UniformLayout; 1] = [uniform_layout!(BertDims { rows, len, hidden, heads, pooling, eps, scale })];
+/// Every entry point of bert.wgsl and its CPU reference.
+pub const REFERENCES: [Reference; 4] = [
+    reference!("bert", crate::encoders::reference, embed),
+    reference!("bert", crate::encoders::reference, add_norm),
+    reference!("bert", crate::encoders::reference, attention),
+    reference!("bert", crate::encoders::reference, pool),
+];
+
+/// An entry point of bert.wgsl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BertEntry {
+    Embed,
+    AddNorm,
+    Attention,
+    Pool,
+}
+
+impl BertEntry {
+    pub const ALL: [BertEntry; 4] = [BertEntry::Embed, BertEntry::AddNorm, BertEntry::Attention, BertEntry::Pool];
+
+    /// The WGSL entry point's name (also its CPU reference's, in [`super::reference`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            BertEntry::Embed => "embed",
+            BertEntry::AddNorm => "add_norm",
+            BertEntry::Attention => "attention",
+            BertEntry::Pool => "pool",
+        }
+    }
+
+    fn stage(self) -> Stage {
+        match self {
+            BertEntry::Embed => Stage::Embed,
+            BertEntry::AddNorm => Stage::Norm,
+            BertEntry::Attention => Stage::Attention,
+            BertEntry::Pool => Stage::Pool,
+        }
+    }
+
+    /// The pipeline, compiled once per device (attention per head size).
+    fn kernel(self, gpu: &Gpu, head_dim: usize) -> Result<Arc<Kernel>> {
+        match self {
+            BertEntry::Embed => gpu.kernel("bert.embed", BERT, "embed"),
+            BertEntry::AddNorm => gpu.kernel("bert.add_norm", BERT, "add_norm"),
+            BertEntry::Attention => {
+                gpu.kernel_with("bert.attention", BERT, "attention", &[("HEAD_DIM", head_dim as f64)])
+            }
+            BertEntry::Pool => gpu.kernel("bert.pool", BERT, "pool"),
+        }
+    }
+
+    /// The storage bindings it reads ([`BertBuffers`] fields by binding number); every entry
+    /// also binds the uniform (0) and writes `out` (4).
+    fn inputs(self) -> &'static [u32] {
+        match self {
+            BertEntry::Embed => &[2, 3, 5, 6, 7],
+            BertEntry::AddNorm => &[1, 2, 3, 6, 7],
+            BertEntry::Attention | BertEntry::Pool => &[1, 5],
+        }
+    }
+
+    /// Workgroups of one dispatch over the batch `dims` describes.
+    fn groups(self, gpu: &Gpu, dims: &BertDims) -> (u32, u32, u32) {
+        let (rows, len) = (dims.rows as usize, dims.len.max(1) as usize);
+        let (x, y) = match self {
+            BertEntry::Embed | BertEntry::AddNorm => gpu.grid(rows),
+            BertEntry::Attention => gpu.grid(rows / len * dims.heads as usize * len.div_ceil(32)),
+            BertEntry::Pool => ((rows / len) as u32, 1),
+        };
+        (x, y, 1)
+    }
+
+    /// Floats it writes to `out`: rows × H, or one H-vector per sequence for `pool`.
+    fn out_len(self, dims: &BertDims) -> usize {
+        let rows = if self == BertEntry::Pool { dims.rows / dims.len.max(1) } else { dims.rows };
+        (rows * dims.hidden) as usize
+    }
+}
+
+/// Runs one entry point of bert.wgsl on its own, on `buffers` uploaded for the purpose, and
+/// reads its output back: what the per-kernel parity tests hold against the CPU reference of
+/// the same name ([`super::reference`]).
+pub fn run_entry(gpu: &Gpu, entry: BertEntry, dims: &BertDims, buffers: &BertBuffers) -> Result<Vec<f32>> {
+    let head_dim = (dims.hidden / dims.heads.max(1)) as usize;
+    let kernel = entry.kernel(gpu, head_dim)?;
+    let out_len = entry.out_len(dims).max(1);
+    gpu.checked(&format!("bert.{}", entry.name()), || -> Result<Vec<f32>> {
+        // wgpu binds no empty buffer: an unused or empty input gets one zero.
+        let upload = |label: &str, v: &[f32]| gpu.storage_with(label, if v.is_empty() { &[0.0] } else { v });
+        let ids = gpu.storage_with("ids", if buffers.ids.is_empty() { &[0u32] } else { buffers.ids });
+        let inputs = [
+            (1, upload("a", buffers.a)),
+            (2, upload("w", buffers.w)),
+            (3, upload("bias", buffers.bias)),
+            (5, ids),
+            (6, upload("gamma", buffers.gamma)),
+            (7, upload("beta", buffers.beta)),
+        ];
+        let uniform = gpu.uniform("dims", dims);
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        let out = gpu.buffer("out", (out_len * 4) as u64, usage);
+        let mut bound = vec![(0, &uniform), (4, &out)];
+        bound.extend(inputs.iter().filter(|(b, _)| entry.inputs().contains(b)).map(|(b, buf)| (*b, buf)));
+        let bind = gpu.bind(&kernel, entry.name(), &bound);
+        let staging = gpu.staging("out.staging", out_len);
+        let mut enc = gpu.encoder();
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+            step(entry.stage(), &kernel, &bind, entry.groups(gpu, dims)).record(&mut pass);
+        }
+        enc.copy_buffer_to_buffer(&out, 0, &staging, 0, (out_len * 4) as u64);
+        Ok(gpu.submit_and_read(enc, &[(&staging, out_len)])?.remove(0))
+    })?
+}
 
 /// What a dispatch of the forward pass does, for the timing breakdown of `segmix bench --embed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -188,10 +289,10 @@ impl Kernels {
     fn compile(gpu: &Gpu, head_dim: usize) -> Result<Kernels> {
         Ok(Kernels {
             linear: linear::project_kernel(gpu)?,
-            embed: gpu.kernel("bert.embed", BERT, "embed")?,
-            norm: gpu.kernel("bert.add_norm", BERT, "add_norm")?,
-            attention: gpu.kernel_with("bert.attention", BERT, "attention", &[("HEAD_DIM", head_dim as f64)])?,
-            pool: gpu.kernel("bert.pool", BERT, "pool")?,
+            embed: BertEntry::Embed.kernel(gpu, head_dim)?,
+            norm: BertEntry::AddNorm.kernel(gpu, head_dim)?,
+            attention: BertEntry::Attention.kernel(gpu, head_dim)?,
+            pool: BertEntry::Pool.kernel(gpu, head_dim)?,
         })
     }
 }
@@ -347,12 +448,7 @@ impl GpuBert {
             len: l as u32,
             hidden: h as u32,
             heads: self.heads as u32,
-            pooling: match pooling {
-                Pooling::Mean => 0,
-                Pooling::Cls => 1,
-                Pooling::Max => 2,
-                Pooling::MeanSqrtLen => 3,
-            },
+            pooling: pooling_code(pooling),
             eps: self.eps,
             scale: 1.0 / ((h / self.heads) as f32).sqrt(),
             ..BertDims::default()
@@ -376,18 +472,17 @@ impl GpuBert {
             gpu.write(buf, 0, bytemuck::bytes_of(&d));
         }
         let k = &self.kernels;
-        let rows = gpu.grid(t);
-        let rows = (rows.0, rows.1, 1);
+        let rows = BertEntry::Embed.groups(gpu, &base);
         let tiles = |n: usize| {
             let (x, y) = gpu.grid(t.div_ceil(64));
             (x, y, n.div_ceil(64) as u32)
         };
-        let att = gpu.grid(b * self.heads * l.div_ceil(32));
+        let att = BertEntry::Attention.groups(gpu, &base);
         let mut steps = vec![step(Stage::Embed, &k.embed, &self.embed_bind, rows)];
         for lb in &self.layers {
             steps.extend([
                 step(Stage::Matmul, &k.linear, &lb.qkv, tiles(3 * h)),
-                step(Stage::Attention, &k.attention, &lb.attention, (att.0, att.1, 1)),
+                step(Stage::Attention, &k.attention, &lb.attention, att),
                 step(Stage::Matmul, &k.linear, &lb.o, tiles(h)),
                 step(Stage::Norm, &k.norm, &lb.norm1, rows),
                 step(Stage::Matmul, &k.linear, &lb.up, tiles(i)),
@@ -395,7 +490,7 @@ impl GpuBert {
                 step(Stage::Norm, &k.norm, &lb.norm2, rows),
             ]);
         }
-        steps.push(step(Stage::Pool, &k.pool, &self.pool_bind, (b as u32, 1, 1)));
+        steps.push(step(Stage::Pool, &k.pool, &self.pool_bind, BertEntry::Pool.groups(gpu, &base)));
         Ok(steps)
     }
 
@@ -498,6 +593,25 @@ impl GpuBert {
     }
 }
 
+/// One batch at a time, waited for and read back: the embedder itself keeps two windows of
+/// batches in flight ([`GpuBert::encode`]) or leaves the vectors on the device.
+impl SentenceEncoder for GpuBert {
+    fn device(&self) -> String {
+        format!("GpuBert on {}", self.gpu.adapter().label())
+    }
+
+    fn limits(&self) -> (usize, usize) {
+        (self.max_tokens, self.max_batch)
+    }
+
+    fn encode(&self, ids: &[u32], mask: &[u32], (b, l): (usize, usize), pooling: Pooling) -> Result<Vec<f32>> {
+        let rows = DeviceRows::new(&self.gpu, b, self.hidden)?;
+        let done = GpuBert::encode(self, ids, mask, (b, l), pooling, &rows, 0)?;
+        self.gpu.wait_for(done)?;
+        rows.read(0, b)
+    }
+}
+
 /// The GPU side of [`Embedder`]: moving the encoder onto a device, embedding there, and leaving
 /// the vectors resident for the PCA.
 impl Embedder {
@@ -597,7 +711,7 @@ impl Embedder {
         )?;
         let row_of = distinct.slot.iter().map(|s| s.map(|u| row_of_unique[u])).collect();
         let truncated = distinct.truncated_rows(&was_truncated);
-        Ok(Resident::new(store, row_of, truncated, total))
+        Ok(Resident { vectors: Vectors::device(store, row_of), truncated, encoded: total })
     }
 
     /// Runs the GPU encoder over the distinct texts `todo`, window by window: window w's
@@ -672,69 +786,13 @@ impl Embedder {
     }
 }
 
-/// Sentence vectors left on the device by the GPU encoder, one row per distinct text, with the
-/// map from the table's rows to them: the PCA runs on them in place.
+/// Sentence vectors left on the device by the GPU encoder, one row per distinct text, with
+/// each table row's: the PCA runs on them in place.
+#[derive(Debug)]
 pub struct Resident {
-    /// Distinct sentence vectors.
-    pub vectors: DeviceRows,
-    /// Table row → row of `vectors`; `None` for rows without text.
-    pub row_of: Vec<Option<usize>>,
+    pub vectors: Vectors,
     /// Rows whose text was truncated.
     pub truncated: usize,
     /// Distinct texts that went through the encoder (the rest were duplicates or cache hits).
     pub encoded: usize,
-}
-
-impl std::fmt::Debug for Resident {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resident").field("vectors", &self.vectors).field("rows", &self.row_of.len()).finish()
-    }
-}
-
-impl Resident {
-    pub fn new(vectors: DeviceRows, row_of: Vec<Option<usize>>, truncated: usize, encoded: usize) -> Resident {
-        Resident { vectors, row_of, truncated, encoded }
-    }
-
-    /// Table rows.
-    pub fn rows(&self) -> usize {
-        self.row_of.len()
-    }
-
-    /// Vector width.
-    pub fn cols(&self) -> usize {
-        self.vectors.cols()
-    }
-
-    /// How many table rows each distinct vector stands for.
-    pub fn weights(&self) -> Vec<f32> {
-        let mut w = vec![0.0f32; self.vectors.rows()];
-        for &r in self.row_of.iter().flatten() {
-            w[r] += 1.0;
-        }
-        w
-    }
-
-    /// The Gram matrix of the table's rows (each distinct vector weighted by its rows), on the
-    /// device; only the D × D partials come back.
-    pub fn gram(&self) -> Result<Gram> {
-        linear::gram_rows(&self.vectors, &self.weights())
-    }
-
-    /// (v − m) W for every table row (rows × d, NaN rows without text): the distinct vectors
-    /// are projected on the device and only their d-dimensional scores come back.
-    pub fn project(&self, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>> {
-        let scores = linear::project_rows(&self.vectors, mean, w, d)?;
-        Ok(super::spread(&self.row_of, &scores, d, f64::NAN))
-    }
-
-    /// Every row's vector on the host (all-NaN rows without text).
-    pub fn to_matrix(&self) -> Result<Matrix> {
-        let v = self.vectors.read(0, self.vectors.rows())?;
-        Ok(Matrix {
-            rows: self.rows(),
-            cols: self.cols(),
-            values: super::spread(&self.row_of, &v, self.cols(), f32::NAN),
-        })
-    }
 }

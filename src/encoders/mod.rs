@@ -1,5 +1,7 @@
 //! Sentence embeddings: tokenizer + BERT forward + pooling + L2 normalisation, the
-//! sentence-transformers recipe, in Rust (tokenizers + candle).
+//! sentence-transformers recipe, in Rust (tokenizers, and candle or WGSL). The forward pass sits
+//! behind [`SentenceEncoder`]: candle on the CPU ([`bert`]), WGSL kernels on a GPU ([`gpu`]),
+//! both held to the CPU references of the kernels ([`reference`]).
 //!
 //! Input: texts (missing ones stay missing). Output: one unit vector per text, f32, with
 //! all-NaN rows for missing texts (the row's text block is then integrated out of the model).
@@ -19,6 +21,7 @@ pub mod cache;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod ops;
+pub mod reference;
 pub mod resolve;
 pub mod tiny;
 
@@ -34,6 +37,7 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 use crate::foundation::error::{Error, Result};
 use crate::foundation::matrix::Matrix;
+use crate::foundation::vectors::spread;
 use bert::{Bert, BertConfig, Pooling};
 
 /// Unique texts tokenised at a time.
@@ -42,6 +46,36 @@ pub const WINDOW: usize = 4096;
 pub const TOKEN_BUDGET: usize = 4096;
 /// Texts per forward batch at most (CPU encoder).
 pub const MAX_BATCH: usize = 128;
+
+/// The forward pass of a sentence encoder: a padded batch of token ids (B texts × L tokens,
+/// row-major, with its attention mask) in, B pooled and L2-normalised sentence vectors out. The
+/// [`Embedder`]'s tokenising, batching, deduplication and cache sit on top of it.
+///
+/// Two implementations: candle on the CPU ([`bert::Bert`]) and the WGSL kernels on a GPU
+/// ([`gpu::GpuBert`], which the embedder also drives directly to keep batches in flight and its
+/// vectors resident). The tests hold both to [`reference::forward`] and to each other.
+pub trait SentenceEncoder {
+    /// Where it runs, for messages.
+    fn device(&self) -> String;
+    /// The most padded tokens, and texts, one batch may hold.
+    fn limits(&self) -> (usize, usize);
+    /// The B × H sentence vectors of the padded batch `ids`/`mask` of shape (B, L), on the host.
+    fn encode(&self, ids: &[u32], mask: &[u32], shape: (usize, usize), pooling: Pooling) -> Result<Vec<f32>>;
+}
+
+impl SentenceEncoder for Bert {
+    fn device(&self) -> String {
+        "cpu".into()
+    }
+
+    fn limits(&self) -> (usize, usize) {
+        (TOKEN_BUDGET, MAX_BATCH)
+    }
+
+    fn encode(&self, ids: &[u32], mask: &[u32], (b, l): (usize, usize), pooling: Pooling) -> Result<Vec<f32>> {
+        self.embed(ids, mask, b, l, pooling)
+    }
+}
 
 /// What a fitted model records about its embedder, and what `predict` checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,9 +248,25 @@ impl Embedder {
         &self.bert.config
     }
 
-    /// Sentence vectors of one padded batch on the CPU encoder (B × H).
-    pub fn encode_cpu(&self, ids: &[u32], mask: &[u32], b: usize, l: usize) -> Result<Vec<f32>> {
-        self.bert.embed(ids, mask, b, l, self.info.pooling)
+    /// The encoder batches run on: the GPU's once [`Embedder::use_gpu`] was called, else the
+    /// CPU's.
+    pub fn encoder(&self) -> &dyn SentenceEncoder {
+        match self.gpu_encoder() {
+            #[cfg(feature = "gpu")]
+            Some(g) => g,
+            _ => &self.bert,
+        }
+    }
+
+    /// The CPU (candle) encoder, also when batches run on a GPU.
+    pub fn cpu_encoder(&self) -> &dyn SentenceEncoder {
+        &self.bert
+    }
+
+    /// The encoder's weights as flat arrays (what the GPU encoder uploads, and what
+    /// [`reference::forward`] takes).
+    pub fn weights(&self) -> Result<bert::BertWeights> {
+        self.bert.export()
     }
 
     /// Token ids and attention mask of `texts` padded to the longest: (ids, mask, B, L).
@@ -228,11 +278,7 @@ impl Embedder {
 
     /// Where the encoder runs, for messages.
     pub fn device(&self) -> String {
-        match self.gpu_encoder() {
-            #[cfg(feature = "gpu")]
-            Some(g) => format!("GpuBert on {}", g.gpu().adapter().label()),
-            _ => "cpu".into(),
-        }
+        self.encoder().device()
     }
 
     /// Tokenises `inputs` and cuts them, shortest first, into padded batches of at most
@@ -290,16 +336,18 @@ impl Embedder {
             #[cfg(feature = "gpu")]
             Some(g) => self.embed_on_gpu(g, &distinct, &todo, cache, &mut vectors, &mut was_truncated, done)?,
             _ => {
+                let encoder = self.cpu_encoder();
+                let (tokens, per) = encoder.limits();
                 let mut finished = 0;
                 for window in todo.chunks(WINDOW) {
                     let inputs: Vec<&str> = window.iter().map(|&u| distinct.texts[u]).collect();
-                    let (batches, truncated) = self.batches(&inputs, TOKEN_BUDGET, MAX_BATCH)?;
+                    let (batches, truncated) = self.batches(&inputs, tokens, per)?;
                     for (&u, t) in window.iter().zip(truncated) {
                         was_truncated[u] = t;
                     }
                     for batch in &batches {
                         let b = batch.members.len();
-                        let out = self.bert.embed(&batch.ids, &batch.mask, b, batch.l, self.info.pooling)?;
+                        let out = encoder.encode(&batch.ids, &batch.mask, (b, batch.l), self.info.pooling)?;
                         for (r, &i) in batch.members.iter().enumerate() {
                             let u = window[i];
                             vectors[u * dim..(u + 1) * dim].copy_from_slice(&out[r * dim..(r + 1) * dim]);
@@ -382,16 +430,4 @@ impl<'a> Distinct<'a> {
     fn truncated_rows(&self, was_truncated: &[bool]) -> usize {
         self.slot.iter().flatten().filter(|&&u| was_truncated[u]).count()
     }
-}
-
-/// Table rows from distinct rows: row i of the result is row `slots[i]` of `src` (`width`
-/// values each), or `width` copies of `missing` where the slot is empty.
-pub(crate) fn spread<T: Copy>(slots: &[Option<usize>], src: &[T], width: usize, missing: T) -> Vec<T> {
-    let mut out = vec![missing; slots.len() * width];
-    for (dst, slot) in out.chunks_exact_mut(width.max(1)).zip(slots) {
-        if let Some(r) = slot {
-            dst.copy_from_slice(&src[r * width..(r + 1) * width]);
-        }
-    }
-    out
 }

@@ -1,13 +1,14 @@
 //! PCA of the embeddings: x_e = (v − m) W with W the top-d principal axes of the embedding
-//! covariance. The covariance comes from the backend's `gram` kernel (one streaming pass), the
-//! eigen-decomposition of the D × D matrix runs on the host, and the projection is the
-//! backend's `project` kernel.
+//! covariance. The covariance comes from the `gram` kernel and the scores from the `project`
+//! kernel, both run where the vectors live ([`Vectors`]: host, or resident on a GPU); the
+//! eigen-decomposition of the D × D matrix runs on the host.
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, Gram};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::linalg;
+use crate::foundation::linalg::Gram;
+use crate::foundation::vectors::Vectors;
 
 /// A fitted PCA.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,15 +31,14 @@ impl Pca {
         self.components.len()
     }
 
-    /// Fits on the non-missing rows of `x` (n × dim, row-major; missing rows are NaN).
-    /// Keeps at most `d` components, fewer when the data has lower rank. Returns the PCA and a
-    /// warning when fewer than `d` components carry variance.
-    pub fn fit<B: Backend>(backend: &B, x: &[f32], n: usize, dim: usize, d: usize) -> Result<(Pca, Option<String>)> {
-        Pca::from_gram(&backend.gram(x, n, dim)?, d)
+    /// Fits on the table rows that have a vector. Keeps at most `d` components, fewer when the
+    /// data has lower rank. Returns the PCA and a warning when fewer than `d` components carry
+    /// variance.
+    pub fn fit(v: &Vectors, d: usize) -> Result<(Pca, Option<String>)> {
+        Pca::from_gram(&v.gram()?, d)
     }
 
-    /// The PCA of the rows whose raw moments `g` holds (wherever they were accumulated: the
-    /// backend's `gram`, or the GPU encoder's resident vectors).
+    /// The PCA of the rows whose raw moments `g` holds.
     pub fn from_gram(g: &Gram, d: usize) -> Result<(Pca, Option<String>)> {
         let dim = g.dim;
         if g.rows < 2 {
@@ -75,9 +75,10 @@ impl Pca {
         Ok((pca, warning))
     }
 
-    /// Projects every row: n × d scores, NaN rows for missing embeddings.
-    pub fn transform<B: Backend>(&self, backend: &B, x: &[f32], n: usize) -> Result<Vec<f64>> {
-        backend.project(x, n, self.dim, &self.mean, &self.axes(), self.d())
+    /// Projects every table row: rows × d scores, NaN rows without a vector.
+    pub fn transform(&self, v: &Vectors) -> Result<Vec<f64>> {
+        assert_eq!(v.cols(), self.dim, "vectors of the PCA's width");
+        v.project(&self.mean, &self.axes(), self.d())
     }
 
     /// The axes as columns: W, D × d row-major, so scores are (v − m) W.

@@ -9,17 +9,15 @@
 //! k-means++ initialisation and the covariance ridge on one scale.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::TextVectors;
 use super::reduce::Pca;
-use crate::backend::{Backend, MixtureData};
+use crate::backend::MixtureData;
 use crate::data::{CategoricalColumn, NumericColumn, Table};
 use crate::foundation::MISSING_CODE;
 use crate::foundation::error::{Error, Result};
-use crate::foundation::matrix::Matrix;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CategoricalSchema {
@@ -186,8 +184,7 @@ pub type Warnings = Vec<String>;
 
 impl Schema {
     /// Learns levels, standardization and PCA from the training table.
-    pub fn fit<B: Backend>(
-        backend: &B,
+    pub fn fit(
         table: &Table,
         emb: Option<&TextVectors>,
         pca_dims: usize,
@@ -205,7 +202,7 @@ impl Schema {
                 NumericSchema::fit(table, c, transform, &mut warnings)
             })
             .collect::<Result<Vec<_>>>()?;
-        let text = emb.map(|v| TextSchema::fit(backend, table, v, pca_dims, &mut warnings)).transpose()?;
+        let text = emb.map(|v| TextSchema::fit(table, v, pca_dims, &mut warnings)).transpose()?;
         Ok((Schema { categorical, numeric, text }, warnings))
     }
 
@@ -222,17 +219,12 @@ impl Schema {
 
     /// Applies the schema. Unknown categorical levels become missing and are reported in one
     /// warning per column.
-    pub fn transform<B: Backend>(
-        &self,
-        backend: &B,
-        table: &Table,
-        emb: Option<&TextVectors>,
-    ) -> Result<(MixtureData, Warnings)> {
+    pub fn transform(&self, table: &Table, emb: Option<&TextVectors>) -> Result<(MixtureData, Warnings)> {
         let n = table.n_rows;
         let d_text = self.text.as_ref().map_or(0, |t| t.pca.d());
         let mut block = Continuous::new(n, d_text + self.numeric.len());
         if let Some(ts) = &self.text {
-            let scores = self.text_scores(ts, backend, table, emb)?;
+            let scores = self.text_scores(ts, table, emb)?;
             block.fill_text(&scores, &ts.scale);
         } else if emb.is_some() {
             return Err(Error::config("the model was fitted without embeddings; drop --embeddings"));
@@ -282,13 +274,7 @@ impl Schema {
     }
 
     /// The PCA scores (n × d, NaN rows without text) of the text vectors the model expects.
-    fn text_scores<B: Backend>(
-        &self,
-        ts: &TextSchema,
-        backend: &B,
-        table: &Table,
-        emb: Option<&TextVectors>,
-    ) -> Result<Vec<f64>> {
+    fn text_scores(&self, ts: &TextSchema, table: &Table, emb: Option<&TextVectors>) -> Result<Vec<f64>> {
         let n = table.n_rows;
         let v = emb.ok_or_else(|| {
             Error::config(if ts.embedder.is_some() {
@@ -297,31 +283,8 @@ impl Schema {
                 "the model was fitted with precomputed embeddings; pass --embeddings FILE with one vector per row"
             })
         })?;
-        match v {
-            TextVectors::Host { source, matrix: m } => {
-                check_rows(source, m, n)?;
-                if m.cols != ts.pca.dim {
-                    return Err(Error::Embeddings {
-                        file: source.clone(),
-                        message: format!("vectors have {} dimensions but the model expects {}", m.cols, ts.pca.dim),
-                    });
-                }
-                let masked = mask_text(table, m);
-                ts.pca.transform(backend, masked.as_ref().map_or(&m.values, |v| v), n)
-            }
-            #[cfg(feature = "gpu")]
-            TextVectors::Device(r) => {
-                if r.cols() != ts.pca.dim || r.rows() != n {
-                    return Err(Error::Embedder(format!(
-                        "the encoder gave {} vectors of {} dimensions; the model expects {n} of {}",
-                        r.rows(),
-                        r.cols(),
-                        ts.pca.dim
-                    )));
-                }
-                r.project(&ts.pca.mean, &ts.pca.axes(), ts.pca.d())
-            }
-        }
+        check_vectors(v, n, ts.pca.dim)?;
+        ts.pca.transform(&v.vectors)
     }
 
     /// Every categorical column's codes (n × J, [`MISSING_CODE`] where missing or unknown), with
@@ -388,35 +351,18 @@ fn domain_error(table: &Table, row: usize, column: &str, t: Transform, v: f64) -
     ))
 }
 
-fn check_rows(path: &Path, m: &Matrix, n: usize) -> Result<()> {
-    if m.rows != n {
-        return Err(Error::EmbeddingRows { file: path.to_path_buf(), found: m.rows, expected: n });
+fn check_vectors(v: &TextVectors, n: usize, dim: usize) -> Result<()> {
+    let (rows, cols) = (v.vectors.rows(), v.vectors.cols());
+    if rows != n {
+        return Err(Error::EmbeddingRows { file: v.source.clone(), found: rows, expected: n });
+    }
+    if cols != dim {
+        return Err(Error::Embeddings {
+            file: v.source.clone(),
+            message: format!("vectors have {cols} dimensions but the model expects {dim}"),
+        });
     }
     Ok(())
-}
-
-/// Rows whose text cell is missing have no text block, whatever vector the file holds: sets
-/// their vectors to NaN in place. Does nothing when the row counts differ (the schema reports
-/// that with the file's name).
-pub fn mask_missing_text(table: &Table, m: &mut Matrix) {
-    let Some(text) = table.text.as_ref().filter(|_| m.rows == table.n_rows) else { return };
-    for (i, t) in text.values.iter().enumerate() {
-        if t.is_none() {
-            m.values[i * m.cols..(i + 1) * m.cols].fill(f32::NAN);
-        }
-    }
-}
-
-/// The masked copy of `m` when some row with a missing text still holds a vector; `None` (no
-/// copy) when there is nothing to mask, as after [`mask_missing_text`] or with the embedder.
-fn mask_text(table: &Table, m: &Matrix) -> Option<Vec<f32>> {
-    let text = table.text.as_ref()?;
-    if !text.values.iter().enumerate().any(|(i, t)| t.is_none() && !m.row_missing(i)) {
-        return None;
-    }
-    let mut copy = m.clone();
-    mask_missing_text(table, &mut copy);
-    Some(copy.values)
 }
 
 impl CategoricalSchema {
@@ -478,24 +424,9 @@ impl NumericSchema {
 
 impl TextSchema {
     /// The PCA of the text vectors (on the device when they are resident there).
-    fn fit<B: Backend>(
-        backend: &B,
-        table: &Table,
-        v: &TextVectors,
-        pca_dims: usize,
-        warnings: &mut Warnings,
-    ) -> Result<TextSchema> {
-        let (pca, warn) = match v {
-            TextVectors::Host { source, matrix: m } => {
-                check_rows(source, m, table.n_rows)?;
-                let masked = mask_text(table, m);
-                let x = masked.as_ref().map_or(&m.values, |v| v);
-                Pca::fit(backend, x, m.rows, m.cols, pca_dims)?
-            }
-            // The embedder saw exactly the table's texts; the Gram runs on the device.
-            #[cfg(feature = "gpu")]
-            TextVectors::Device(r) => Pca::from_gram(&r.gram()?, pca_dims)?,
-        };
+    fn fit(table: &Table, v: &TextVectors, pca_dims: usize, warnings: &mut Warnings) -> Result<TextSchema> {
+        check_vectors(v, table.n_rows, v.vectors.cols())?;
+        let (pca, warn) = Pca::fit(&v.vectors, pca_dims)?;
         warnings.extend(warn);
         let scale = pca.explained_variance.iter().map(|v| v.sqrt()).collect();
         Ok(TextSchema {

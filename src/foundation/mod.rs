@@ -1,7 +1,9 @@
 //! Foundations: what every layer above may use and what knows no model — errors, named options, the seeded
 //! RNG, dense linear algebra (Cholesky, eigen, the GEMM wrapper), partition metrics, a host
-//! matrix type, small statistics, thread-count-independent reductions, and the GPU device
-//! toolkit. Nothing here imports another segmix module.
+//! matrix type, row vectors on the host or a device with the Gram matrix and projection run
+//! where they live ([`vectors`]), CPU references of the toolkit's kernels ([`reference`]),
+//! small statistics, thread-count-independent reductions, and the GPU device toolkit. Nothing
+//! here imports another segmix module.
 
 pub mod choice;
 pub mod error;
@@ -11,8 +13,10 @@ pub mod linalg;
 pub mod matrix;
 pub mod metrics;
 pub mod par;
+pub mod reference;
 pub mod rng;
 pub mod stats;
+pub mod vectors;
 
 /// The code of a missing categorical value, shared by the table, the kernels (`MISSING` in
 /// `e_step.wgsl`) and the model.

@@ -650,6 +650,15 @@ fn screen<B: Backend>(
     Ok((kept, iterations))
 }
 
+/// Big tables screen their starts on a seeded sample of `SCREEN_SAMPLE` rows (its own upload);
+/// the survivors' parameters then run on every row, so the screen's cost stops growing with n.
+fn screening_sample(data: &MixtureData, seed: u64) -> Option<MixtureData> {
+    (data.n > SCREEN_SAMPLE).then(|| {
+        let mut rng = Rng::derive(seed, u64::MAX, 0);
+        data.rows(&rng.sample_sorted((0..data.n).collect(), SCREEN_SAMPLE))
+    })
+}
+
 /// Fits every K in the configured range (screened starts, the best `n_init` run to convergence)
 /// and keeps the eligible model with the lowest criterion.
 pub fn fit_sweep<B: Backend>(
@@ -660,12 +669,7 @@ pub fn fit_sweep<B: Backend>(
 ) -> Result<Sweep> {
     cfg.check(data.n)?;
     let dev = backend.upload(data)?;
-    // Big tables screen their starts on a seeded sample (its own upload); the survivors' parameters
-    // then run on every row. The screen's cost stops growing with n.
-    let sample = (data.n > SCREEN_SAMPLE).then(|| {
-        let mut rng = Rng::derive(cfg.seed, u64::MAX, 0);
-        data.rows(&rng.sample_sorted((0..data.n).collect(), SCREEN_SAMPLE))
-    });
+    let sample = screening_sample(data, cfg.seed);
     let sdata = sample.as_ref().unwrap_or(data);
     let sdev_owned = sample.as_ref().map(|s| backend.upload(s)).transpose()?;
     let sdev = sdev_owned.as_ref().unwrap_or(&dev);

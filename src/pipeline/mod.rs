@@ -16,8 +16,9 @@ use crate::encoders::{Embedder, EmbedderInfo};
 use crate::explain::llm::{LlmEndpoint, label_classes};
 use crate::explain::{self, ExplainOptions};
 use crate::featurize::TextVectors;
-use crate::featurize::schema::{Schema, Transform, mask_missing_text};
+use crate::featurize::schema::{Schema, Transform};
 use crate::foundation::error::{Error, Result};
+use crate::foundation::vectors::Vectors;
 use crate::mixture::em::{FitConfig, Progress, Sweep, fit_sweep};
 use crate::mixture::predict;
 use crate::model::{FitSummary, ModelFile};
@@ -92,12 +93,10 @@ pub fn flag_outliers(fit: &mut FitOutput, q: f64) -> Result<()> {
     Ok(())
 }
 
-/// Reads an embeddings file for `table`, with the rows of missing texts masked once, in place.
+/// Reads an embeddings file for `table` (rows without text have no vector).
 fn load_embeddings(path: Option<&Path>, table: &Table) -> Result<Option<TextVectors>> {
     let Some(p) = path else { return Ok(None) };
-    let mut m = read_matrix(p)?;
-    mask_missing_text(table, &mut m);
-    Ok(Some(TextVectors::Host { source: p.to_path_buf(), matrix: m }))
+    Ok(Some(TextVectors::from_file(p.to_path_buf(), read_matrix(p)?, table)))
 }
 
 /// Loads a sentence embedder and its cache.
@@ -134,11 +133,11 @@ fn embed_text_column(
     if embedder.gpu_encoder().is_some() {
         let r = embedder.embed_resident(&texts, cache.as_ref(), progress)?;
         let warning = truncation_warning(r.truncated, embedder);
-        return Ok((TextVectors::Device(r), warning));
+        return Ok((TextVectors { source: PathBuf::from(EMBEDDER_LABEL), vectors: r.vectors }, warning));
     }
     let out = embedder.embed(&texts, cache.as_ref(), progress)?;
     let warning = truncation_warning(out.truncated, embedder);
-    Ok((TextVectors::Host { source: PathBuf::from(EMBEDDER_LABEL), matrix: out.matrix }, warning))
+    Ok((TextVectors { source: PathBuf::from(EMBEDDER_LABEL), vectors: Vectors::host(out.matrix) }, warning))
 }
 
 /// The warning that counts truncated texts, when there are any.
@@ -202,21 +201,23 @@ pub fn read_inputs(job: &FitJob, embedder: Option<&TextEmbedder>) -> Result<Inpu
 }
 
 /// Prepares (standardization, PCA) and fits read inputs; returns the fit and the prepared rows.
+/// The text vectors move to where `backend` computes first (once), so the PCA runs there.
 pub fn fit_inputs<B: Backend>(
     backend: &B,
     job: &FitJob,
-    inputs: &Inputs,
+    inputs: &mut Inputs,
     progress: &dyn Progress,
 ) -> Result<(FitOutput, MixtureData)> {
     let mut warnings = inputs.warnings.clone();
+    inputs.embeddings = inputs.embeddings.take().map(|v| v.placed(backend)).transpose()?;
     let emb_ref = inputs.embeddings.as_ref();
-    let (mut schema, w1) = Schema::fit(backend, &inputs.table, emb_ref, job.pca_dims, &job.transforms)?;
+    let (mut schema, w1) = Schema::fit(&inputs.table, emb_ref, job.pca_dims, &job.transforms)?;
     warnings.extend(w1);
     if let (Some((e, _)), Some(ts)) = (&inputs.embedder, schema.text.as_mut()) {
         ts.source = "embedder".into();
         ts.embedder = Some(e.info.clone());
     }
-    let (data, w2) = schema.transform(backend, &inputs.table, emb_ref)?;
+    let (data, w2) = schema.transform(&inputs.table, emb_ref)?;
     warnings.extend(w2);
     progress.data_warnings(&warnings);
     let sweep = fit_sweep(backend, &data, &job.config, progress)?;
@@ -259,8 +260,8 @@ pub fn fit<B: Backend>(
     embedder: Option<&TextEmbedder>,
     progress: &dyn Progress,
 ) -> Result<FitOutput> {
-    let inputs = read_inputs(job, embedder)?;
-    Ok(fit_inputs(backend, job, &inputs, progress)?.0)
+    let mut inputs = read_inputs(job, embedder)?;
+    Ok(fit_inputs(backend, job, &mut inputs, progress)?.0)
 }
 
 /// How a fit folder is completed beside the fit itself.
@@ -285,8 +286,8 @@ pub fn fit_to_folder<B: Backend>(
     embedder: Option<&TextEmbedder>,
     progress: &dyn Progress,
 ) -> Result<FitOutput> {
-    let inputs = read_inputs(job, embedder)?;
-    let (mut fit, data) = fit_inputs(backend, job, &inputs, progress)?;
+    let mut inputs = read_inputs(job, embedder)?;
+    let (mut fit, data) = fit_inputs(backend, job, &mut inputs, progress)?;
     if let Some(q) = opts.outliers {
         flag_outliers(&mut fit, q)?;
     }
@@ -387,7 +388,8 @@ pub fn predict<B: Backend>(
         }
         _ => None,
     };
-    let (mdata, w) = schema.transform(backend, &table, emb.as_ref())?;
+    let emb = emb.map(|v| v.placed(backend)).transpose()?;
+    let (mdata, w) = schema.transform(&table, emb.as_ref())?;
     warnings.extend(w);
     let posteriors = predict::posteriors(backend, &mdata, &model.params)?;
     let mut expected = Vec::new();

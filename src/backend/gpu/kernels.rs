@@ -3,21 +3,27 @@
 //! `shaders/` with naga and checks these mirrors against it, so a drifted layout fails a test
 //! rather than corrupting a fit.
 
-use crate::foundation::gpu::{UniformLayout, uniform_layout};
+use crate::foundation::gpu::{Reference, UniformLayout, reference, uniform_layout};
 
 /// `shaders/mixture.wgsl`: the declarations the mixture kernels share, prepended to each.
 pub const MIXTURE_PRELUDE: &str = include_str!("../../../shaders/mixture.wgsl");
-/// `shaders/e_step.wgsl` after the prelude, twin of `backend::cpu::e_step_block`.
+/// `shaders/e_step.wgsl` after the prelude (entry point `e_step`).
 pub const E_STEP: &str =
     concat!(include_str!("../../../shaders/mixture.wgsl"), include_str!("../../../shaders/e_step.wgsl"));
-/// `shaders/m_stats.wgsl` (entry points `moments` and `counts`) after the prelude, twin of
-/// `backend::cpu::m_stats_block`.
+/// `shaders/m_stats.wgsl` (entry points `moments` and `counts`) after the prelude.
 pub const M_STATS: &str =
     concat!(include_str!("../../../shaders/mixture.wgsl"), include_str!("../../../shaders/m_stats.wgsl"));
 
 /// The mixture kernels by file stem, as compiled (prelude included). The Gram and projection
 /// kernels are `foundation::gpu::linear`'s, the encoder's `encoders::gpu`'s.
 pub const SHADERS: [(&str, &str); 2] = [("e_step", E_STEP), ("m_stats", M_STATS)];
+
+/// Every entry point of these kernels and its CPU reference.
+pub const REFERENCES: [Reference; 3] = [
+    reference!("e_step", crate::backend::reference, e_step),
+    reference!("m_stats", crate::backend::reference, moments),
+    reference!("m_stats", crate::backend::reference, counts),
+];
 
 /// Widest continuous block the mixture kernels take (`MAX_P` in e_step.wgsl and m_stats.wgsl).
 pub const MAX_P: usize = 64;

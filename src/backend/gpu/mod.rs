@@ -12,7 +12,7 @@
 //! and reads back only the per-workgroup partials: 2 floats per 128 rows for the E-step, and
 //! K·(p + p(p+1)/2) per row chunk plus K per count unit for the statistics.
 //!
-//! ## Kernels (`shaders/`, each with its CPU twin in [`super::cpu`])
+//! ## Kernels (`shaders/`, each entry point with its CPU reference in [`super::reference`])
 //! * `e_step.wgsl` — one invocation per row: log-densities of every class, online log-sum-exp,
 //!   responsibilities, row log-likelihood, and a workgroup reduction of Σ lse and the entropy.
 //! * `m_stats.wgsl` — `moments`: Σ r d̂ and Σ r d̂ d̂ᵀ about the class means, per (row chunk,
@@ -30,11 +30,10 @@ use std::sync::Arc;
 
 use kernels::{Dims, E_STEP_WG, MAX_P, MOMENTS_TILE};
 
-use super::{Backend, EStepSummary, KernelParams, MixtureData, Pass, Posteriors, SuffStats};
+use super::{Backend, EStepSummary, KernelParams, MixtureData, Pass, Posteriors, SuffStats, Vectors};
 use crate::foundation::MISSING_CODE;
 use crate::foundation::error::{Error, Result};
-use crate::foundation::gpu::{AdapterPolicy, AdapterSummary, Gpu, Kernel, linear};
-use crate::foundation::linalg::Gram;
+use crate::foundation::gpu::{AdapterPolicy, AdapterSummary, Gpu, Kernel};
 
 /// Target number of `moments` workgroups per segment (chunks × K), enough to fill a large GPU.
 const MOMENTS_GROUPS: usize = 1024;
@@ -73,7 +72,7 @@ impl GpuBackend {
 
     fn kernel(&self, which: Which) -> Result<Arc<Kernel>> {
         let (name, src, entry) = match which {
-            Which::EStep => ("e_step", kernels::E_STEP, "main"),
+            Which::EStep => ("e_step", kernels::E_STEP, "e_step"),
             Which::Moments => ("m_stats.moments", kernels::M_STATS, "moments"),
             Which::Counts => ("m_stats.counts", kernels::M_STATS, "counts"),
         };
@@ -578,11 +577,7 @@ impl Backend for GpuBackend {
         Ok(Posteriors { k, resp: out, row_loglik: ll })
     }
 
-    fn gram(&self, x: &[f32], n: usize, dim: usize) -> Result<Gram> {
-        linear::gram(&self.gpu, x, n, dim)
-    }
-
-    fn project(&self, x: &[f32], n: usize, dim: usize, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>> {
-        linear::project(&self.gpu, x, n, dim, mean, w, d)
+    fn place(&self, vectors: Vectors) -> Result<Vectors> {
+        vectors.to_device(&self.gpu)
     }
 }

@@ -1,16 +1,14 @@
 //! Linear algebra on the device that knows no model: the Gram matrix (column sums and XᵀX about
-//! a shift, the PCA covariance) and the projection (X − m) W, on host rows streamed up in blocks
-//! or on rows already resident ([`DeviceRows`]). f32 on the device, per-chunk partials reduced
-//! in f64 on the host.
+//! a shift, the PCA covariance) and the projection (X − m) W, on rows resident on the device
+//! ([`DeviceRows`]; `foundation::vectors` puts host rows there once). f32 on the device,
+//! per-chunk partials reduced in f64 on the host.
 //!
 //! Shaders: `gram.wgsl` (entry points `gram` and `column_sums`) and `project.wgsl` (also the
-//! sentence encoder's linear layers, with GELU). Missing rows (NaN in their first value) are
-//! dropped from the Gram and zeroed, then restored as NaN, in the projection: shaders never see
-//! NaN.
+//! sentence encoder's linear layers, with GELU). Missing rows (NaN) are never uploaded: shaders never see NaN.
 
 use std::sync::Arc;
 
-use super::{DeviceRows, Gpu, Kernel, UniformLayout, uniform_layout};
+use super::{DeviceRows, Gpu, Kernel, Reference, UniformLayout, reference, uniform_layout};
 use crate::foundation::error::Result;
 use crate::foundation::linalg::Gram;
 
@@ -20,8 +18,6 @@ pub const GRAM: &str = include_str!("../../../shaders/gram.wgsl");
 pub const PROJECT: &str = include_str!("../../../shaders/project.wgsl");
 /// Output tile side of `gram` and `project` (`TS` in both).
 pub const TILE: usize = 64;
-/// Largest block of host rows uploaded at once, in bytes.
-const BLOCK_BYTES: u64 = 128 << 20;
 /// Row chunks the Gram accumulates into (partials reduced on the host).
 const GRAM_CHUNKS: usize = 32;
 
@@ -60,92 +56,22 @@ pub const UNIFORMS: [UniformLayout; 2] = [
     uniform_layout!(GramDims { n, dim, chunk_rows, n_tiles, accumulate, weighted }),
     uniform_layout!(ProjDims { n, dim, d, gelu }),
 ];
+/// Every entry point of these kernels and its CPU reference.
+pub const REFERENCES: [Reference; 3] = [
+    reference!("gram", crate::foundation::reference, gram),
+    reference!("gram", crate::foundation::reference, column_sums),
+    reference!("project", crate::foundation::reference, project),
+];
 /// Host-side values of shader constants, by (kernel, WGSL name), for the layout test.
 pub const CONSTANTS: [(&str, &str, u32); 2] = [("gram", "TS", TILE as u32), ("project", "TS", TILE as u32)];
 
 /// The `project` kernel (the encoder's linear layers dispatch it themselves).
 pub fn project_kernel(gpu: &Gpu) -> Result<Arc<Kernel>> {
-    gpu.kernel("project", PROJECT, "main")
+    gpu.kernel("project", PROJECT, "project")
 }
 
-/// Column sums and XᵀX of the n × dim host rows `x` (rows whose first value is NaN left out).
-pub fn gram(gpu: &Gpu, x: &[f32], n: usize, dim: usize) -> Result<Gram> {
-    assert_eq!(x.len(), n * dim);
-    let present = |i: usize| !x[i * dim].is_nan();
-    if dim == 0 || !(0..n).any(present) {
-        return Ok(Gram::zeros(dim));
-    }
-    // The shift: the mean of the first rows, so the f32 sums are of centred values.
-    let sample: Vec<f32> =
-        (0..n).filter(|&i| present(i)).take(4096).flat_map(|i| x[i * dim..(i + 1) * dim].iter().copied()).collect();
-    let block = (BLOCK_BYTES.min(gpu.max_binding()) / (dim as u64 * 4)).max(1) as usize;
-    let block = block.min(n);
-    let mut pass = GramPass::new(gpu, dim, &sample)?;
-    let mut rows_seen = 0;
-    gpu.checked("Gram matrix", || -> Result<()> {
-        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-        let xbuf = gpu.buffer("gram.x", (block * dim * 4) as u64, storage);
-        let mut staged: Vec<f32> = Vec::with_capacity(block * dim);
-        for i in 0..n {
-            if present(i) {
-                staged.extend_from_slice(&x[i * dim..(i + 1) * dim]);
-                rows_seen += 1;
-                if staged.len() == block * dim {
-                    gpu.write(&xbuf, 0, bytemuck::cast_slice(&staged));
-                    pass.add(&xbuf, None, staged.len() / dim);
-                    staged.clear();
-                }
-            }
-        }
-        if !staged.is_empty() {
-            gpu.write(&xbuf, 0, bytemuck::cast_slice(&staged));
-            pass.add(&xbuf, None, staged.len() / dim);
-        }
-        Ok(())
-    })??;
-    pass.finish(rows_seen)
-}
-
-/// (X − m) W of the n × dim host rows `x`: n × d scores in f64, NaN rows where `x` has NaN.
-pub fn project(gpu: &Gpu, x: &[f32], n: usize, dim: usize, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>> {
-    assert_eq!(x.len(), n * dim);
-    assert_eq!(w.len(), dim * d);
-    let mut out = vec![0.0; n * d];
-    if d == 0 || n == 0 {
-        return Ok(out);
-    }
-    let width = dim.max(d) as u64 * 4;
-    let block = ((BLOCK_BYTES.min(gpu.max_binding()) / width).max(1) as usize).min(n);
-    let pass = ProjectPass::new(gpu, dim, mean, w, d, block)?;
-    gpu.checked("projection", || -> Result<()> {
-        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-        let xbuf = gpu.buffer("project.x", (block * dim * 4) as u64, storage);
-        for lo in (0..n).step_by(block) {
-            let rows = block.min(n - lo);
-            let src = &x[lo * dim..(lo + rows) * dim];
-            let missing: Vec<usize> = (0..rows).filter(|&r| src[r * dim].is_nan()).collect();
-            if missing.is_empty() {
-                gpu.write(&xbuf, 0, bytemuck::cast_slice(src));
-            } else {
-                let mut clean = src.to_vec();
-                for &r in &missing {
-                    clean[r * dim..(r + 1) * dim].fill(0.0);
-                }
-                gpu.write(&xbuf, 0, bytemuck::cast_slice(&clean));
-            }
-            let got = pass.run(&xbuf, rows)?;
-            let dst = &mut out[lo * d..(lo + rows) * d];
-            dst.iter_mut().zip(&got).for_each(|(o, &v)| *o = v as f64);
-            for &r in &missing {
-                dst[r * d..(r + 1) * d].fill(f64::NAN);
-            }
-        }
-        Ok(())
-    })??;
-    Ok(out)
-}
-
-/// [`gram`] of a resident matrix whose row i stands for `weights[i]` rows.
+/// Column sums and XᵀX of a resident matrix whose row i stands for `weights[i]` rows (rows
+/// of weight 0 add nothing).
 pub fn gram_rows(x: &DeviceRows, weights: &[f32]) -> Result<Gram> {
     let gpu = x.gpu();
     assert_eq!(weights.len(), x.rows());
@@ -165,7 +91,7 @@ pub fn gram_rows(x: &DeviceRows, weights: &[f32]) -> Result<Gram> {
     pass.finish(total.round() as usize)
 }
 
-/// [`project`] of a resident matrix: rows × d scores, in f64.
+/// (X − m) W of a resident matrix: rows × d scores, in f64.
 pub fn project_rows(x: &DeviceRows, mean: &[f64], w: &[f64], d: usize) -> Result<Vec<f64>> {
     let gpu = x.gpu();
     let dim = x.cols();

@@ -35,6 +35,31 @@ macro_rules! uniform_layout {
 }
 pub(crate) use uniform_layout;
 
+/// A WGSL entry point and its CPU reference (a function of the same name and inputs), for the
+/// guard test that every entry point has one. Built by [`reference!`], which only compiles when
+/// the function exists.
+#[derive(Debug, Clone, Copy)]
+pub struct Reference {
+    /// File stem under `shaders/`.
+    pub shader: &'static str,
+    /// The entry point, which is also the reference's name.
+    pub entry: &'static str,
+    /// The reference's module path.
+    pub module: &'static str,
+}
+
+/// `reference!("gram", crate::foundation::reference, column_sums)`: the [`Reference`] of entry
+/// point `column_sums` of `shaders/gram.wgsl`, whose CPU reference is
+/// `crate::foundation::reference::column_sums` (which must exist, or this does not compile).
+macro_rules! reference {
+    ($shader:literal, $module:path, $entry:ident) => {{
+        use $module as reference_module;
+        let _ = reference_module::$entry;
+        $crate::foundation::gpu::Reference { shader: $shader, entry: stringify!($entry), module: stringify!($module) }
+    }};
+}
+pub(crate) use reference;
+
 /// A compiled compute pipeline and its (shader-derived) bind group layout.
 #[derive(Debug)]
 pub struct Kernel {

@@ -263,10 +263,10 @@ pub fn compare<B: Backend>(
         Some(_) if job.wants(Method::EmbeddingKMeans) => Some(RowTemplate::new(job.template.as_deref(), &columns)?),
         _ => None,
     };
-    let inputs = read_inputs(&job.fit, embedder)?;
+    let mut inputs = read_inputs(&job.fit, embedder)?;
     let truth = job.truth.as_deref().map(|c| read_truth(job, c)).transpose()?;
     let embed_seconds = inputs.started.elapsed().as_secs_f64();
-    let (fit, data) = fit_inputs(backend, &job.fit, &inputs, progress)?;
+    let (fit, data) = fit_inputs(backend, &job.fit, &mut inputs, progress)?;
     let ks: Vec<usize> = (job.fit.config.k_min..=job.fit.config.k_max).collect();
     let shared = embed_seconds / ks.len() as f64;
     let mut runs = Runs { labeled: Vec::new(), skipped: Vec::new(), warnings: fit.warnings.clone() };
