@@ -136,7 +136,17 @@ impl Vectors {
             #[cfg(feature = "gpu")]
             Store::Device(rows) => linear::project_rows(rows, mean, w, d)?,
         };
+        // Host rows as read (row i stored at i, unused rows already NaN) need no spreading.
+        if self.in_place() {
+            return Ok(scores);
+        }
         Ok(spread(&self.row_of, &scores, d, f64::NAN))
+    }
+
+    /// Whether every table row with a vector is stored at its own index, and there are as many
+    /// stored rows as table rows.
+    fn in_place(&self) -> bool {
+        self.stored() == self.rows() && self.row_of.iter().enumerate().all(|(i, r)| r.is_none_or(|r| r == i))
     }
 
     /// Every table row's vector on the host (all-NaN rows without one).
@@ -185,12 +195,14 @@ fn host_gram(m: &Matrix, weights: &[f32]) -> Gram {
     })
 }
 
-/// [`host_gram`] of rows [lo, hi), in GEMM chunks: XᵀX = (w ∘ X)ᵀ X.
+/// [`host_gram`] of rows [lo, hi), in GEMM chunks: XᵀX = (w ∘ X)ᵀ X, or XᵀX itself when every
+/// weight is 1 (host rows as read), which skips the weighted copy.
 fn gram_block(m: &Matrix, weights: &[f32], lo: usize, hi: usize) -> Gram {
     let dim = m.cols;
     let mut g = Gram::zeros(dim);
+    let unit = weights[lo..hi].iter().all(|&w| w == 0.0 || w == 1.0);
     let mut chunk = Array2::<f64>::zeros((CHUNK, dim));
-    let mut weighted = Array2::<f64>::zeros((CHUNK, dim));
+    let mut weighted = Array2::<f64>::zeros((if unit { 0 } else { CHUNK }, dim));
     let mut total = 0.0f64;
     let mut s0 = lo;
     while s0 < hi {
@@ -198,17 +210,25 @@ fn gram_block(m: &Matrix, weights: &[f32], lo: usize, hi: usize) -> Gram {
         let mut rows = 0;
         for i in (s0..s1).filter(|&i| weights[i] > 0.0) {
             let w = weights[i] as f64;
-            for (t, &v) in m.row(i).iter().enumerate() {
-                chunk[[rows, t]] = v as f64;
-                weighted[[rows, t]] = w * v as f64;
-                g.sum[t] += w * v as f64;
+            let mut row = chunk.row_mut(rows);
+            let dst = row.as_slice_mut().expect("row-major chunk");
+            for ((d, s), &v) in dst.iter_mut().zip(g.sum.iter_mut()).zip(m.row(i)) {
+                *d = v as f64;
+                *s += w * *d;
+            }
+            if !unit {
+                let mut row = weighted.row_mut(rows);
+                let dst = row.as_slice_mut().expect("row-major chunk");
+                dst.iter_mut().zip(m.row(i)).for_each(|(d, &v)| *d = w * v as f64);
             }
             total += w;
             rows += 1;
         }
         if rows > 0 {
             let mut xtx = ArrayViewMut2::from_shape((dim, dim), &mut g.xtx).expect("gram shape");
-            matmul(&mut xtx, &weighted.slice(s![..rows, ..]).t(), &chunk.slice(s![..rows, ..]), true);
+            let c = chunk.slice(s![..rows, ..]);
+            let left = if unit { c } else { weighted.slice(s![..rows, ..]) };
+            matmul(&mut xtx, &left.t(), &c, true);
         }
         s0 = s1;
     }
@@ -230,8 +250,10 @@ fn host_project(m: &Matrix, weights: &[f32], mean: &[f64], w: &[f64], d: usize) 
         let rows = out_chunk.len() / d;
         let mut centered = Array2::<f64>::zeros((rows, dim));
         for r in (0..rows).filter(|&r| weights[lo + r] > 0.0) {
-            for (t, v) in centered.row_mut(r).iter_mut().enumerate() {
-                *v = m.values[(lo + r) * dim + t] as f64 - mean[t];
+            let mut row = centered.row_mut(r);
+            let dst = row.as_slice_mut().expect("row-major chunk");
+            for ((v, &x), &m) in dst.iter_mut().zip(m.row(lo + r)).zip(mean) {
+                *v = x as f64 - m;
             }
         }
         let mut o = ArrayViewMut2::from_shape((rows, d), out_chunk).expect("out shape");
