@@ -306,6 +306,15 @@ fn close(a: &[f64], b: &[f64], tol: f64, what: &str) {
     }
 }
 
+/// Counts to 1e-10, moments to `tol`.
+fn close_stats(got: &SuffStats, want: &SuffStats, tol: f64, what: &str) {
+    close(&got.nk, &want.nk, 1e-10, &format!("{what} nk"));
+    close(&got.cat, &want.cat, 1e-10, &format!("{what} cat"));
+    close(&got.pattern_mass, &want.pattern_mass, 1e-10, &format!("{what} pattern_mass"));
+    close(&got.sum_d, &want.sum_d, tol, &format!("{what} sum_d"));
+    close(&got.sum_dd, &want.sum_dd, tol, &format!("{what} sum_dd"));
+}
+
 fn check_kernels(n: usize, k: usize, p: usize, n_cat: usize, missing: f64, seed: u64) {
     let s = synthetic(n, k, p, n_cat, 3, 1.0, 0.6, seed);
     let data = if missing > 0.0 { with_missing(s.data, missing, seed + 1) } else { s.data };
@@ -332,11 +341,7 @@ fn check_kernels(n: usize, k: usize, p: usize, n_cat: usize, missing: f64, seed:
     }
     let want_stats = reference::m_stats(&data, &kp, &want.resp);
     let (naive, _) = naive_stats(&data, &th, &want.resp);
-    close(&want_stats.nk, &naive.nk, 1e-10, "reference nk");
-    close(&want_stats.cat, &naive.cat, 1e-10, "reference cat");
-    close(&want_stats.pattern_mass, &naive.pattern_mass, 1e-10, "reference pattern_mass");
-    close(&want_stats.sum_d, &naive.sum_d, 1e-8, "reference sum_d");
-    close(&want_stats.sum_dd, &naive.sum_dd, 1e-8, "reference sum_dd");
+    close_stats(&want_stats, &naive, 1e-8, "reference");
 
     // The fast CPU path (quadratic features and GEMM, blocked by pattern) against the references.
     let mut resp = be.alloc_resp(&dev, k).unwrap();
@@ -346,11 +351,7 @@ fn check_kernels(n: usize, k: usize, p: usize, n_cat: usize, missing: f64, seed:
     close(&post.resp, &want.resp, 1e-10, "resp");
     assert!((summary.loglik - total).abs() < 1e-8 * total.abs());
     let stats = be.m_stats(&dev, &kp, &resp).unwrap();
-    close(&stats.nk, &want_stats.nk, 1e-10, "nk");
-    close(&stats.cat, &want_stats.cat, 1e-10, "cat");
-    close(&stats.pattern_mass, &want_stats.pattern_mass, 1e-10, "pattern_mass");
-    close(&stats.sum_d, &want_stats.sum_d, 1e-9, "sum_d");
-    close(&stats.sum_dd, &want_stats.sum_dd, 1e-9, "sum_dd");
+    close_stats(&stats, &want_stats, 1e-9, "CPU backend");
 
     let mut resp2 = be.alloc_resp(&dev, k).unwrap();
     let (s2, fused) = e_step_stats_one(&be, &dev, &kp, &mut resp2).unwrap();

@@ -36,6 +36,7 @@ use segmix::backend::gpu::kernels;
 use segmix::backend::reference;
 use segmix::backend::{AnyBackend, Backend, CpuBackend, MixtureData, Pass, e_step_one, e_step_stats_one};
 use segmix::encoders;
+use segmix::encoders::bert::Pooling;
 use segmix::encoders::gpu::{BertDims, BertEntry, run_entry};
 use segmix::encoders::reference::BertBuffers;
 use segmix::foundation::MISSING_CODE;
@@ -808,7 +809,12 @@ struct EntryInputs {
 }
 
 impl EntryInputs {
-    fn new(entry: BertEntry, (b, l, h, heads): (usize, usize, usize, usize), pooling: u32, seed: u64) -> EntryInputs {
+    fn new(
+        entry: BertEntry,
+        (b, l, h, heads): (usize, usize, usize, usize),
+        pooling: Pooling,
+        seed: u64,
+    ) -> EntryInputs {
         let mut rng = Rng::new(seed);
         let mut normal = |n: usize, scale: f64| -> Vec<f32> { (0..n).map(|_| (scale * rng.normal()) as f32).collect() };
         let rows = b * l;
@@ -827,16 +833,7 @@ impl EntryInputs {
             let lens: Vec<usize> = (0..b).map(|s| if s == 0 { l } else { 1 + rng.below(l) }).collect();
             (0..rows).map(|t| u32::from(t % l < lens[t / l])).collect()
         };
-        let dims = BertDims {
-            rows: rows as u32,
-            len: l as u32,
-            hidden: h as u32,
-            heads: heads as u32,
-            pooling,
-            eps: 1e-5,
-            scale: 1.0 / ((h / heads) as f32).sqrt(),
-            _pad: 0,
-        };
+        let dims = BertDims::new((b, l), (h, heads), pooling, 1e-5);
         EntryInputs { dims, a, w, bias, ids, gamma, beta }
     }
 
@@ -853,7 +850,8 @@ fn bert_entry(entry: BertEntry) -> Result<(), Failed> {
     let gpu = gpu().expect("adapter");
     let shapes = [(3, 37, 64, 2), (2, 70, 128, 2), (4, 5, 24, 3), (1, 1, 200, 5)];
     for (n, &shape) in shapes.iter().enumerate() {
-        for pooling in 0..if entry == BertEntry::Pool { 4 } else { 1 } {
+        let modes = [Pooling::Mean, Pooling::Cls, Pooling::Max, Pooling::MeanSqrtLen];
+        for &pooling in if entry == BertEntry::Pool { &modes[..] } else { &modes[..1] } {
             let inputs = EntryInputs::new(entry, shape, pooling, 100 + n as u64);
             let b = inputs.buffers();
             let want = match entry {
@@ -863,7 +861,7 @@ fn bert_entry(entry: BertEntry) -> Result<(), Failed> {
                 BertEntry::Pool => segmix::encoders::reference::pool(&inputs.dims, &b),
             };
             let got: Vec<f64> = run_entry(gpu.device(), entry, &inputs.dims, &b)?.into_iter().map(f64::from).collect();
-            close(&format!("{} on {shape:?}, pooling {pooling}", entry.name()), &got, &want, 0.0, 2e-5 * 8.0)?;
+            close(&format!("{} on {shape:?}, {pooling:?} pooling", entry.name()), &got, &want, 0.0, 2e-5 * 8.0)?;
         }
     }
     Ok(())

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use super::bert::{Bert, BertWeights, Pooling};
 use super::cache::Cache;
+use super::reference::BertBuffers;
 pub use super::reference::BertDims;
-use super::reference::{BertBuffers, pooling_code};
 use super::{Distinct, Embedder, SentenceEncoder, WINDOW};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::gpu::linear::{self, ProjDims};
@@ -443,16 +443,7 @@ impl GpuBert {
         }
         let (h, i) = (self.hidden, self.intermediate);
         let gpu = &self.gpu;
-        let base = BertDims {
-            rows: t as u32,
-            len: l as u32,
-            hidden: h as u32,
-            heads: self.heads as u32,
-            pooling: pooling_code(pooling),
-            eps: self.eps,
-            scale: 1.0 / ((h / self.heads) as f32).sqrt(),
-            ..BertDims::default()
-        };
+        let base = BertDims::new((b, l), (h, self.heads), pooling, self.eps);
         let lin = |k: usize, n: usize, gelu: bool| ProjDims {
             n: t as u32,
             dim: k as u32,

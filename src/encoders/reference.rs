@@ -38,6 +38,23 @@ pub struct BertDims {
 }
 const _: () = assert!(std::mem::size_of::<BertDims>() == 32);
 
+impl BertDims {
+    /// A batch of `batch` sequences of `len` tokens through an encoder of hidden size `hidden`
+    /// in `heads` heads (the attention scale is 1 / √(hidden / heads)).
+    pub fn new((batch, len): (usize, usize), (hidden, heads): (usize, usize), pooling: Pooling, eps: f32) -> BertDims {
+        BertDims {
+            rows: (batch * len) as u32,
+            len: len as u32,
+            hidden: hidden as u32,
+            heads: heads as u32,
+            pooling: pooling_code(pooling),
+            eps,
+            scale: 1.0 / ((hidden / heads) as f32).sqrt(),
+            _pad: 0,
+        }
+    }
+}
+
 /// `BertDims::pooling` of a pooling mode.
 pub fn pooling_code(p: Pooling) -> u32 {
     match p {
@@ -166,16 +183,7 @@ pub fn pool(dims: &BertDims, b: &BertBuffers) -> Vec<f64> {
 /// between the stages in f32, as on the device. B × H sentence vectors.
 pub fn forward(w: &BertWeights, ids: &[u32], mask: &[u32], (batch, len): (usize, usize), pooling: Pooling) -> Vec<f64> {
     let (h, i) = (w.hidden, w.intermediate);
-    let dims = BertDims {
-        rows: (batch * len) as u32,
-        len: len as u32,
-        hidden: h as u32,
-        heads: w.heads as u32,
-        pooling: pooling_code(pooling),
-        eps: w.eps,
-        scale: 1.0 / ((h / w.heads) as f32).sqrt(),
-        _pad: 0,
-    };
+    let dims = BertDims::new((batch, len), (h, w.heads), pooling, w.eps);
     let f32s = |v: Vec<f64>| -> Vec<f32> { v.into_iter().map(|x| x as f32).collect() };
     let zeros = vec![0.0f32; h.max(i) * 3];
     let linear = |x: &[f32], k: usize, (wt, bias): &(Vec<f32>, Vec<f32>), n: usize, gelu: bool| {
