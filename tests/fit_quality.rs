@@ -389,3 +389,26 @@ fn restarts_converge_at_the_requested_tolerance_not_the_screens() {
         );
     }
 }
+
+#[test]
+fn small_screens_alternate_partitions_with_random_responsibilities() {
+    use segmix::mixture::init::{Assignment, StartSpaces};
+    let (data, _) = categorical_twins(300, 4);
+    let spaces = StartSpaces::new(&data);
+    let soft = spaces.starts(4, 12, 7, true);
+    let kinds: Vec<bool> = soft.iter().map(|s| matches!(s.assign, Assignment::SoftRandom(_))).collect();
+    assert_eq!(kinds, (0..12).map(|i| i % 2 == 1).collect::<Vec<_>>(), "every other start is soft");
+    assert!(spaces.starts(4, 12, 7, false).iter().all(|s| matches!(s.assign, Assignment::Labels(_))));
+    // Soft starts: rows of positive responsibilities summing to 1, reproducible by seed, and
+    // not all alike.
+    let (a, b) = (soft[1].responsibilities(data.n), spaces.starts(4, 12, 7, true)[1].responsibilities(data.n));
+    assert_eq!(a, b);
+    for row in a.chunks(4) {
+        assert!(row.iter().all(|&r| r > 0.0) && (row.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+    assert_ne!(a, soft[3].responsibilities(data.n));
+    assert_eq!(soft[1].name, "soft random");
+    // Hard starts as one-hot responsibilities.
+    let hard = soft[0].responsibilities(data.n);
+    assert!(hard.chunks(4).all(|row| row.iter().filter(|&&r| r == 1.0).count() == 1 && row.iter().sum::<f64>() == 1.0));
+}

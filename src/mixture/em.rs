@@ -7,7 +7,8 @@
 //! ## Starts: screen many, finish the best ("small EM", emEM)
 //! Each K is fitted in two phases. First a screen: many diverse starts
 //! ([`super::init::StartSpaces`]: k-means++ in several spaces of the continuous block and the
-//! scaled one-hot categoricals, k-means++ seeds, uniformly random partitions, and the best
+//! scaled one-hot categoricals, k-means++ seeds, uniformly random partitions, random
+//! responsibilities on small tables (from [`SOFT_START_ITERS`] screen iterations), and the best
 //! K − 1 fit with each of its classes split in two), each run for [`SCREEN_ITERS`] EM iterations
 //! in lockstep or until its objective changes by at most [`SCREEN_TOL`] per row (on small
 //! tables, where an iteration costs little beside [`SCREEN_BUDGET`], more starts for longer: up
@@ -36,7 +37,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::init::{InitFeatures, Start, StartSpaces, kmeans};
+use super::init::{Assignment, InitFeatures, Start, StartSpaces, kmeans};
 use super::params::{MStepEvent, Params};
 use super::{CovType, Criteria, Criterion, n_params};
 use crate::backend::{Backend, KernelParams, MixtureData, Pass, Posteriors, missing_stats};
@@ -82,6 +83,9 @@ const ITERATION_OVERHEAD: usize = 50_000;
 const SCREEN_BUDGET: usize = 300_000_000;
 /// Tables with more rows screen their starts on a seeded sample of this many.
 pub const SCREEN_SAMPLE: usize = 20_000;
+/// Screens that run each start at least this many iterations (small tables) also draw
+/// soft random starts, which need that long to break their symmetry.
+const SOFT_START_ITERS: usize = 100;
 /// Most starts screened per K (small tables, where every start can run to convergence).
 const SCREEN_MAX: usize = 200;
 /// A class covariance whose smallest eigenvalue is at most this multiple of the ridge is held up
@@ -332,9 +336,9 @@ impl<R> Run<R> {
     }
 }
 
-/// A fit from a start's hard labels: the class means of the continuous block as the shift, then
-/// one M-step from the labels as responsibilities.
-fn run_from_labels<B: Backend>(
+/// A fit from a start's responsibilities: the classes' weighted means of the continuous block as
+/// the shift, then one M-step from the responsibilities.
+fn run_from_start<B: Backend>(
     backend: &B,
     dev: &B::Data,
     data: &MixtureData,
@@ -343,23 +347,23 @@ fn run_from_labels<B: Backend>(
 ) -> Result<Run<B::Resp>> {
     let t0 = Instant::now();
     let (n, p, k) = (data.n, data.p, start.k);
-    let mut hard = vec![0.0; n * k];
+    let r0 = start.responsibilities(n);
     let mut centers = vec![0.0; k * p];
     let mut counts = vec![0.0; k];
-    for (i, &c) in start.labels.iter().enumerate() {
-        let c = c as usize;
-        hard[i * k + c] = 1.0;
-        counts[c] += 1.0;
-        for (m, v) in centers[c * p..(c + 1) * p].iter_mut().zip(&data.x[i * p..(i + 1) * p]) {
-            *m += v;
+    for (i, r) in r0.chunks_exact(k).enumerate() {
+        for (c, &w) in r.iter().enumerate().filter(|(_, w)| **w > 0.0) {
+            counts[c] += w;
+            for (m, v) in centers[c * p..(c + 1) * p].iter_mut().zip(&data.x[i * p..(i + 1) * p]) {
+                *m += w * v;
+            }
         }
     }
     for (c, &cnt) in counts.iter().enumerate() {
         centers[c * p..(c + 1) * p].iter_mut().for_each(|m| *m /= f64::max(cnt, 1.0));
     }
     let mut resp = backend.alloc_resp(dev, k)?;
-    backend.set_resp(dev, &mut resp, &hard)?;
-    drop(hard);
+    backend.set_resp(dev, &mut resp, &r0)?;
+    drop(r0);
     let theta0 = Params::initial(data, k, &centers, cfg.cov_type, cfg.reg);
     let stats = backend.m_stats(dev, &theta0.kernel_params(&data.patterns)?, &resp)?;
     let (theta, events) = theta0.m_step(&stats, &data.patterns, n)?;
@@ -393,8 +397,8 @@ pub(crate) fn start_run<B: Backend>(
 ) -> Result<Run<B::Resp>> {
     let mut rng = Rng::derive(cfg.seed, k as u64, restart as u64);
     let km = kmeans(feat, k, &mut rng);
-    let start = Start { k, labels: km.labels, name: "kmeans++".into() };
-    let mut run = run_from_labels(backend, dev, data, &start, cfg)?;
+    let start = Start { k, assign: Assignment::Labels(km.labels), name: "kmeans++".into() };
+    let mut run = run_from_start(backend, dev, data, &start, cfg)?;
     run.restart = restart;
     Ok(run)
 }
@@ -624,7 +628,7 @@ fn screen<B: Backend>(
         let mut cols: usize = kept.iter().map(|r| r.k).sum();
         while let Some(s) = starts.next_if(|s| batch.is_empty() || (cols + s.k) * data.n * 8 <= LOCKSTEP_BYTES) {
             cols += s.k;
-            batch.push(run_from_labels(backend, dev, data, &s, cfg)?);
+            batch.push(run_from_start(backend, dev, data, &s, cfg)?);
         }
         advance(backend, dev, data, &mut batch, iters, cfg.tol.max(SCREEN_TOL), cfg, progress, false)?;
         // A start the screen stopped at its looser tolerance is not converged yet. Its last
@@ -684,7 +688,7 @@ pub fn fit_sweep<B: Backend>(
     let (mut screened, mut screen_iterations) = (0, 0);
     for k in cfg.k_min..=cfg.k_max {
         let (n_screen, screen_iters) = screen_size(sdata, k, cfg, SCREEN_BUDGET);
-        let mut starts = spaces.starts(k, n_screen, cfg.seed);
+        let mut starts = spaces.starts(k, n_screen, cfg.seed, screen_iters >= SOFT_START_ITERS);
         if let Some(prev) = &previous {
             let post = super::predict::posteriors_resident(backend, sdev, sdata, prev)?;
             starts.extend(spaces.splits(prev, &post.labels(), prev.k, cfg.seed));

@@ -242,14 +242,50 @@ pub fn kmeans_with(feat: &InitFeatures, k: usize, rng: &mut Rng, lloyd: usize) -
     KMeans { centers, labels: full.into_iter().map(|a| a.0).collect(), inertia }
 }
 
-/// A start of one fit: a hard label for every row, from which one M-step makes the first
+/// A start of one fit: responsibilities for every row, from which one M-step makes the first
 /// parameters.
 #[derive(Debug, Clone)]
 pub struct Start {
     pub k: usize,
-    pub labels: Vec<u32>,
+    pub assign: Assignment,
     /// How it was made, for `selection.csv`.
     pub name: String,
+}
+
+/// How a start assigns the rows to its K classes.
+#[derive(Debug, Clone)]
+pub enum Assignment {
+    /// A hard label per row.
+    Labels(Vec<u32>),
+    /// Responsibilities drawn uniformly at random and normalised per row, from this seed, when
+    /// the start runs (scikit-learn's and StepMix's `init_params="random"`): every class starts
+    /// near the overall mean and shape, and EM breaks the symmetry itself, which reaches optima
+    /// that no partition of the rows leads to. They need many iterations to do so.
+    SoftRandom(u64),
+}
+
+impl Start {
+    /// The n × K responsibilities of this start.
+    pub fn responsibilities(&self, n: usize) -> Vec<f64> {
+        let k = self.k;
+        let mut r = vec![0.0; n * k];
+        match &self.assign {
+            Assignment::Labels(labels) => {
+                for (i, &c) in labels.iter().enumerate() {
+                    r[i * k + c as usize] = 1.0;
+                }
+            }
+            Assignment::SoftRandom(seed) => {
+                let mut rng = Rng::new(*seed);
+                for row in r.chunks_mut(k) {
+                    row.iter_mut().for_each(|v| *v = rng.uniform());
+                    let s: f64 = row.iter().sum();
+                    row.iter_mut().for_each(|v| *v /= s);
+                }
+            }
+        }
+        r
+    }
 }
 
 /// The spaces starts are drawn in, built once per sweep:
@@ -265,7 +301,9 @@ pub struct Start {
 ///   columns' scales differ), as k-means on the raw table would run;
 /// * `kmeans++ seeds` — the k-means++ seeds of the first space, every row labelled by its nearest
 ///   seed with no Lloyd iteration: small, far-out groups survive as classes;
-/// * `random` — a uniformly random partition.
+/// * `random` — a uniformly random partition;
+/// * `soft random` — random responsibilities (every other start, on screens long enough for
+///   them: see [`StartSpaces::starts`]).
 ///
 /// With only categoricals the one space is the one-hot block; with only a continuous block it is
 /// that block. Splits of a K − 1 fit run 2-means in the joint space (or the only one).
@@ -357,17 +395,31 @@ impl<'a> StartSpaces<'a> {
     }
 
     /// `count` starts for K classes, cycling through the spaces and random partitions; start i
-    /// is seeded by (seed, K, i + 1).
-    pub fn starts(&self, k: usize, count: usize, seed: u64) -> Vec<Start> {
-        let families = self.spaces.len() + 1;
+    /// is seeded by (seed, K, i + 1). With `soft` (screens that run their starts long enough to
+    /// break a near-symmetric start) every other start is random responsibilities instead: on
+    /// small tables at large K they reach better optima than any partition (banknote, K = 5:
+    /// the best of 60 is 26 nats above the best of 60 k-means++ starts in scikit-learn).
+    pub fn starts(&self, k: usize, count: usize, seed: u64, soft: bool) -> Vec<Start> {
+        let spaces = self.spaces.len();
+        let families = spaces + 1;
         (0..count)
             .map(|i| {
                 let mut rng = Rng::derive(seed, k as u64, i as u64 + 1);
-                match self.spaces.get(i % families) {
-                    Some((name, feat)) => Start { k, labels: kmeans(feat, k, &mut rng).labels, name: name.to_string() },
-                    None => {
-                        Start { k, labels: (0..self.n).map(|_| rng.below(k) as u32).collect(), name: "random".into() }
-                    }
+                let family = if !soft {
+                    i % families
+                } else if i % 2 == 1 {
+                    families
+                } else {
+                    (i / 2) % families
+                };
+                if let Some((name, feat)) = self.spaces.get(family) {
+                    let labels = kmeans(feat, k, &mut rng).labels;
+                    Start { k, assign: Assignment::Labels(labels), name: name.to_string() }
+                } else if family == spaces {
+                    let labels = (0..self.n).map(|_| rng.below(k) as u32).collect();
+                    Start { k, assign: Assignment::Labels(labels), name: "random".into() }
+                } else {
+                    Start { k, assign: Assignment::SoftRandom(rng.next_u64()), name: "soft random".into() }
                 }
             })
             .collect()
@@ -400,7 +452,7 @@ impl<'a> StartSpaces<'a> {
                     new[i] = (k - 1) as u32;
                 }
             }
-            out.push(Start { k, labels: new, name: format!("split {}", c + 1) });
+            out.push(Start { k, assign: Assignment::Labels(new), name: format!("split {}", c + 1) });
         }
         out
     }
