@@ -140,10 +140,41 @@ fn model_folders_are_checked() {
     write_tiny_model(&d.path().join("m"), 3, "pooling_mode_mean_tokens").unwrap();
     let ok = resolve_in(Some(&d.path().join("m")), None, d.path()).unwrap();
     assert!(ok.source.contains("--model"));
-    // A RoBERTa-style encoder is refused, not run with the wrong position ids.
+    // An architecture segmix does not run is refused, naming those it does.
     let cfg = d.path().join("m/config.json");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("\"bert\"", "\"xlm-roberta\"");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("\"bert\"", "\"t5\"");
     std::fs::write(&cfg, text).unwrap();
     let err = resolve_in(Some(&d.path().join("m")), None, d.path()).unwrap_err().to_string();
-    assert!(err.contains("xlm-roberta") && err.contains("not supported"), "{err}");
+    assert!(err.contains("\"t5\"") && err.contains("not supported") && err.contains("XLM-RoBERTa"), "{err}");
+}
+
+/// Vectors of the fixture model `name` (tests/fixtures/encoders, made by
+/// scripts/make_encoder_fixtures.py) against sentence-transformers' for the same texts, and the
+/// same token ids.
+fn matches_sentence_transformers(name: &str) {
+    let dir = repo_file(&format!("tests/fixtures/encoders/{name}"));
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let e = Embedder::from_dir(&dir, None).unwrap();
+    let texts: Vec<&str> = fixture["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    for (t, want) in texts.iter().zip(fixture["input_ids"].as_array().unwrap()) {
+        let (ids, _, _, _) = e.tokenize_padded(&[t]).unwrap();
+        let want: Vec<u32> = want.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        assert_eq!(ids, want, "{name}: token ids of {t:?}");
+    }
+    let out = embed(&e, &texts.iter().map(|t| Some(*t)).collect::<Vec<_>>(), None);
+    for (i, want) in fixture["vectors"].as_array().unwrap().iter().enumerate() {
+        let want: Vec<f32> = want.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let got = row(&out, i);
+        let cos: f32 = got.iter().zip(&want).map(|(a, b)| a * b).sum::<f32>()
+            / (got.iter().map(|v| v * v).sum::<f32>().sqrt() * want.iter().map(|v| v * v).sum::<f32>().sqrt());
+        assert!(cos >= 0.9999, "{name}, text {i} {:?}: cosine {cos}", texts[i]);
+    }
+}
+
+#[test]
+fn roberta_xlm_roberta_and_distilbert_match_sentence_transformers() {
+    for name in ["roberta", "xlm-roberta", "distilbert"] {
+        matches_sentence_transformers(name);
+    }
 }

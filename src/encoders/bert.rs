@@ -16,23 +16,72 @@ use serde::Deserialize;
 use super::ops::{BiasGelu, BiasResidualLayerNorm, FusedAttention};
 use crate::foundation::error::{Error, Result};
 
-/// The fields of a Hugging Face `config.json` the encoder needs.
+/// The fields of a Hugging Face `config.json` the encoder needs (DistilBERT's own names are
+/// read as aliases).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct BertConfig {
     pub vocab_size: usize,
+    #[serde(alias = "dim")]
     pub hidden_size: usize,
+    #[serde(alias = "n_layers")]
     pub num_hidden_layers: usize,
+    #[serde(alias = "n_heads")]
     pub num_attention_heads: usize,
+    #[serde(alias = "hidden_dim")]
     pub intermediate_size: usize,
     pub max_position_embeddings: usize,
     #[serde(default = "default_type_vocab")]
     pub type_vocab_size: usize,
     #[serde(default = "default_eps")]
     pub layer_norm_eps: f64,
-    #[serde(default = "default_act")]
+    #[serde(default = "default_act", alias = "activation")]
     pub hidden_act: String,
     #[serde(default)]
     pub model_type: Option<String>,
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
+}
+
+/// The encoder architectures segmix runs: the same transformer, with their own weight names and
+/// position ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// BERT (and any `model_type` "bert" checkpoint, e.g. MiniLM, LaBSE's encoder).
+    Bert,
+    /// RoBERTa, XLM-RoBERTa, CamemBERT: position ids start after the padding index, one token
+    /// type.
+    Roberta,
+    /// DistilBERT: no token types, its own layer names.
+    DistilBert,
+}
+
+impl BertConfig {
+    /// The architecture `model_type` names, or an error naming what is supported.
+    pub fn family(&self) -> Result<Family> {
+        match self.model_type.as_deref() {
+            None | Some("bert") => Ok(Family::Bert),
+            Some("roberta" | "xlm-roberta" | "camembert") => Ok(Family::Roberta),
+            Some("distilbert") => Ok(Family::DistilBert),
+            Some(t) => Err(Error::Embedder(format!(
+                "model_type {t:?} is not supported; segmix runs BERT, RoBERTa, XLM-RoBERTa, CamemBERT and \
+                 DistilBERT encoders"
+            ))),
+        }
+    }
+
+    /// Rows of the position table before the first token's: RoBERTa-style models number
+    /// positions from the padding index + 1.
+    pub fn position_offset(&self) -> usize {
+        match self.family() {
+            Ok(Family::Roberta) => self.pad_token_id.unwrap_or(1) as usize + 1,
+            _ => 0,
+        }
+    }
+
+    /// Tokens a text may have (the position table less its offset).
+    pub fn max_tokens(&self) -> usize {
+        self.max_position_embeddings.saturating_sub(self.position_offset())
+    }
 }
 
 fn default_type_vocab() -> usize {
@@ -128,13 +177,50 @@ impl Weights {
             eps: self.eps as f32,
         })
     }
+    /// Encoder layer `l` under the family's names.
+    fn layer(&mut self, family: Family, l: usize) -> Result<Layer> {
+        // Layer prefix; Q, K, V; attention output and its norm; feed-forward up, down, its norm.
+        let names: [&str; 7] = match family {
+            Family::Bert | Family::Roberta => [
+                "encoder.layer",
+                "attention.self.query|attention.self.key|attention.self.value",
+                "attention.output.dense",
+                "attention.output.LayerNorm",
+                "intermediate.dense",
+                "output.dense",
+                "output.LayerNorm",
+            ],
+            Family::DistilBert => [
+                "transformer.layer",
+                "attention.q_lin|attention.k_lin|attention.v_lin",
+                "attention.out_lin",
+                "sa_layer_norm",
+                "ffn.lin1",
+                "ffn.lin2",
+                "output_layer_norm",
+            ],
+        };
+        let p = format!("{}.{l}", names[0]);
+        let parts: Vec<String> = names[1].split('|').map(|n| format!("{p}.{n}")).collect();
+        let (qkv, qkv_b) = self.qkv(&parts)?;
+        Ok(Layer {
+            qkv,
+            qkv_b,
+            o: self.linear(&format!("{p}.{}", names[2]))?,
+            ln_attn: self.layer_norm(&format!("{p}.{}", names[3]))?,
+            up: self.linear(&format!("{p}.{}", names[4]))?,
+            down: self.linear(&format!("{p}.{}", names[5]))?,
+            ln_out: self.layer_norm(&format!("{p}.{}", names[6]))?,
+        })
+    }
+
     /// Q, K, V weights side by side ([H, 3H]) and their biases ([3H]).
-    fn qkv(&mut self, prefix: &str) -> Result<(Tensor, Tensor)> {
+    fn qkv(&mut self, parts: &[String]) -> Result<(Tensor, Tensor)> {
         let mut ws = Vec::new();
         let mut bs = Vec::new();
-        for part in ["query", "key", "value"] {
-            ws.push(self.take(&format!("{prefix}.attention.self.{part}.weight"))?);
-            bs.push(self.take(&format!("{prefix}.attention.self.{part}.bias"))?);
+        for part in parts {
+            ws.push(self.take(&format!("{part}.weight"))?);
+            bs.push(self.take(&format!("{part}.bias"))?);
         }
         let w = Tensor::cat(&ws, 0).and_then(|w| w.t()?.contiguous()).map_err(ctx("qkv"))?;
         let b = Tensor::cat(&bs, 0).map_err(ctx("qkv bias"))?;
@@ -178,30 +264,30 @@ impl Bert {
         Bert::from_tensors(tensors, config)
     }
 
-    /// Builds the encoder from named tensors (as in a Hugging Face checkpoint).
+    /// Builds the encoder from named tensors (as in a Hugging Face checkpoint, with or without
+    /// the architecture's prefix: `bert.`, `roberta.`, `distilbert.`).
     pub fn from_tensors(tensors: HashMap<String, Tensor>, config: BertConfig) -> Result<Bert> {
-        let prefix = if tensors.contains_key("bert.embeddings.word_embeddings.weight") { "bert." } else { "" };
+        let family = config.family()?;
+        let prefix = ["bert.", "roberta.", "distilbert."]
+            .into_iter()
+            .find(|p| tensors.contains_key(&format!("{p}embeddings.word_embeddings.weight")))
+            .unwrap_or("");
         let mut w = Weights { tensors, prefix, eps: config.layer_norm_eps };
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
-            let p = format!("encoder.layer.{l}");
-            let (qkv, qkv_b) = w.qkv(&p)?;
-            layers.push(Layer {
-                qkv,
-                qkv_b,
-                o: w.linear(&format!("{p}.attention.output.dense"))?,
-                ln_attn: w.layer_norm(&format!("{p}.attention.output.LayerNorm"))?,
-                up: w.linear(&format!("{p}.intermediate.dense"))?,
-                down: w.linear(&format!("{p}.output.dense"))?,
-                ln_out: w.layer_norm(&format!("{p}.output.LayerNorm"))?,
-            });
+            layers.push(w.layer(family, l)?);
         }
         let word = w.take("embeddings.word_embeddings.weight")?;
-        let position = w.take("embeddings.position_embeddings.weight")?;
-        let token_type0 =
-            w.take("embeddings.token_type_embeddings.weight")?.narrow(0, 0, 1).map_err(ctx("token types"))?;
-        let ln_emb = w.layer_norm("embeddings.LayerNorm")?;
         let h = config.hidden_size;
+        let table = w.take("embeddings.position_embeddings.weight")?;
+        let offset = config.position_offset();
+        let rows = table.dims()[0].saturating_sub(offset);
+        let position = table.narrow(0, offset, rows).map_err(ctx("position ids"))?;
+        let token_type0 = match family {
+            Family::DistilBert => Tensor::zeros((1, h), DType::F32, &Device::Cpu).map_err(ctx("token types"))?,
+            _ => w.take("embeddings.token_type_embeddings.weight")?.narrow(0, 0, 1).map_err(ctx("token types"))?,
+        };
+        let ln_emb = w.layer_norm("embeddings.LayerNorm")?;
         if word.dims() != [config.vocab_size, h] || position.dims()[1] != h {
             return Err(Error::Embedder(format!(
                 "embedding tables have shapes {:?} and {:?}, config.json says vocab {} × hidden {h}",

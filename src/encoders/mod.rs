@@ -174,16 +174,7 @@ impl Embedder {
     /// As [`Embedder::from_dir`], with the weights' SHA-256 already known (checked by the caller).
     pub fn from_dir_with_sha(dir: &Path, name: Option<&str>, sha256: String) -> Result<Embedder> {
         let config: BertConfig = read_json(&dir.join("config.json"))?;
-        // RoBERTa-style encoders (roberta, xlm-roberta, camembert, …) offset position ids by the
-        // padding index; this encoder implements BERT's positions only, so refuse them rather
-        // than produce wrong vectors.
-        if let Some(t) = config.model_type.as_deref().filter(|t| *t != "bert") {
-            return Err(Error::Embedder(format!(
-                "{}: model_type {t:?} is not supported; segmix runs BERT encoders (model_type \"bert\", e.g. \
-                 all-MiniLM-L6-v2 or paraphrase-multilingual-MiniLM-L12-v2)",
-                dir.display()
-            )));
-        }
+        config.family().map_err(|e| Error::Embedder(format!("{}: {e}", dir.display())))?;
         let pooling = match dir.join("1_Pooling/config.json") {
             p if p.is_file() => {
                 let c: PoolingConfig = read_json(&p)?;
@@ -202,7 +193,7 @@ impl Embedder {
         };
         let seq = dir.join("sentence_bert_config.json");
         let max_seq = if seq.is_file() { read_json::<SentenceBertConfig>(&seq)?.max_seq_length } else { None };
-        let max_length = max_seq.unwrap_or(config.max_position_embeddings).min(config.max_position_embeddings);
+        let max_length = max_seq.unwrap_or(config.max_tokens()).min(config.max_tokens());
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| Error::Embedder(format!("{}: {e}", dir.join("tokenizer.json").display())))?;
         tokenizer.with_padding(None);
