@@ -103,6 +103,7 @@ fn main() {
         ("encoder::kernel::pool_matches_its_reference", || bert_entry(BertEntry::Pool)),
         ("encoder::tiny_model_matches_candle_and_the_reference", || encoder_parity(false)),
         ("encoder::minilm_matches_candle_on_the_fixture", || encoder_parity(true)),
+        ("encoder::roberta_xlm_roberta_and_distilbert_match_sentence_transformers", other_architectures),
         ("encoder::long_texts_and_head_sizes_match_candle", encoder_shapes),
         ("encoder::windows_batches_cache_and_resident_pca", encoder_resident),
         ("cli::fit_embeds_on_the_gpu_and_matches_the_cpu", cli_fit_gpu_encoder),
@@ -863,6 +864,35 @@ fn bert_entry(entry: BertEntry) -> Result<(), Failed> {
             let got: Vec<f64> = run_entry(gpu.device(), entry, &inputs.dims, &b)?.into_iter().map(f64::from).collect();
             close(&format!("{} on {shape:?}, {pooling:?} pooling", entry.name()), &got, &want, 0.0, 2e-5 * 8.0)?;
         }
+    }
+    Ok(())
+}
+
+/// The RoBERTa, XLM-RoBERTa and DistilBERT fixtures (tests/fixtures/encoders) on the WGSL
+/// encoder against sentence-transformers' vectors (cosine ≥ 0.9999) and the reference forward
+/// pass.
+fn other_architectures() -> Result<(), Failed> {
+    use segmix::encoders::Embedder;
+    let gpu = gpu().expect("adapter");
+    for name in ["roberta", "xlm-roberta", "distilbert"] {
+        let dir = repo(&format!("tests/fixtures/encoders/{name}"));
+        let fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json"))?)?;
+        let mut e = Embedder::from_dir(&dir, None)?;
+        e.use_gpu(gpu.device())?;
+        let texts: Vec<&str> = fixture["texts"].as_array().ok_or("texts")?.iter().filter_map(|t| t.as_str()).collect();
+        let out = e.embed(&texts.iter().map(|t| Some(*t)).collect::<Vec<_>>(), None, &|_, _| {})?.matrix;
+        for (i, want) in fixture["vectors"].as_array().ok_or("vectors")?.iter().enumerate() {
+            let want: Vec<f32> =
+                want.as_array().ok_or("vector")?.iter().filter_map(|v| v.as_f64()).map(|v| v as f32).collect();
+            let c = cosine(out.row(i), &want);
+            check(c >= 0.9999, || format!("{name}, text {i} {:?}: cosine {c} on the GPU", texts[i]))?;
+        }
+        let (ids, mask, b, l) = e.tokenize_padded(&texts)?;
+        let pooling = e.info.pooling;
+        let got = e.encoder().encode(&ids, &mask, (b, l), pooling)?;
+        let want = segmix::encoders::reference::forward(&e.weights()?, &ids, &mask, (b, l), pooling);
+        let as64: Vec<f64> = got.iter().map(|&x| x as f64).collect();
+        close(&format!("{name}: GPU encoder against the reference"), &as64, &want, 0.0, 2e-5)?;
     }
     Ok(())
 }
