@@ -173,6 +173,24 @@ fn matches_sentence_transformers(name: &str) {
 }
 
 #[test]
+fn a_model_with_a_dense_head_is_refused_not_run_without_it() {
+    let d = tempfile::tempdir().unwrap();
+    write_tiny_model(d.path(), 5, "pooling_mode_mean_tokens").unwrap();
+    let modules = r#"[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},
+        {"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"},
+        {"idx":2,"name":"2","path":"2_Normalize","type":"sentence_transformers.models.Normalize"}]"#;
+    std::fs::write(d.path().join("modules.json"), modules).unwrap();
+    Embedder::from_dir(d.path(), None).unwrap();
+    let dense = modules.replace(
+        "2_Normalize\",\"type\":\"sentence_transformers.models.Normalize",
+        "2_Dense\",\"type\":\"sentence_transformers.models.Dense",
+    );
+    std::fs::write(d.path().join("modules.json"), dense).unwrap();
+    let err = Embedder::from_dir(d.path(), None).unwrap_err().to_string();
+    assert!(err.contains("\"Dense\"") && err.contains("2_Dense") && err.contains("not supported"), "{err}");
+}
+
+#[test]
 fn roberta_xlm_roberta_and_distilbert_match_sentence_transformers() {
     for name in ["roberta", "xlm-roberta", "distilbert"] {
         matches_sentence_transformers(name);

@@ -150,6 +150,39 @@ struct PoolingConfig {
     pooling_mode_mean_sqrt_len_tokens: bool,
 }
 
+/// One entry of a sentence-transformers `modules.json`.
+#[derive(Deserialize)]
+struct ModuleEntry {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    path: String,
+}
+
+/// The module chain in `modules.json` (when there is one) is what this embedder computes:
+/// Transformer → Pooling → optional Normalize. A module that would change the vectors after
+/// pooling (a Dense head, as LaBSE and distiluse have) is refused rather than skipped.
+fn check_modules(dir: &Path) -> Result<()> {
+    let path = dir.join("modules.json");
+    if !path.is_file() {
+        return Ok(());
+    }
+    let modules: Vec<ModuleEntry> = read_json(&path)?;
+    for m in &modules {
+        let name = m.kind.rsplit('.').next().unwrap_or(&m.kind);
+        if !matches!(name, "Transformer" | "Pooling" | "Normalize") {
+            return Err(Error::Embedder(format!(
+                "{}: module {name:?} ({}) after the transformer is not supported yet; segmix runs \
+                 Transformer → Pooling → Normalize models (most sentence-transformers models, but not \
+                 those with a Dense head such as LaBSE or distiluse)",
+                path.display(),
+                if m.path.is_empty() { "the model folder" } else { &m.path }
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 struct SentenceBertConfig {
     max_seq_length: Option<usize>,
@@ -175,6 +208,7 @@ impl Embedder {
     pub fn from_dir_with_sha(dir: &Path, name: Option<&str>, sha256: String) -> Result<Embedder> {
         let config: BertConfig = read_json(&dir.join("config.json"))?;
         config.family().map_err(|e| Error::Embedder(format!("{}: {e}", dir.display())))?;
+        check_modules(dir)?;
         let pooling = match dir.join("1_Pooling/config.json") {
             p if p.is_file() => {
                 let c: PoolingConfig = read_json(&p)?;
