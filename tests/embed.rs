@@ -39,12 +39,17 @@ fn minilm_matches_sentence_transformers() {
     let texts: Vec<Option<&str>> = sentences.iter().map(|s| Some(*s)).collect();
     let out = embed(&e, &texts, None);
     assert_eq!(out.truncated, 1, "one fixture sentence is longer than 256 tokens");
-    for (i, want) in fixture["vectors"].as_array().unwrap().iter().enumerate() {
+    assert_cosines("all-MiniLM-L6-v2", &out, &fixture["vectors"], &sentences);
+}
+
+/// Every row of `out` has cosine ≥ 0.9999 with the fixture's vector for the same text.
+fn assert_cosines(model: &str, out: &Embedded, vectors: &serde_json::Value, texts: &[&str]) {
+    for (i, want) in vectors.as_array().unwrap().iter().enumerate() {
         let want: Vec<f32> = want.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-        let got = row(&out, i);
+        let got = row(out, i);
         let cos: f32 = got.iter().zip(&want).map(|(a, b)| a * b).sum::<f32>()
             / (got.iter().map(|v| v * v).sum::<f32>().sqrt() * want.iter().map(|v| v * v).sum::<f32>().sqrt());
-        assert!(cos >= 0.9999, "sentence {i} {:?}: cosine {cos}", sentences[i]);
+        assert!(cos >= 0.9999, "{model}, text {i} {:?}: cosine {cos}", texts[i]);
     }
 }
 
@@ -163,13 +168,7 @@ fn matches_sentence_transformers(name: &str) {
         assert_eq!(ids, want, "{name}: token ids of {t:?}");
     }
     let out = embed(&e, &texts.iter().map(|t| Some(*t)).collect::<Vec<_>>(), None);
-    for (i, want) in fixture["vectors"].as_array().unwrap().iter().enumerate() {
-        let want: Vec<f32> = want.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-        let got = row(&out, i);
-        let cos: f32 = got.iter().zip(&want).map(|(a, b)| a * b).sum::<f32>()
-            / (got.iter().map(|v| v * v).sum::<f32>().sqrt() * want.iter().map(|v| v * v).sum::<f32>().sqrt());
-        assert!(cos >= 0.9999, "{name}, text {i} {:?}: cosine {cos}", texts[i]);
-    }
+    assert_cosines(name, &out, &fixture["vectors"], &texts);
 }
 
 #[test]
