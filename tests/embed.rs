@@ -172,6 +172,33 @@ fn matches_sentence_transformers(name: &str) {
 }
 
 #[test]
+fn the_models_default_prompt_is_put_before_every_text_unless_replaced() {
+    let d = tempfile::tempdir().unwrap();
+    write_tiny_model(d.path(), 6, "pooling_mode_mean_tokens").unwrap();
+    let prompts = |default: &str| {
+        let c = format!(r#"{{"prompts": {{"query": "guild ", "passage": ""}}, "default_prompt_name": {default}}}"#);
+        std::fs::write(d.path().join("config_sentence_transformers.json"), c).unwrap();
+    };
+    prompts("\"query\"");
+    let mut e = Embedder::from_dir(d.path(), None).unwrap();
+    assert_eq!(e.info.prefix.as_deref(), Some("guild "));
+    let with = embed(&e, &[Some("claim free gems"), None], None);
+    e.set_prefix(None);
+    let by_hand = embed(&e, &[Some("guild claim free gems")], None);
+    assert_eq!(row(&with, 0), row(&by_hand, 0));
+    assert!(row(&with, 1).iter().all(|v| v.is_nan()), "a missing text stays missing");
+    assert_ne!(row(&with, 0), row(&embed(&e, &[Some("claim free gems")], None), 0));
+    // No default prompt, an empty one, and a default that names no prompt.
+    prompts("null");
+    assert_eq!(Embedder::from_dir(d.path(), None).unwrap().info.prefix, None);
+    prompts("\"passage\"");
+    assert_eq!(Embedder::from_dir(d.path(), None).unwrap().info.prefix, None);
+    prompts("\"doc\"");
+    let err = Embedder::from_dir(d.path(), None).unwrap_err().to_string();
+    assert!(err.contains("\"doc\"") && err.contains("config_sentence_transformers.json"), "{err}");
+}
+
+#[test]
 fn a_model_with_a_dense_head_is_refused_not_run_without_it() {
     let d = tempfile::tempdir().unwrap();
     write_tiny_model(d.path(), 5, "pooling_mode_mean_tokens").unwrap();

@@ -26,6 +26,12 @@ pub struct EmbedderArgs {
     /// Do not read or write the on-disk embedding cache ($SEGMIX_CACHE/embeddings).
     #[arg(long)]
     pub no_cache: bool,
+
+    /// Put this before every text before embedding it, instead of the model's default prompt
+    /// (config_sentence_transformers.json); E5 models want "query: ". An empty string: none.
+    /// Recorded in model.json; predict applies the fitted model's own.
+    #[arg(long, value_name = "TEXT")]
+    pub text_prefix: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +65,9 @@ pub fn load_embedder(
     let resolved = resolve(args.model.as_deref())?;
     #[cfg_attr(not(feature = "gpu"), allow(unused_mut))]
     let mut e = resolved.embedder;
+    if let Some(p) = &args.text_prefix {
+        e.set_prefix(Some(p.clone()));
+    }
     #[cfg(feature = "gpu")]
     if let Some(gpu) = backend.gpu_backend() {
         match e.use_gpu(gpu.device()) {

@@ -38,6 +38,11 @@ pub struct PredictArgs {
 }
 
 pub fn run(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
+    if a.embedder.text_prefix.is_some() {
+        anyhow::bail!(
+            "predict embeds texts with the prefix the model was fitted with (model.json records it); drop --text-prefix"
+        );
+    }
     let model = ModelFile::load(&a.model_json)?;
     let backend = open_backend(&a.device, g)?;
     let text_bar = text_bar(g.quiet);

@@ -5,7 +5,7 @@ use segmix::encoders::tiny::write_tiny_model;
 use crate::util::write;
 
 #[test]
-fn fit_embeds_the_text_column_and_predict_requires_the_same_model() {
+fn fit_embeds_the_text_column_and_predict_requires_the_same_model_and_prefix() {
     let d = tempfile::tempdir().unwrap();
     let model = d.path().join("tiny");
     write_tiny_model(&model, 11, "pooling_mode_mean_tokens").unwrap();
@@ -49,6 +49,8 @@ fn fit_embeds_the_text_column_and_predict_requires_the_same_model() {
         "2..4",
         "--n-init",
         "2",
+        "--text-prefix",
+        "query: ",
         "--out",
         out_s,
         "-q",
@@ -57,7 +59,12 @@ fn fit_embeds_the_text_column_and_predict_requires_the_same_model() {
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
     assert_eq!(m["schema"]["text"]["source"], "embedder");
     assert_eq!(m["schema"]["text"]["embedder"]["dim"], 16);
-    // predict embeds the new rows with the same model: the training rows score as in the fit.
+    assert_eq!(m["schema"]["text"]["embedder"]["prefix"], "query: ");
+    // predict takes the prefix from model.json, not from a flag.
+    let r = run(&["predict", out.join("model.json").to_str().unwrap(), data_s, "--text-prefix", "x", "--out", "p.csv"]);
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("drop --text-prefix"));
+    // predict embeds the new rows with the same model and prefix: the training rows score as in
+    // the fit.
     let pred = d.path().join("p.csv");
     let r = run(&[
         "predict",

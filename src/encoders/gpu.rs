@@ -658,6 +658,8 @@ impl Embedder {
         done: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<Resident> {
         let g = self.gpu.as_ref().ok_or_else(|| Error::Embedder("the encoder is not on a GPU".into()))?;
+        let mut buf = Vec::new();
+        let texts = &self.as_tokenised(texts, &mut buf)[..];
         let dim = self.info.dim;
         let distinct = Distinct::of(texts);
         let store = DeviceRows::new(g.gpu(), distinct.texts.len(), dim)?;

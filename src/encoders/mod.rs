@@ -91,6 +91,11 @@ pub struct EmbedderInfo {
     pub pooling: Pooling,
     /// Vectors are L2-normalised.
     pub normalize: bool,
+    /// Put before every text before it is tokenised: the model's default prompt from
+    /// `config_sentence_transformers.json` (E5 models: `"query: "`), or `--text-prefix`.
+    /// `predict` applies the fitted model's again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 /// A loaded sentence transformer.
@@ -183,6 +188,34 @@ fn check_modules(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `config_sentence_transformers.json`'s prompts and the name of the one applied by default.
+#[derive(Deserialize)]
+struct PromptConfig {
+    #[serde(default)]
+    prompts: HashMap<String, String>,
+    #[serde(default)]
+    default_prompt_name: Option<String>,
+}
+
+/// The model's default prompt, when its `config_sentence_transformers.json` names one (and it
+/// is not empty).
+fn default_prompt(dir: &Path) -> Result<Option<String>> {
+    let path = dir.join("config_sentence_transformers.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let c: PromptConfig = read_json(&path)?;
+    let Some(name) = c.default_prompt_name else { return Ok(None) };
+    match c.prompts.get(&name) {
+        Some(p) => Ok(Some(p.clone()).filter(|p| !p.is_empty())),
+        None => Err(Error::Embedder(format!(
+            "{}: default_prompt_name {name:?} is not among its prompts {:?}",
+            path.display(),
+            c.prompts.keys().collect::<Vec<_>>()
+        ))),
+    }
+}
+
 #[derive(Deserialize)]
 struct SentenceBertConfig {
     max_seq_length: Option<usize>,
@@ -246,7 +279,15 @@ impl Embedder {
             dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
         });
         Ok(Embedder {
-            info: EmbedderInfo { name, sha256, dim, max_length, pooling, normalize: true },
+            info: EmbedderInfo {
+                name,
+                sha256,
+                dim,
+                max_length,
+                pooling,
+                normalize: true,
+                prefix: default_prompt(dir)?,
+            },
             dir: dir.to_path_buf(),
             bert,
             #[cfg(feature = "gpu")]
@@ -343,6 +384,24 @@ impl Embedder {
         Ok((out, truncated))
     }
 
+    /// Sets the text prefix (`None` or an empty string: none), replacing the model's default
+    /// prompt.
+    pub fn set_prefix(&mut self, prefix: Option<String>) {
+        self.info.prefix = prefix.filter(|p| !p.is_empty());
+    }
+
+    /// The texts as the encoder sees them: with the prefix put before each (kept in `buf`), when
+    /// there is one.
+    fn as_tokenised<'a>(&self, texts: &[Option<&'a str>], buf: &'a mut Vec<Option<String>>) -> Vec<Option<&'a str>> {
+        match self.info.prefix.as_deref() {
+            None => texts.to_vec(),
+            Some(p) => {
+                *buf = texts.iter().map(|t| t.map(|t| format!("{p}{t}"))).collect();
+                buf.iter().map(|t| t.as_deref()).collect()
+            }
+        }
+    }
+
     /// Embeds `texts`; `done` is called with the number of distinct texts finished so far.
     pub fn embed(
         &self,
@@ -350,6 +409,8 @@ impl Embedder {
         cache: Option<&cache::Cache>,
         done: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<Embedded> {
+        let mut buf = Vec::new();
+        let texts = &self.as_tokenised(texts, &mut buf)[..];
         let dim = self.info.dim;
         let distinct = Distinct::of(texts);
         let mut vectors = vec![0.0f32; distinct.texts.len() * dim];

@@ -373,7 +373,7 @@ pub fn predict<B: Backend>(
     let emb = match (embeddings, model_embedder(model), embedder) {
         (Some(path), _, _) => load_embeddings(Some(path), &table)?,
         (None, Some(fitted), Some(te)) => {
-            let loaded = (te.load)()?;
+            let mut loaded = (te.load)()?;
             let found = &loaded.0.info;
             if found.sha256 != fitted.sha256 {
                 return Err(Error::Embedder(format!(
@@ -382,6 +382,8 @@ pub fn predict<B: Backend>(
                     fitted.name, fitted.sha256, found.name, found.sha256
                 )));
             }
+            // The texts are embedded as in the fit: with its prefix (or none).
+            loaded.0.set_prefix(fitted.prefix.clone());
             let (v, warning) = embed_text_column(&table, &loaded, te.progress)?;
             warnings.extend(warning);
             Some(v)
