@@ -199,6 +199,23 @@ fn the_models_default_prompt_is_put_before_every_text_unless_replaced() {
 }
 
 #[test]
+fn texts_the_vocabulary_cannot_represent_are_counted() {
+    let d = tempfile::tempdir().unwrap();
+    let e = tiny(d.path(), "pooling_mode_mean_tokens");
+    let english = [Some("claim free gems now"), Some("play with old friends"), None, Some("claim free gems now")];
+    assert_eq!(e.unrepresented_share(&english).unwrap(), 0.0);
+    // The tiny English vocabulary has no Hangul: every Korean line is unknown tokens.
+    let korean = [
+        Some("지금 접속하면 전설 장비 100% 지급!"),
+        Some("길드원과 함께 추억의 던전으로"),
+        Some("claim free gems now"),
+    ];
+    let share = e.unrepresented_share(&korean).unwrap();
+    assert!((share - 2.0 / 3.0).abs() < 1e-12, "{share}");
+    assert_eq!(e.unrepresented_share(&[None, Some("  ")]).unwrap(), 0.0);
+}
+
+#[test]
 fn a_model_with_a_dense_head_is_refused_not_run_without_it() {
     let d = tempfile::tempdir().unwrap();
     write_tiny_model(d.path(), 5, "pooling_mode_mean_tokens").unwrap();
@@ -221,4 +238,32 @@ fn roberta_xlm_roberta_and_distilbert_match_sentence_transformers() {
     for name in ["roberta", "xlm-roberta", "distilbert"] {
         matches_sentence_transformers(name);
     }
+}
+
+#[test]
+fn a_column_mostly_in_a_script_the_model_cannot_represent_is_reported() {
+    use segmix::mixture::em::FitConfig;
+    use segmix::pipeline::{FitJob, TextEmbedder, read_inputs};
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("m");
+    write_tiny_model(&model, 8, "pooling_mode_mean_tokens").unwrap();
+    let lines = ["지금 접속하면 전설 장비 지급", "길드원과 함께 추억의 던전으로", "claim free gems now"];
+    let mut csv = String::from("txt,score\n");
+    for i in 0..60 {
+        csv.push_str(&format!("{} {},{}\n", lines[i % 3], i % 5, i % 7));
+    }
+    let data = crate::util::write(d.path(), "t.csv", &csv);
+    let job = FitJob {
+        data,
+        roles: crate::util::roles(&[], &["score"], Some("txt")),
+        embeddings: None,
+        pca_dims: 3,
+        transforms: Vec::new(),
+        config: FitConfig { k_min: 2, k_max: 2, n_init: 1, ..FitConfig::default() },
+    };
+    let load = || Ok((Embedder::from_dir(&model, None)?, None));
+    let te = TextEmbedder { load: &load, progress: &|_, _| {} };
+    let inputs = read_inputs(&job, Some(&te)).unwrap();
+    let w = inputs.warnings.iter().find(|w| w.contains("cannot represent")).expect("a warning");
+    assert!(w.starts_with("67% of the texts in column \"txt\"") && w.contains("--model"), "{w}");
 }

@@ -46,6 +46,8 @@ pub const WINDOW: usize = 4096;
 pub const TOKEN_BUDGET: usize = 4096;
 /// Texts per forward batch at most (CPU encoder).
 pub const MAX_BATCH: usize = 128;
+/// Distinct texts [`Embedder::unrepresented_share`] looks at.
+pub const REPRESENTATION_SAMPLE: usize = 1000;
 
 /// The forward pass of a sentence encoder: a padded batch of token ids (B texts × L tokens,
 /// row-major, with its attention mask) in, B pooled and L2-normalised sentence vectors out. The
@@ -382,6 +384,41 @@ impl Embedder {
             start = end;
         }
         Ok((out, truncated))
+    }
+
+    /// The share of `texts` (of at most [`REPRESENTATION_SAMPLE`] distinct ones, in order of
+    /// first appearance) that this model's vocabulary cannot represent: a text whose word pieces
+    /// are at least a quarter unknown tokens, or outnumber its non-space characters by half again
+    /// (a script broken into bytes or jamo, as an English WordPiece vocabulary breaks Korean).
+    pub fn unrepresented_share(&self, texts: &[Option<&str>]) -> Result<f64> {
+        let mut seen = std::collections::HashSet::new();
+        let sample: Vec<&str> = texts
+            .iter()
+            .flatten()
+            .filter(|t| !t.trim().is_empty() && seen.insert(*t))
+            .take(REPRESENTATION_SAMPLE)
+            .copied()
+            .collect();
+        if sample.is_empty() {
+            return Ok(0.0);
+        }
+        let enc = self
+            .tokenizer
+            .encode_batch(sample.clone(), true)
+            .map_err(|e| Error::Embedder(format!("tokenizer: {e}")))?;
+        let unk = self.tokenizer.token_to_id("[UNK]").or_else(|| self.tokenizer.token_to_id("<unk>"));
+        let poor = sample
+            .iter()
+            .zip(&enc)
+            .filter(|(text, e)| {
+                let specials = e.get_special_tokens_mask().iter().filter(|&&m| m == 1).count();
+                let pieces = e.get_ids().len().saturating_sub(specials);
+                let unknown = e.get_ids().iter().filter(|&&id| Some(id) == unk).count();
+                let chars = text.chars().filter(|c| !c.is_whitespace()).count();
+                4 * unknown >= pieces.max(1) || 2 * pieces >= 3 * chars.max(1)
+            })
+            .count();
+        Ok(poor as f64 / sample.len() as f64)
     }
 
     /// Sets the text prefix (`None` or an empty string: none), replacing the model's default

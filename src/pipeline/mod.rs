@@ -121,23 +121,39 @@ impl std::fmt::Debug for TextEmbedder<'_> {
 const EMBEDDER_LABEL: &str = "<sentence embedder>";
 
 /// Embeds the table's text column with a loaded embedder; returns the vectors (left on the GPU
-/// when the encoder runs there) and, when texts were truncated, a warning that counts them.
+/// when the encoder runs there) and warnings: how many texts were truncated, and when most
+/// texts are in a script the model cannot represent.
 fn embed_text_column(
     table: &Table,
     (embedder, cache): &(Embedder, Option<Cache>),
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<(TextVectors, Option<String>)> {
+) -> Result<(TextVectors, Vec<String>)> {
     let col = table.text.as_ref().ok_or_else(|| Error::config("the sentence embedder needs a --text column"))?;
     let texts: Vec<Option<&str>> = col.values.iter().map(|t| t.as_deref()).collect();
+    let mut warnings: Vec<String> = representation_warning(embedder, &col.name, &texts)?.into_iter().collect();
     #[cfg(feature = "gpu")]
     if embedder.gpu_encoder().is_some() {
         let r = embedder.embed_resident(&texts, cache.as_ref(), progress)?;
-        let warning = truncation_warning(r.truncated, embedder);
-        return Ok((TextVectors { source: PathBuf::from(EMBEDDER_LABEL), vectors: r.vectors }, warning));
+        warnings.extend(truncation_warning(r.truncated, embedder));
+        return Ok((TextVectors { source: PathBuf::from(EMBEDDER_LABEL), vectors: r.vectors }, warnings));
     }
     let out = embedder.embed(&texts, cache.as_ref(), progress)?;
-    let warning = truncation_warning(out.truncated, embedder);
-    Ok((TextVectors { source: PathBuf::from(EMBEDDER_LABEL), vectors: Vectors::host(out.matrix) }, warning))
+    warnings.extend(truncation_warning(out.truncated, embedder));
+    Ok((TextVectors { source: PathBuf::from(EMBEDDER_LABEL), vectors: Vectors::host(out.matrix) }, warnings))
+}
+
+/// The warning for a text column mostly in a script the model's vocabulary cannot represent.
+fn representation_warning(embedder: &Embedder, column: &str, texts: &[Option<&str>]) -> Result<Option<String>> {
+    let share = embedder.unrepresented_share(texts)?;
+    Ok((share > 0.5).then(|| {
+        format!(
+            "{:.0}% of the texts in column {column:?} are in a script the sentence transformer {} cannot \
+             represent (unknown tokens, or words broken into many pieces), so their vectors carry little \
+             meaning; use a multilingual model with --model, e.g. paraphrase-multilingual-MiniLM-L12-v2",
+            100.0 * share,
+            embedder.info.name
+        )
+    }))
 }
 
 /// The warning that counts truncated texts, when there are any.
