@@ -2,6 +2,8 @@
 //! against scikit-learn, keywords on the demo, profile lifts by hand, HTML escaping, the LLM
 //! endpoint against a local mock, and `segmix report` rebuilding the page.
 
+use std::path::PathBuf;
+
 use segmix::backend::CpuBackend;
 use segmix::explain::lasso::lasso_gram;
 use segmix::explain::{ExplainOptions, explain};
@@ -11,18 +13,24 @@ use segmix::pipeline::{FitJob, FolderOptions, fit_inputs, fit_to_folder, read_in
 
 use crate::util::{repo_file, roles, text_table, write};
 
+/// The fit of a [`text_table`] (channel, ctr and the copy's vectors file) at K = k_min..=k_max,
+/// 4 PCA dims, 2 restarts.
+fn text_table_job(data: PathBuf, embeddings: PathBuf, (k_min, k_max): (usize, usize)) -> FitJob {
+    FitJob {
+        data,
+        roles: roles(&["channel"], &["ctr"], Some("copy")),
+        embeddings: Some(embeddings),
+        pca_dims: 4,
+        transforms: Vec::new(),
+        config: FitConfig { k_min, k_max, n_init: 2, ..FitConfig::default() },
+    }
+}
+
 #[test]
 fn prototypes_are_the_nearest_distinct_texts() {
     let d = tempfile::tempdir().unwrap();
     let (data, emb) = text_table(d.path(), 120, |i| format!("text number {}", i % 40));
-    let job = FitJob {
-        data,
-        roles: roles(&["channel"], &["ctr"], Some("copy")),
-        embeddings: Some(emb),
-        pca_dims: 4,
-        transforms: Vec::new(),
-        config: FitConfig { k_min: 3, k_max: 3, n_init: 2, ..FitConfig::default() },
-    };
+    let job = text_table_job(data, emb, (3, 3));
     let mut inputs = read_inputs(&job, None).unwrap();
     let (fit, data) = fit_inputs(&CpuBackend::new(), &job, &mut inputs, &NoProgress).unwrap();
     let c = explain(&fit.fitted(&data, &inputs.table), &ExplainOptions { prototypes: 4, ..ExplainOptions::default() })
@@ -173,14 +181,7 @@ fn tsne_separates_blobs_and_is_seeded() {
 fn fit_to_folder_writes_the_whole_folder() {
     let d = tempfile::tempdir().unwrap();
     let (data, emb) = text_table(d.path(), 90, |i| format!("copy {}", i % 9));
-    let job = FitJob {
-        data,
-        roles: roles(&["channel"], &["ctr"], Some("copy")),
-        embeddings: Some(emb),
-        pca_dims: 4,
-        transforms: Vec::new(),
-        config: FitConfig { k_min: 2, k_max: 3, n_init: 2, ..FitConfig::default() },
-    };
+    let job = text_table_job(data, emb, (2, 3));
     let out = d.path().join("fit");
     let opts = FolderOptions { outliers: Some(0.05), ..FolderOptions::default() };
     let fit = fit_to_folder(&CpuBackend::new(), &job, &out, &opts, None, &NoProgress).unwrap();

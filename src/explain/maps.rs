@@ -53,8 +53,8 @@ pub(super) fn tsne_map(
 /// mean, 0), at most `points` of them (a seeded sample), and each axis' share of the variance.
 /// Without a continuous block, the one-hot categoricals are used.
 ///
-/// Each axis points where its largest coordinate is positive, so the map does not depend on the
-/// eigen-solver's sign convention.
+/// Each axis points where its largest coordinate is positive (`symmetric_eigen`'s convention),
+/// so the map does not depend on the solver.
 pub(super) fn map_2d(
     data: &MixtureData,
     labels: &[usize],
@@ -84,11 +84,7 @@ pub(super) fn map_2d(
     }
     let (vals, vecs) = linalg::symmetric_eigen(&cov, f)?;
     let total: f64 = vals.iter().map(|v| v.max(0.0)).sum::<f64>().max(1e-300);
-    let axis = |c: usize| -> Vec<f64> {
-        let v: Vec<f64> = (0..f).map(|a| if c < f { vecs[a * f + c] } else { 0.0 }).collect();
-        let big = v.iter().copied().fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
-        if big < 0.0 { v.iter().map(|x| -x).collect() } else { v }
-    };
+    let axis = |c: usize| -> Vec<f64> { (0..f).map(|a| if c < f { vecs[a * f + c] } else { 0.0 }).collect() };
     let (ax, ay) = (axis(0), axis(1));
     let share =
         [vals.first().copied().unwrap_or(0.0).max(0.0) / total, vals.get(1).copied().unwrap_or(0.0).max(0.0) / total];

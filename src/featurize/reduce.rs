@@ -62,15 +62,8 @@ impl Pca {
         if keep == 0 {
             return Err(Error::config("the embeddings have no variance (every row is the same vector)"));
         }
-        let mut components = Vec::with_capacity(keep);
-        for c in 0..keep {
-            let mut axis: Vec<f64> = (0..dim).map(|r| vectors[r * dim + c]).collect();
-            let big = axis.iter().copied().fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
-            if big < 0.0 {
-                axis.iter_mut().for_each(|v| *v = -*v);
-            }
-            components.push(axis);
-        }
+        // Signs are fixed by `symmetric_eigen` (largest entry positive).
+        let components = (0..keep).map(|c| (0..dim).map(|r| vectors[r * dim + c]).collect()).collect();
         let pca = Pca { dim, mean, components, explained_variance: values[..keep].to_vec(), total_variance };
         Ok((pca, warning))
     }

@@ -96,8 +96,9 @@ pub fn cholesky_solve(l: &[f64], n: usize, b: &[f64], m: usize) -> Vec<f64> {
 
 /// Eigen-decomposition of a symmetric matrix (faer's self-adjoint solver; only the lower
 /// triangle is read). Returns eigenvalues in descending order and the matching unit
-/// eigenvectors as the columns of a row-major n × n matrix, or an error when the solver does
-/// not converge.
+/// eigenvectors as the columns of a row-major n × n matrix, each pointing where its largest
+/// entry (the first, on ties) is positive, so that callers (PCA axes, report maps) do not depend
+/// on the solver's sign convention; or an error when the solver does not converge.
 pub fn symmetric_eigen(a: &[f64], n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     if n == 0 {
         return Ok((Vec::new(), Vec::new()));
@@ -113,8 +114,10 @@ pub fn symmetric_eigen(a: &[f64], n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let values = (0..n).rev().map(|i| s[i]).collect();
     let mut vectors = vec![0.0; n * n];
     for (new, old) in (0..n).rev().enumerate() {
+        let big = (0..n).map(|r| u[(r, old)]).fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
+        let sign = if big < 0.0 { -1.0 } else { 1.0 };
         for r in 0..n {
-            vectors[r * n + new] = u[(r, old)];
+            vectors[r * n + new] = sign * u[(r, old)];
         }
     }
     Ok((values, vectors))
@@ -183,12 +186,16 @@ mod tests {
     }
 
     #[test]
-    fn eigen_reconstructs_and_sorts() {
+    fn eigen_reconstructs_sorts_and_fixes_signs() {
         for n in [1, 2, 3, 10, 40] {
             let a = random_spd(n, 100 + n as u64);
             let (vals, vecs) = symmetric_eigen(&a, n).unwrap();
             for w in vals.windows(2) {
                 assert!(w[0] >= w[1]);
+            }
+            for c in 0..n {
+                let big = (0..n).map(|r| vecs[r * n + c]).fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
+                assert!(big > 0.0, "n={n}: vector {c} points where its largest entry is negative");
             }
             for i in 0..n {
                 for j in 0..n {
