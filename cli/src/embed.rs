@@ -18,10 +18,12 @@ use super::{Global, display};
 /// Embedder options shared by `embed`, `fit` and `predict`.
 #[derive(Debug, Clone, Args)]
 pub struct EmbedderArgs {
-    /// Sentence-transformer folder (config.json, model.safetensors, tokenizer.json). Default:
-    /// $SEGMIX_MODEL, else all-MiniLM-L6-v2 from the cache (fetched on first use).
-    #[arg(long, value_name = "DIR")]
-    pub model: Option<PathBuf>,
+    /// The sentence transformer: a folder (tokenizer.json with config.json + model.safetensors,
+    /// or a 4-bit model.e5s1), a name (`multilingual`: intfloat/multilingual-e5-small for text
+    /// in any language; `minilm`: all-MiniLM-L6-v2, English), or a Hugging Face hub id.
+    /// Default: $SEGMIX_MODEL, else all-MiniLM-L6-v2. Named models are fetched on first use.
+    #[arg(long, value_name = "DIR|NAME")]
+    pub model: Option<String>,
 
     /// Do not read or write the on-disk embedding cache ($SEGMIX_CACHE/embeddings).
     #[arg(long)]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use segmix::encoders::resolve::is_fetchable;
 use segmix::model::ModelFile;
 use segmix::pipeline::{self, TextEmbedder};
 
@@ -47,7 +48,13 @@ pub fn run(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
     let backend = open_backend(&a.device, g)?;
     let text_bar = text_bar(g.quiet);
     let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);
-    let load = || load_embedder(&a.embedder, &backend, g);
+    // Without --model (or $SEGMIX_MODEL), the fitted model's own embedder, found by the name
+    // model.json records (a named model or a hub id; a local folder must be passed again).
+    let mut embedder = a.embedder.clone();
+    if embedder.model.is_none() && std::env::var_os("SEGMIX_MODEL").is_none_or(|v| v.is_empty()) {
+        embedder.model = pipeline::model_embedder(&model).map(|e| e.name.clone()).filter(|n| is_fetchable(n));
+    }
+    let load = || load_embedder(&embedder, &backend, g);
     let te = TextEmbedder { load: &load, progress: &advance_bar };
     let pred = pipeline::predict(&backend, &model, &a.data, a.embeddings.as_deref(), Some(&te));
     text_bar.finish_and_clear();

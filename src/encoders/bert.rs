@@ -249,15 +249,6 @@ impl std::fmt::Debug for Bert {
 impl Bert {
     /// Loads weights from a safetensors file (names with or without a `bert.` prefix).
     pub fn load(weights: &Path, config: BertConfig) -> Result<Bert> {
-        if !matches!(config.hidden_act.as_str(), "gelu" | "gelu_python" | "gelu_new" | "gelu_pytorch_tanh") {
-            return Err(Error::Embedder(format!(
-                "unsupported activation {:?}; segmix runs GELU encoders",
-                config.hidden_act
-            )));
-        }
-        if config.hidden_size % config.num_attention_heads != 0 {
-            return Err(Error::Embedder("hidden_size is not a multiple of num_attention_heads".into()));
-        }
         let device = Device::Cpu;
         let tensors = candle_core::safetensors::load(weights, &device)
             .map_err(|e| Error::Embedder(format!("{}: cannot read weights: {e}", weights.display())))?;
@@ -268,6 +259,15 @@ impl Bert {
     /// the architecture's prefix: `bert.`, `roberta.`, `distilbert.`).
     pub fn from_tensors(tensors: HashMap<String, Tensor>, config: BertConfig) -> Result<Bert> {
         let family = config.family()?;
+        if !matches!(config.hidden_act.as_str(), "gelu" | "gelu_python" | "gelu_new" | "gelu_pytorch_tanh") {
+            return Err(Error::Embedder(format!(
+                "unsupported activation {:?}; segmix runs GELU encoders",
+                config.hidden_act
+            )));
+        }
+        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+            return Err(Error::Embedder("hidden_size is not a multiple of num_attention_heads".into()));
+        }
         let prefix = ["bert.", "roberta.", "distilbert."]
             .into_iter()
             .find(|p| tensors.contains_key(&format!("{p}embeddings.word_embeddings.weight")))

