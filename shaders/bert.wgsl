@@ -8,13 +8,15 @@
 // Host mirror of `BertDims`: `encoders::reference::BertDims` (the layout test compares every field offset).
 
 const WG: u32 = 128u;
+// Added to `pooling`: leave the pooled vectors unnormalised (a head runs on them first).
+const POOL_RAW: u32 = 4u;
 
 struct BertDims {
     rows: u32,    // tokens in the batch (B × L)
     len: u32,     // L, padded length
     hidden: u32,  // H
     heads: u32,
-    pooling: u32, // 0 mean, 1 cls, 2 max, 3 mean / sqrt(len)
+    pooling: u32, // 0 mean, 1 cls, 2 max, 3 mean / sqrt(len); + POOL_RAW: not L2-normalised
     eps: f32,
     scale: f32,   // attention: 1 / sqrt(head dim)
     _pad0: u32,
@@ -179,7 +181,8 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
-// One sentence per workgroup: pool its token vectors (`a`, mask in `ids`) and L2-normalise.
+// One sentence per workgroup: pool its token vectors (`a`, mask in `ids`) and L2-normalise
+// (unless `pooling` has POOL_RAW).
 @compute @workgroup_size(WG)
 fn pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let seq = wid.x;
@@ -189,12 +192,13 @@ fn pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var t = 0u; t < l; t++) {
         count += f32(ids[seq * l + t]);
     }
+    let mode = dims.pooling % POOL_RAW;
     var sq = 0.0;
     for (var c = lid; c < h; c += WG) {
         var v = 0.0;
-        if dims.pooling == 1u {
+        if mode == 1u {
             v = a[seq * l * h + c];
-        } else if dims.pooling == 2u {
+        } else if mode == 2u {
             v = -3.0e38;
             for (var t = 0u; t < l; t++) {
                 if ids[seq * l + t] != 0u {
@@ -207,7 +211,7 @@ fn pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                     v += a[(seq * l + t) * h + c];
                 }
             }
-            if dims.pooling == 3u {
+            if mode == 3u {
                 v /= sqrt(max(count, 1e-9));
             } else {
                 v /= max(count, 1e-9);
@@ -224,7 +228,7 @@ fn pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
     }
-    let inv = 1.0 / max(sqrt(red[0]), 1e-12);
+    let inv = select(1.0 / max(sqrt(red[0]), 1e-12), 1.0, dims.pooling >= POOL_RAW);
     for (var c = lid; c < h; c += WG) {
         out[seq * h + c] *= inv;
     }

@@ -216,7 +216,7 @@ fn texts_the_vocabulary_cannot_represent_are_counted() {
 }
 
 #[test]
-fn a_model_with_a_dense_head_is_refused_not_run_without_it() {
+fn modules_after_pooling_other_than_dense_and_normalize_are_refused() {
     let d = tempfile::tempdir().unwrap();
     write_tiny_model(d.path(), 5, "pooling_mode_mean_tokens").unwrap();
     let modules = r#"[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},
@@ -224,19 +224,46 @@ fn a_model_with_a_dense_head_is_refused_not_run_without_it() {
         {"idx":2,"name":"2","path":"2_Normalize","type":"sentence_transformers.models.Normalize"}]"#;
     std::fs::write(d.path().join("modules.json"), modules).unwrap();
     Embedder::from_dir(d.path(), None).unwrap();
+    let other = modules.replace(
+        "2_Normalize\",\"type\":\"sentence_transformers.models.Normalize",
+        "2_Asym\",\"type\":\"sentence_transformers.models.Asym",
+    );
+    std::fs::write(d.path().join("modules.json"), other).unwrap();
+    let err = Embedder::from_dir(d.path(), None).unwrap_err().to_string();
+    assert!(err.contains("\"Asym\"") && err.contains("2_Asym") && err.contains("not supported"), "{err}");
+    // A Dense module must fit the encoder and be readable.
     let dense = modules.replace(
         "2_Normalize\",\"type\":\"sentence_transformers.models.Normalize",
         "2_Dense\",\"type\":\"sentence_transformers.models.Dense",
     );
     std::fs::write(d.path().join("modules.json"), dense).unwrap();
+    std::fs::create_dir_all(d.path().join("2_Dense")).unwrap();
+    let config = r#"{"in_features": 8, "out_features": 4, "activation_function": "torch.nn.modules.activation.Tanh"}"#;
+    std::fs::write(d.path().join("2_Dense/config.json"), config).unwrap();
     let err = Embedder::from_dir(d.path(), None).unwrap_err().to_string();
-    assert!(err.contains("\"Dense\"") && err.contains("2_Dense") && err.contains("not supported"), "{err}");
+    assert!(err.contains("2_Dense") && err.contains("safetensors"), "{err}");
+    let relu = config.replace("activation.Tanh", "activation.ReLU");
+    std::fs::write(d.path().join("2_Dense/config.json"), relu).unwrap();
+    let err = Embedder::from_dir(d.path(), None).unwrap_err().to_string();
+    assert!(err.contains("ReLU") && err.contains("not supported"), "{err}");
 }
 
 #[test]
 fn roberta_xlm_roberta_and_distilbert_match_sentence_transformers() {
     for name in ["roberta", "xlm-roberta", "distilbert"] {
         matches_sentence_transformers(name);
+    }
+}
+
+#[test]
+fn dense_heads_match_sentence_transformers() {
+    // LaBSE's shape (CLS pooling, Dense + Tanh, Normalize) and distiluse's (mean pooling, Dense
+    // + Tanh, no Normalize: compared by direction).
+    for name in ["bert-dense-cls", "bert-dense-mean"] {
+        matches_sentence_transformers(name);
+        let e = Embedder::from_dir(&repo_file(&format!("tests/fixtures/encoders/{name}")), None).unwrap();
+        assert!(e.has_head());
+        assert_eq!(e.info.dim, 24, "{name}: the head's width");
     }
 }
 

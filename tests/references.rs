@@ -91,7 +91,7 @@ fn candle_encoder_matches_the_reference_forward_pass() {
         assert_eq!(e.info.pooling, pooling);
         let (ids, mask, b, l) = e.tokenize_padded(&texts).unwrap();
         assert!(mask.contains(&0), "the batch is padded");
-        let got = e.cpu_encoder().encode(&ids, &mask, (b, l), pooling).unwrap();
+        let got = e.cpu_encoder().encode(&ids, &mask, (b, l), pooling, true).unwrap();
         let want = reference::forward(&e.weights().unwrap(), &ids, &mask, (b, l), pooling);
         let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
         close(mode, &got, &want, 2e-5);

@@ -773,8 +773,8 @@ fn encoder_parity(minilm: bool) -> Result<(), Failed> {
             let strs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let (ids, mask, b, l) = e.tokenize_padded(&strs)?;
             let pooling = e.info.pooling;
-            let on_gpu = e.encoder().encode(&ids, &mask, (b, l), pooling)?;
-            let on_cpu = e.cpu_encoder().encode(&ids, &mask, (b, l), pooling)?;
+            let on_gpu = e.encoder().encode(&ids, &mask, (b, l), pooling, true)?;
+            let on_cpu = e.cpu_encoder().encode(&ids, &mask, (b, l), pooling, true)?;
             let want = segmix::encoders::reference::forward(&e.weights()?, &ids, &mask, (b, l), pooling);
             let as64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
             close("GPU encoder against the reference", &as64(&on_gpu), &want, 0.0, 2e-5)?;
@@ -852,8 +852,11 @@ fn bert_entry(entry: BertEntry) -> Result<(), Failed> {
     let shapes = [(3, 37, 64, 2), (2, 70, 128, 2), (4, 5, 24, 3), (1, 1, 200, 5)];
     for (n, &shape) in shapes.iter().enumerate() {
         let modes = [Pooling::Mean, Pooling::Cls, Pooling::Max, Pooling::MeanSqrtLen];
-        for &pooling in if entry == BertEntry::Pool { &modes[..] } else { &modes[..1] } {
-            let inputs = EntryInputs::new(entry, shape, pooling, 100 + n as u64);
+        // Pooling is also checked unnormalised (POOL_RAW: a head runs on the vectors first).
+        let pools: Vec<(Pooling, bool)> = modes.iter().flat_map(|&p| [(p, true), (p, false)]).collect();
+        for &(pooling, normalize) in if entry == BertEntry::Pool { &pools[..] } else { &pools[..1] } {
+            let mut inputs = EntryInputs::new(entry, shape, pooling, 100 + n as u64);
+            inputs.dims = inputs.dims.normalized(normalize);
             let b = inputs.buffers();
             let want = match entry {
                 BertEntry::Embed => segmix::encoders::reference::embed(&inputs.dims, &b),
@@ -862,19 +865,20 @@ fn bert_entry(entry: BertEntry) -> Result<(), Failed> {
                 BertEntry::Pool => segmix::encoders::reference::pool(&inputs.dims, &b),
             };
             let got: Vec<f64> = run_entry(gpu.device(), entry, &inputs.dims, &b)?.into_iter().map(f64::from).collect();
-            close(&format!("{} on {shape:?}, {pooling:?} pooling", entry.name()), &got, &want, 0.0, 2e-5 * 8.0)?;
+            let what = format!("{} on {shape:?}, {pooling:?} pooling, normalised {normalize}", entry.name());
+            close(&what, &got, &want, 0.0, 2e-5 * 8.0)?;
         }
     }
     Ok(())
 }
 
-/// The RoBERTa, XLM-RoBERTa and DistilBERT fixtures (tests/fixtures/encoders) on the WGSL
-/// encoder against sentence-transformers' vectors (cosine ≥ 0.9999) and the reference forward
-/// pass.
+/// The RoBERTa, XLM-RoBERTa, DistilBERT and Dense-head fixtures (tests/fixtures/encoders) on
+/// the WGSL encoder against sentence-transformers' vectors (cosine ≥ 0.9999) and the reference
+/// forward pass; unnormalised pooling normalised on the host equals normalised pooling.
 fn other_architectures() -> Result<(), Failed> {
     use segmix::encoders::Embedder;
     let gpu = gpu().expect("adapter");
-    for name in ["roberta", "xlm-roberta", "distilbert"] {
+    for name in ["roberta", "xlm-roberta", "distilbert", "bert-dense-cls", "bert-dense-mean"] {
         let dir = repo(&format!("tests/fixtures/encoders/{name}"));
         let fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json"))?)?;
         let mut e = Embedder::from_dir(&dir, None)?;
@@ -889,10 +893,20 @@ fn other_architectures() -> Result<(), Failed> {
         }
         let (ids, mask, b, l) = e.tokenize_padded(&texts)?;
         let pooling = e.info.pooling;
-        let got = e.encoder().encode(&ids, &mask, (b, l), pooling)?;
+        let got = e.encoder().encode(&ids, &mask, (b, l), pooling, true)?;
         let want = segmix::encoders::reference::forward(&e.weights()?, &ids, &mask, (b, l), pooling);
         let as64: Vec<f64> = got.iter().map(|&x| x as f64).collect();
         close(&format!("{name}: GPU encoder against the reference"), &as64, &want, 0.0, 2e-5)?;
+        let raw = e.encoder().encode(&ids, &mask, (b, l), pooling, false)?;
+        let h = raw.len() / b;
+        let normalised: Vec<f64> = raw
+            .chunks(h)
+            .flat_map(|r| {
+                let n = r.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+                r.iter().map(move |v| f64::from(*v) / n)
+            })
+            .collect();
+        close(&format!("{name}: unnormalised pooling, normalised on the host"), &normalised, &as64, 0.0, 1e-6)?;
     }
     Ok(())
 }

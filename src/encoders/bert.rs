@@ -363,8 +363,17 @@ impl Bert {
         })
     }
 
-    /// Sentence vectors (B × H, row-major): pooled token vectors, L2-normalised.
-    pub fn embed(&self, ids: &[u32], mask: &[u32], b: usize, l: usize, pooling: Pooling) -> Result<Vec<f32>> {
+    /// Sentence vectors (B × H, row-major): pooled token vectors, L2-normalised when
+    /// `normalize`.
+    pub fn embed(
+        &self,
+        ids: &[u32],
+        mask: &[u32],
+        b: usize,
+        l: usize,
+        pooling: Pooling,
+        normalize: bool,
+    ) -> Result<Vec<f32>> {
         let hidden = self.forward(ids, mask, b, l)?;
         let hidden: Vec<f32> = hidden.flatten_all().and_then(|t| t.to_vec1()).map_err(ctx("read back"))?;
         let h = self.config.hidden_size;
@@ -392,8 +401,10 @@ impl Bert {
                 }
             }
             // L2 normalisation, as sentence-transformers' Normalize module (ε = 1e-12).
-            let norm = o.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            o.iter_mut().for_each(|v| *v /= norm);
+            if normalize {
+                let norm = o.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                o.iter_mut().for_each(|v| *v /= norm);
+            }
         }
         Ok(out)
     }

@@ -433,7 +433,14 @@ impl GpuBert {
     }
 
     /// Writes a padded batch's inputs and sizes, and returns its dispatches in order.
-    fn prepare(&self, ids: &[u32], mask: &[u32], b: usize, l: usize, pooling: Pooling) -> Result<Vec<Step<'_>>> {
+    fn prepare(
+        &self,
+        ids: &[u32],
+        mask: &[u32],
+        (b, l): (usize, usize),
+        pooling: Pooling,
+        normalize: bool,
+    ) -> Result<Vec<Step<'_>>> {
         let t = b * l;
         if t > self.max_tokens || b > self.max_batch || l > self.max_positions || ids.len() != t || mask.len() != t {
             return Err(Error::Embedder(format!(
@@ -443,7 +450,7 @@ impl GpuBert {
         }
         let (h, i) = (self.hidden, self.intermediate);
         let gpu = &self.gpu;
-        let base = BertDims::new((b, l), (h, self.heads), pooling, self.eps);
+        let base = BertDims::new((b, l), (h, self.heads), pooling, self.eps).normalized(normalize);
         let lin = |k: usize, n: usize, gelu: bool| ProjDims {
             n: t as u32,
             dim: k as u32,
@@ -486,19 +493,22 @@ impl GpuBert {
     }
 
     /// Encodes a padded batch (B texts × L tokens, shortest first or in any order) and copies
-    /// its B sentence vectors to rows [at, at + B) of `dst`. Submits without waiting.
+    /// its B sentence vectors (L2-normalised when `normalize`) to rows [at, at + B) of `dst`.
+    /// Submits without waiting.
+    #[allow(clippy::too_many_arguments)]
     pub fn encode(
         &self,
         ids: &[u32],
         mask: &[u32],
         (b, l): (usize, usize),
         pooling: Pooling,
+        normalize: bool,
         dst: &DeviceRows,
         at: usize,
     ) -> Result<wgpu::SubmissionIndex> {
         let gpu = &self.gpu;
         gpu.checked("sentence encoder", || -> Result<wgpu::SubmissionIndex> {
-            let steps = self.prepare(ids, mask, b, l, pooling)?;
+            let steps = self.prepare(ids, mask, (b, l), pooling, normalize)?;
             let mut enc = gpu.encoder();
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
@@ -528,7 +538,7 @@ impl GpuBert {
         // The batch's inputs are written once; each repeat records every dispatch in its own
         // timed pass and reads the timestamps back.
         let runs = gpu.checked("profiling the sentence encoder", || -> Result<Vec<Vec<(Stage, f64)>>> {
-            let steps = self.prepare(ids, mask, b, l, pooling)?;
+            let steps = self.prepare(ids, mask, (b, l), pooling, true)?;
             let count = (2 * steps.len()) as u32;
             let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("encoder.timestamps"),
@@ -595,9 +605,16 @@ impl SentenceEncoder for GpuBert {
         (self.max_tokens, self.max_batch)
     }
 
-    fn encode(&self, ids: &[u32], mask: &[u32], (b, l): (usize, usize), pooling: Pooling) -> Result<Vec<f32>> {
+    fn encode(
+        &self,
+        ids: &[u32],
+        mask: &[u32],
+        (b, l): (usize, usize),
+        pooling: Pooling,
+        normalize: bool,
+    ) -> Result<Vec<f32>> {
         let rows = DeviceRows::new(&self.gpu, b, self.hidden)?;
-        let done = GpuBert::encode(self, ids, mask, (b, l), pooling, &rows, 0)?;
+        let done = GpuBert::encode(self, ids, mask, (b, l), pooling, normalize, &rows, 0)?;
         self.gpu.wait_for(done)?;
         rows.read(0, b)
     }
@@ -757,7 +774,7 @@ impl Embedder {
             let mut last = None;
             for batch in &batches {
                 let b = batch.members.len();
-                last = Some(g.encode(&batch.ids, &batch.mask, (b, batch.l), self.info.pooling, store, row)?);
+                last = Some(g.encode(&batch.ids, &batch.mask, (b, batch.l), self.info.pooling, true, store, row)?);
                 row += b;
                 uids.extend(batch.members.iter().map(|&i| window[i]));
             }

@@ -21,6 +21,7 @@ pub mod cache;
 pub mod e5s1;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod head;
 pub mod ops;
 pub mod reference;
 pub mod resolve;
@@ -62,8 +63,17 @@ pub trait SentenceEncoder {
     fn device(&self) -> String;
     /// The most padded tokens, and texts, one batch may hold.
     fn limits(&self) -> (usize, usize);
-    /// The B × H sentence vectors of the padded batch `ids`/`mask` of shape (B, L), on the host.
-    fn encode(&self, ids: &[u32], mask: &[u32], shape: (usize, usize), pooling: Pooling) -> Result<Vec<f32>>;
+    /// The B × H sentence vectors of the padded batch `ids`/`mask` of shape (B, L), on the host:
+    /// pooled, and L2-normalised when `normalize` (a model with a head after pooling runs it on
+    /// the vectors before their normalisation).
+    fn encode(
+        &self,
+        ids: &[u32],
+        mask: &[u32],
+        shape: (usize, usize),
+        pooling: Pooling,
+        normalize: bool,
+    ) -> Result<Vec<f32>>;
 }
 
 impl SentenceEncoder for Bert {
@@ -75,8 +85,15 @@ impl SentenceEncoder for Bert {
         (TOKEN_BUDGET, MAX_BATCH)
     }
 
-    fn encode(&self, ids: &[u32], mask: &[u32], (b, l): (usize, usize), pooling: Pooling) -> Result<Vec<f32>> {
-        self.embed(ids, mask, b, l, pooling)
+    fn encode(
+        &self,
+        ids: &[u32],
+        mask: &[u32],
+        (b, l): (usize, usize),
+        pooling: Pooling,
+        normalize: bool,
+    ) -> Result<Vec<f32>> {
+        self.embed(ids, mask, b, l, pooling, normalize)
     }
 }
 
@@ -116,6 +133,8 @@ pub struct Embedder {
     gpu: Option<gpu::GpuBert>,
     tokenizer: Tokenizer,
     pad_id: u32,
+    /// What runs after pooling (Dense modules), usually nothing.
+    head: head::Head,
 }
 
 /// Vectors for a list of texts.
@@ -145,13 +164,16 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(format!("{:x}", h.finalize()))
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::Embedder(format!("{}: {e}", path.display())))
 }
 
 #[derive(Deserialize)]
 struct PoolingConfig {
+    /// sentence-transformers ≥ 5 writes the mode by name.
+    #[serde(default)]
+    pooling_mode: Option<String>,
     #[serde(default)]
     pooling_mode_cls_token: bool,
     #[serde(default)]
@@ -160,39 +182,6 @@ struct PoolingConfig {
     pooling_mode_max_tokens: bool,
     #[serde(default)]
     pooling_mode_mean_sqrt_len_tokens: bool,
-}
-
-/// One entry of a sentence-transformers `modules.json`.
-#[derive(Deserialize)]
-struct ModuleEntry {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    path: String,
-}
-
-/// The module chain in `modules.json` (when there is one) is what this embedder computes:
-/// Transformer → Pooling → optional Normalize. A module that would change the vectors after
-/// pooling (a Dense head, as LaBSE and distiluse have) is refused rather than skipped.
-fn check_modules(dir: &Path) -> Result<()> {
-    let path = dir.join("modules.json");
-    if !path.is_file() {
-        return Ok(());
-    }
-    let modules: Vec<ModuleEntry> = read_json(&path)?;
-    for m in &modules {
-        let name = m.kind.rsplit('.').next().unwrap_or(&m.kind);
-        if !matches!(name, "Transformer" | "Pooling" | "Normalize") {
-            return Err(Error::Embedder(format!(
-                "{}: module {name:?} ({}) after the transformer is not supported yet; segmix runs \
-                 Transformer → Pooling → Normalize models (most sentence-transformers models, but not \
-                 those with a Dense head such as LaBSE or distiluse)",
-                path.display(),
-                if m.path.is_empty() { "the model folder" } else { &m.path }
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// `config_sentence_transformers.json`'s prompts and the name of the one applied by default.
@@ -279,11 +268,25 @@ impl Embedder {
             (read_json::<BertConfig>(&dir.join("config.json"))?, None, None)
         };
         config.family().map_err(|e| Error::Embedder(format!("{}: {e}", dir.display())))?;
-        check_modules(dir)?;
+        let head = head::Head::read(dir, config.hidden_size)?;
         let pooling = match dir.join("1_Pooling/config.json") {
             p if p.is_file() => {
                 let c: PoolingConfig = read_json(&p)?;
-                if c.pooling_mode_cls_token {
+                if let Some(mode) = &c.pooling_mode {
+                    match mode.as_str() {
+                        "mean" => Pooling::Mean,
+                        "cls" => Pooling::Cls,
+                        "max" => Pooling::Max,
+                        "mean_sqrt_len_tokens" => Pooling::MeanSqrtLen,
+                        m => {
+                            return Err(Error::Embedder(format!(
+                                "{}: pooling mode {m:?} is not supported; segmix pools by mean, cls, max or \
+                                 mean_sqrt_len_tokens",
+                                p.display()
+                            )));
+                        }
+                    }
+                } else if c.pooling_mode_cls_token {
                     Pooling::Cls
                 } else if c.pooling_mode_max_tokens {
                     Pooling::Max
@@ -311,7 +314,7 @@ impl Embedder {
             }))
             .map_err(|e| Error::Embedder(format!("tokenizer truncation: {e}")))?;
         let pad_id = tokenizer.token_to_id("[PAD]").or_else(|| tokenizer.token_to_id("<pad>")).unwrap_or(0);
-        let dim = config.hidden_size;
+        let dim = head.outputs(config.hidden_size);
         let bert = match tensors {
             Some(t) => Bert::from_tensors(t, config)?,
             None => Bert::load(&weights_path, config)?,
@@ -336,6 +339,7 @@ impl Embedder {
             gpu: None,
             tokenizer,
             pad_id,
+            head,
         })
     }
 
@@ -364,6 +368,12 @@ impl Embedder {
             Some(g) => g,
             _ => &self.bert,
         }
+    }
+
+    /// Whether the model runs modules after pooling (a Dense head), which keeps its vectors off
+    /// the device-resident path.
+    pub fn has_head(&self) -> bool {
+        !self.head.is_empty()
     }
 
     /// The CPU (candle) encoder, also when batches run on a GPU.
@@ -497,9 +507,13 @@ impl Embedder {
         done(0, total);
         match self.gpu_encoder() {
             #[cfg(feature = "gpu")]
-            Some(g) => self.embed_on_gpu(g, &distinct, &todo, cache, &mut vectors, &mut was_truncated, done)?,
+            Some(g) if self.head.is_empty() => {
+                self.embed_on_gpu(g, &distinct, &todo, cache, &mut vectors, &mut was_truncated, done)?
+            }
             _ => {
-                let encoder = self.cpu_encoder();
+                // Batch by batch on the encoder in use; a head runs on the host after it.
+                let encoder = self.encoder();
+                let hidden = self.config().hidden_size;
                 let (tokens, per) = encoder.limits();
                 let mut finished = 0;
                 for window in todo.chunks(WINDOW) {
@@ -510,7 +524,9 @@ impl Embedder {
                     }
                     for batch in &batches {
                         let b = batch.members.len();
-                        let out = encoder.encode(&batch.ids, &batch.mask, (b, batch.l), self.info.pooling)?;
+                        let plain = self.head.is_empty();
+                        let out = encoder.encode(&batch.ids, &batch.mask, (b, batch.l), self.info.pooling, plain)?;
+                        let out = if plain { out } else { self.head.apply(&out, hidden) };
                         for (r, &i) in batch.members.iter().enumerate() {
                             let u = window[i];
                             vectors[u * dim..(u + 1) * dim].copy_from_slice(&out[r * dim..(r + 1) * dim]);

@@ -29,7 +29,8 @@ pub struct BertDims {
     /// H.
     pub hidden: u32,
     pub heads: u32,
-    /// 0 mean, 1 CLS, 2 max, 3 mean / √len ([`pooling_code`]).
+    /// 0 mean, 1 CLS, 2 max, 3 mean / √len ([`pooling_code`]); plus [`POOL_RAW`] to leave the
+    /// pooled vectors unnormalised.
     pub pooling: u32,
     pub eps: f32,
     /// Attention: 1 / √(head dim).
@@ -52,6 +53,20 @@ impl BertDims {
             scale: 1.0 / ((hidden / heads) as f32).sqrt(),
             _pad: 0,
         }
+    }
+}
+
+/// Added to `BertDims::pooling`: the pooled vectors are not L2-normalised (a head after
+/// pooling runs on them first). Mirrors `POOL_RAW` in `bert.wgsl`.
+pub const POOL_RAW: u32 = 4;
+
+impl BertDims {
+    /// The same batch, pooled without the L2 normalisation when `normalize` is false.
+    pub fn normalized(mut self, normalize: bool) -> BertDims {
+        if !normalize {
+            self.pooling = self.pooling % POOL_RAW + POOL_RAW;
+        }
+        self
     }
 }
 
@@ -154,7 +169,8 @@ pub fn attention(dims: &BertDims, b: &BertBuffers) -> Vec<f64> {
 }
 
 /// One vector per sequence (B = rows / L, B × H): its token vectors `a` pooled over the
-/// unmasked tokens (`ids`) as `dims.pooling` says, then L2-normalised.
+/// unmasked tokens (`ids`) as `dims.pooling` says, then L2-normalised (unless it has
+/// [`POOL_RAW`]).
 pub fn pool(dims: &BertDims, b: &BertBuffers) -> Vec<f64> {
     let (h, l) = (dims.hidden as usize, dims.len as usize);
     let seqs = dims.rows as usize / l;
@@ -164,15 +180,17 @@ pub fn pool(dims: &BertDims, b: &BertBuffers) -> Vec<f64> {
         let count = tokens.len() as f64;
         let x = |t: usize, c: usize| b.a[(s * l + t) * h + c] as f64;
         for c in 0..h {
-            o[c] = match dims.pooling {
+            o[c] = match dims.pooling % POOL_RAW {
                 1 => x(0, c),
                 2 => tokens.iter().map(|&t| x(t, c)).fold(f64::NEG_INFINITY, f64::max),
                 3 => tokens.iter().map(|&t| x(t, c)).sum::<f64>() / count.sqrt(),
                 _ => tokens.iter().map(|&t| x(t, c)).sum::<f64>() / count,
             };
         }
-        let norm = o.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
-        o.iter_mut().for_each(|v| *v /= norm);
+        if dims.pooling < POOL_RAW {
+            let norm = o.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+            o.iter_mut().for_each(|v| *v /= norm);
+        }
     }
     out
 }

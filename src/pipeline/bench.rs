@@ -298,14 +298,14 @@ pub fn time_encoder(e: &crate::encoders::Embedder, b: usize, l: usize, reps: usi
             let gpu = g.gpu().clone();
             let rows = crate::foundation::gpu::DeviceRows::new(&gpu, b, g.hidden())?;
             let pooling = e.info.pooling;
-            let warm = g.encode(&ids, &mask, (b, l), pooling, &rows, 0)?;
+            let warm = g.encode(&ids, &mask, (b, l), pooling, true, &rows, 0)?;
             gpu.wait_for(warm)?;
             // Back-to-back batches, as the embedder submits them; the median of rounds of 4.
             for _ in 0..reps {
                 let t = Instant::now();
                 let mut last = None;
                 for _ in 0..4 {
-                    last = Some(g.encode(&ids, &mask, (b, l), pooling, &rows, 0)?);
+                    last = Some(g.encode(&ids, &mask, (b, l), pooling, true, &rows, 0)?);
                 }
                 gpu.wait_for(last.expect("four batches"))?;
                 times.push(t.elapsed().as_secs_f64() / 4.0);
@@ -323,10 +323,10 @@ pub fn time_encoder(e: &crate::encoders::Embedder, b: usize, l: usize, reps: usi
         }
         _ => {
             let encoder = e.encoder();
-            encoder.encode(&ids, &mask, (b, l), e.info.pooling)?;
+            encoder.encode(&ids, &mask, (b, l), e.info.pooling, true)?;
             for _ in 0..reps {
                 let t = Instant::now();
-                encoder.encode(&ids, &mask, (b, l), e.info.pooling)?;
+                encoder.encode(&ids, &mask, (b, l), e.info.pooling, true)?;
                 times.push(t.elapsed().as_secs_f64());
             }
         }

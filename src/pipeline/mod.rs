@@ -132,7 +132,7 @@ fn embed_text_column(
     let texts: Vec<Option<&str>> = col.values.iter().map(|t| t.as_deref()).collect();
     let mut warnings: Vec<String> = representation_warning(embedder, &col.name, &texts)?.into_iter().collect();
     #[cfg(feature = "gpu")]
-    if embedder.gpu_encoder().is_some() {
+    if embedder.gpu_encoder().is_some() && !embedder.has_head() {
         let r = embedder.embed_resident(&texts, cache.as_ref(), progress)?;
         warnings.extend(truncation_warning(r.truncated, embedder));
         return Ok((TextVectors { source: PathBuf::from(EMBEDDER_LABEL), vectors: r.vectors }, warnings));
