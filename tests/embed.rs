@@ -2,6 +2,7 @@
 //! embedding path (batching, duplicates, missing text, cache, truncation, model resolution) on
 //! a tiny random-weight BERT that needs no download.
 
+use std::io::Write;
 use std::path::Path;
 
 use segmix::encoders::bert::Pooling;
@@ -447,4 +448,85 @@ fn models_are_named_by_folder_name_or_hub_id() {
     let d = tempfile::tempdir().unwrap();
     let err = resolve_in(Some("no such thing"), None, d.path()).unwrap_err().to_string();
     assert!(err.contains("neither a folder") && err.contains("multilingual"), "{err}");
+}
+
+/// The cache file's path after a first put (one file per embedder in the folder).
+fn cache_file(dir: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "vec"))
+        .unwrap()
+}
+
+#[test]
+fn a_torn_or_damaged_cache_record_is_a_miss_never_another_texts_vector() {
+    let d = tempfile::tempdir().unwrap();
+    let e = tiny(&d.path().join("m"), "pooling_mode_mean_tokens");
+    let texts = ["free gems", "classic guild", "rank arena", "stunning graphics"];
+    let truth = embed(&e, &texts.map(Some), None);
+    let dir = d.path().join("cache");
+    let put = |c: &Cache, i: usize| c.put(&[(texts[i], truth.matrix.row(i))]);
+    let a = Cache::open(&dir, &e.info).unwrap();
+    put(&a, 0);
+    put(&a, 1);
+    drop(a);
+    // A writer killed mid-record leaves a torn tail.
+    let file = cache_file(&dir);
+    let torn = std::fs::read(&file).unwrap().len();
+    std::fs::OpenOptions::new().append(true).open(&file).unwrap().write_all(&[7u8; 21]).unwrap();
+    let b = Cache::open(&dir, &e.info).unwrap();
+    assert_eq!(b.len(), 2);
+    // The next append lands after the last whole record, not after the torn bytes.
+    put(&b, 2);
+    let record = 32 + 4 * e.info.dim + 4;
+    assert_eq!(std::fs::read(&file).unwrap().len(), torn + record, "the torn bytes were cut");
+    let c = Cache::open(&dir, &e.info).unwrap();
+    for i in 0..3 {
+        assert_eq!(c.get(texts[i]).as_deref(), Some(truth.matrix.row(i)), "{}", texts[i]);
+    }
+    assert!(c.take_warning().is_none());
+    // A record damaged in place is skipped with a warning, and is a miss.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = 12 + 40; // inside the first record's vector
+    bytes[at] ^= 0xFF;
+    std::fs::write(&file, &bytes).unwrap();
+    let damaged = Cache::open(&dir, &e.info).unwrap();
+    assert_eq!(damaged.get(texts[0]), None);
+    assert_eq!(damaged.get(texts[1]).as_deref(), Some(truth.matrix.row(1)));
+    assert!(damaged.take_warning().unwrap().contains("1 damaged records"));
+    // Embedding through it gives the vectors of a run without a cache.
+    let again = embed(&e, &texts.map(Some), Some(&damaged));
+    assert_eq!(again.matrix.values, truth.matrix.values);
+}
+
+#[test]
+fn two_writers_on_one_cache_never_read_each_others_vectors() {
+    let d = tempfile::tempdir().unwrap();
+    let e = tiny(&d.path().join("m"), "pooling_mode_mean_tokens");
+    use segmix::encoders::tiny::WORDS;
+    let texts: Vec<String> = (0..40).map(|i| format!("{} {} gems", WORDS[i % 28], WORDS[i / 28])).collect();
+    let refs: Vec<Option<&str>> = texts.iter().map(|t| Some(t.as_str())).collect();
+    let truth = embed(&e, &refs, None);
+    let dir = d.path().join("cache");
+    // Two processes' views of one file: each appends without knowing the other's records.
+    let (a, b) = (Cache::open(&dir, &e.info).unwrap(), Cache::open(&dir, &e.info).unwrap());
+    std::thread::scope(|s| {
+        for (w, c) in [(0, &a), (1, &b)] {
+            let (texts, truth) = (&texts, &truth);
+            s.spawn(move || {
+                for i in (w..texts.len()).step_by(2) {
+                    c.put(&[(texts[i].as_str(), truth.matrix.row(i))]);
+                }
+            });
+        }
+    });
+    for (i, t) in texts.iter().enumerate() {
+        let own = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(own.get(t).as_deref(), Some(truth.matrix.row(i)), "{t}");
+    }
+    let c = Cache::open(&dir, &e.info).unwrap();
+    assert_eq!(c.len(), texts.len());
+    let served = embed(&e, &refs, Some(&c));
+    assert_eq!((served.encoded, &served.matrix.values), (0, &truth.matrix.values));
 }

@@ -82,7 +82,18 @@ pub fn load_embedder(
     if !g.quiet {
         eprintln!("embedder: {} on {}", resolved.source, e.device());
     }
-    let cache = if args.no_cache { None } else { Some(Cache::open(&cache_root().join("embeddings"), &e.info)?) };
+    // A cache that cannot be opened costs only the caching.
+    let cache = if args.no_cache {
+        None
+    } else {
+        match Cache::open(&cache_root().join("embeddings"), &e.info) {
+            Ok(c) => Some(c),
+            Err(err) => {
+                eprintln!("warning: the embedding cache is off for this run: {err}");
+                None
+            }
+        }
+    };
     Ok((e, cache))
 }
 
@@ -115,6 +126,9 @@ pub fn embed_texts(
     let out = e.embed(texts, cache, &|done, total| advance(&bar, done, total));
     bar.finish_and_clear();
     let out = out?;
+    if let Some(w) = cache.and_then(Cache::take_warning) {
+        eprintln!("warning: {w}");
+    }
     if out.truncated > 0 {
         eprintln!("warning: {} texts are longer than {} tokens and were truncated", out.truncated, e.info.max_length);
     }

@@ -169,3 +169,24 @@ fn the_korean_demo_with_the_multilingual_model() {
     assert_eq!(e["prefix"], "query: ");
     assert!(e["weights"].as_str().unwrap().contains("4-bit"), "{e}");
 }
+
+#[test]
+fn a_cache_that_cannot_be_opened_costs_only_the_caching() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("tiny");
+    write_tiny_model(&model, 3, "pooling_mode_mean_tokens").unwrap();
+    let data = write(d.path(), "t.csv", "txt\nfree gems\nclassic guild\n");
+    // The cache root is a file: no folder can be made under it.
+    let blocker = write(d.path(), "not-a-folder", "x");
+    let out = d.path().join("v.npy");
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+        .args(["embed", data.to_str().unwrap(), "--text", "txt", "--model", model.to_str().unwrap(), "--out"])
+        .arg(&out)
+        .env("SEGMIX_CACHE", &blocker)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: the embedding cache is off"), "{stderr}");
+    assert!(out.is_file());
+}

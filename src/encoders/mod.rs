@@ -600,7 +600,7 @@ impl<'a> Distinct<'a> {
     ) -> Result<()> {
         if let Some(c) = cache {
             let rows: Vec<(&str, &[f32])> = uids.iter().enumerate().map(|(r, &u)| (self.texts[u], vector(r))).collect();
-            c.put(&rows)?;
+            c.put(&rows);
         }
         Ok(())
     }

@@ -307,6 +307,10 @@ impl Segmenter {
 
     /// The content word of a Korean eojeol, or `None` for a predicate.
     fn korean(&self, w: &str) -> Option<String> {
+        // A stop word is one before its particle could be mistaken for one (그대로 is not 그대 + 로).
+        if self.stop.contains(w) {
+            return None;
+        }
         let syllables = |s: &str| s.chars().count();
         for e in HADA {
             if let Some(stem) = w.strip_suffix(e)
@@ -418,6 +422,7 @@ mod tests {
         assert_eq!(words_of(&column, 1), ["전설", "장비", "무료"]);
         assert_eq!(words_of(&column, 2), ["길드", "추억"]);
         assert_eq!(words_of(&["옛 친구들과 유저들이 돌아왔다"], 0), ["옛", "친구", "유저"]);
+        assert_eq!(words_of(&["그때 그대로 돌아왔다"], 0), ["그때"]);
         assert_eq!(words_of(&column, 3), ["추억", "길드", "다시"]);
         assert_eq!(words_of(&column, 4), ["쿠폰", "입력", "보상", "보상", "지급"]);
         // 과 is part of 효과: the stem 효 is never attested alone.

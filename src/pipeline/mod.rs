@@ -135,10 +135,12 @@ fn embed_text_column(
     if embedder.gpu_encoder().is_some() && !embedder.has_head() {
         let r = embedder.embed_resident(&texts, cache.as_ref(), progress)?;
         warnings.extend(truncation_warning(r.truncated, embedder));
+        warnings.extend(cache.as_ref().and_then(Cache::take_warning));
         return Ok((TextVectors { source: PathBuf::from(EMBEDDER_LABEL), vectors: r.vectors }, warnings));
     }
     let out = embedder.embed(&texts, cache.as_ref(), progress)?;
     warnings.extend(truncation_warning(out.truncated, embedder));
+    warnings.extend(cache.as_ref().and_then(Cache::take_warning));
     Ok((TextVectors { source: PathBuf::from(EMBEDDER_LABEL), vectors: Vectors::host(out.matrix) }, warnings))
 }
 
