@@ -197,7 +197,7 @@ fn directory<'a>(c: &mut Cursor<'a>) -> Result<HashMap<String, Entry<'a>>> {
         let nbytes = c.usize_u64("tensor byte length")?;
         let want = match dtype {
             0 => count.checked_mul(4),
-            1 if count % QK == 0 => Some(count / QK * BLOCK_BYTES),
+            1 if count.is_multiple_of(QK) => Some(count / QK * BLOCK_BYTES),
             _ => None,
         };
         if want != Some(nbytes) {
@@ -231,7 +231,7 @@ fn values(dir: &HashMap<String, Entry>, name: &str, rows: usize, cols: usize, pa
     let e = dir
         .get(name)
         .ok_or_else(|| Error::Embedder(format!("{}: the E5S1 file has no tensor {name:?}", path.display())))?;
-    if e.count != rows * cols || (e.dtype == 1 && cols % QK != 0) {
+    if e.count != rows * cols || (e.dtype == 1 && !cols.is_multiple_of(QK)) {
         return Err(Error::Embedder(format!(
             "{}: tensor {name:?} has {} elements; the header says {rows} × {cols}",
             path.display(),

@@ -445,10 +445,10 @@ fn advance<B: Backend>(
             if report {
                 progress.iteration(run.k, run.restart, run.iterations, loglik);
             }
-            if let Some(&prev) = run.trace.last() {
-                if (objective - prev).abs() <= tol * n as f64 {
-                    run.converged = true;
-                }
+            if let Some(&prev) = run.trace.last()
+                && (objective - prev).abs() <= tol * n as f64
+            {
+                run.converged = true;
             }
             run.trace.push(objective);
             run.loglik = loglik;
