@@ -14,7 +14,8 @@
 //!   stem's last sound (가 after a vowel, 을 after a consonant: 스튜디오가 → 스튜디오, but
 //!   전문가 stays). Sino-Korean verbs (도전하세요,
 //!   지급됩니다) keep their noun (도전, 지급), the plural suffix 들 comes off nouns (친구들과 →
-//!   친구); other predicates (받으세요, 드립니다) are grammar
+//!   친구), 적인 keeps its adjectival noun (압도적인 → 압도적); other predicates (받으세요,
+//!   드립니다) and unattested words ending in the adnominal 는 (펼쳐지는) are grammar
 //!   around a verb stem and are dropped. This is the left-right (L + R) eojeol model of
 //!   unsupervised Korean tokenizers (soynlp's LTokenizer) with closed lists of particles and
 //!   endings, in place of a dictionary morphological analyser: none builds without a
@@ -334,6 +335,15 @@ impl Segmenter {
                 }
             }
         }
+        // 압도적인 is the adjectival noun 압도적 with the copula's adnominal ending.
+        if let Some(noun) = w.strip_suffix("적인") {
+            return Some(format!("{noun}적"));
+        }
+        // An unattested word ending in 는 is a verb's adnominal form (펼쳐지는), not a noun with
+        // its topic particle (an attested noun lost its 는 above).
+        if w.ends_with('는') && syllables(w) >= 3 {
+            return None;
+        }
         Some(w.strip_suffix('들').filter(|n| syllables(n) >= 2).unwrap_or(w).to_string())
     }
 }
@@ -423,6 +433,7 @@ mod tests {
         assert_eq!(words_of(&column, 2), ["길드", "추억"]);
         assert_eq!(words_of(&["옛 친구들과 유저들이 돌아왔다"], 0), ["옛", "친구", "유저"]);
         assert_eq!(words_of(&["그때 그대로 돌아왔다"], 0), ["그때"]);
+        assert_eq!(words_of(&["펼쳐지는 압도적인 그래픽"], 0), ["압도적", "그래픽"]);
         assert_eq!(words_of(&column, 3), ["추억", "길드", "다시"]);
         assert_eq!(words_of(&column, 4), ["쿠폰", "입력", "보상", "보상", "지급"]);
         // 과 is part of 효과: the stem 효 is never attested alone.
