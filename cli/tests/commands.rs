@@ -356,3 +356,46 @@ fn data_warnings_are_printed_once() {
         ok(&["fit", data.to_str().unwrap(), "--num", "x,rating", "--k", "1..2", "-q", "--out", out.to_str().unwrap()]);
     assert_eq!(stderr.matches("\"rating\" has only 5 distinct values").count(), 1, "{stderr}");
 }
+
+#[test]
+fn huge_finite_values_are_standardized_without_overflow() {
+    // Squares of values past 1.3e154 overflow f64; the column's spread does not.
+    let d = tempfile::tempdir().unwrap();
+    let mut csv = String::from("g,x,y\n");
+    for i in 0..60 {
+        let g = i % 2;
+        csv.push_str(&format!(
+            "{},{:e},{}\n",
+            ["a", "b"][g],
+            (1.0 + g as f64 * 5.0 + (i % 7) as f64 * 0.3) * 1e200,
+            i % 5
+        ));
+    }
+    let data = crate::util::write(d.path(), "big.csv", &csv);
+    let out = d.path().join("fit");
+    ok(&[
+        "fit",
+        data.to_str().unwrap(),
+        "--cat",
+        "g",
+        "--num",
+        "x,y",
+        "--k",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
+    let sd = m["schema"]["numeric"][0]["sd"].as_f64().expect("a finite sd");
+    assert!(sd > 1e199 && sd < 1e201, "{sd}");
+    let pred = d.path().join("p.csv");
+    ok(&[
+        "predict",
+        out.join("model.json").to_str().unwrap(),
+        data.to_str().unwrap(),
+        "--out",
+        pred.to_str().unwrap(),
+        "-q",
+    ]);
+}

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::{CategoricalProfile, Fitted, LevelShare, MetricProfile, Power, TextSpace};
 use crate::backend::MixtureData;
 use crate::foundation::MISSING_CODE;
+use crate::foundation::stats::mean_sd;
 
 /// Per class, every categorical column's profile; each column's Cramér's V goes to `variables`.
 pub(super) fn categorical(
@@ -87,13 +88,11 @@ pub(super) fn metrics(
             .filter(|&i| observed(i, c))
             .map(|i| (i, data.x[i * p + c], ns.original(data.x[i * p + c])))
             .collect();
+        // Overflow-safe (metrics up to f64's range): see `stats::mean_sd`.
         let moments = |w: &dyn Fn(usize) -> f64| {
-            let wsum: f64 = vals.iter().map(|v| w(v.0)).sum::<f64>().max(1e-300);
-            let mz = vals.iter().map(|v| w(v.0) * v.1).sum::<f64>() / wsum;
-            let my = vals.iter().map(|v| w(v.0) * v.2).sum::<f64>() / wsum;
-            let vz = vals.iter().map(|v| w(v.0) * (v.1 - mz).powi(2)).sum::<f64>() / wsum;
-            let vy = vals.iter().map(|v| w(v.0) * (v.2 - my).powi(2)).sum::<f64>() / wsum;
-            (mz, vz.sqrt(), my, vy.sqrt())
+            let (mz, sz) = mean_sd(&vals.iter().map(|v| (w(v.0), v.1)).collect::<Vec<_>>());
+            let (my, sy) = mean_sd(&vals.iter().map(|v| (w(v.0), v.2)).collect::<Vec<_>>());
+            (mz, sz, my, sy)
         };
         let (m_all, sd_all, y_all, ysd_all) = moments(&|_| 1.0);
         for (kk, prof) in metric_profiles.iter_mut().enumerate() {

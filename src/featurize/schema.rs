@@ -18,6 +18,7 @@ use crate::backend::MixtureData;
 use crate::data::{CategoricalColumn, NumericColumn, Table};
 use crate::foundation::MISSING_CODE;
 use crate::foundation::error::{Error, Result};
+use crate::foundation::stats::mean_sd;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CategoricalSchema {
@@ -118,7 +119,7 @@ impl NumericSchema {
     }
     /// The variance floor of this coordinate in standardized units (0 without ties).
     pub fn variance_floor(&self) -> f64 {
-        self.resolution.map_or(0.0, |h| h * h / 12.0 / (self.sd * self.sd))
+        self.resolution.map_or(0.0, |h| (h / self.sd).powi(2) / 12.0)
     }
 }
 
@@ -391,14 +392,28 @@ impl NumericSchema {
         for (i, &v) in c.values.iter().enumerate().filter(|(_, v)| !v.is_nan()) {
             obs.push(transform.apply(v).ok_or_else(|| domain_error(table, i, &c.name, transform, v))?);
         }
-        let mean = obs.iter().sum::<f64>() / obs.len() as f64;
-        let var = obs.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / obs.len() as f64;
-        let mut sd = var.sqrt();
-        if !sd.is_finite() {
+        // Scaled so that values up to f64's range overflow neither the sum nor the squares.
+        let (mean, mut sd) = mean_sd(&obs.iter().map(|&v| (1.0, v)).collect::<Vec<_>>());
+        if obs.is_empty() {
             return Err(Error::config(format!(
-                "{}: column {:?}: its values are too large to standardize (the variance overflows); \
-                 rescale the column",
+                "{}: numeric column {:?} has no value in any row; drop it from --num",
                 table.path.display(),
+                c.name
+            )));
+        }
+        if !sd.is_finite() || !mean.is_finite() {
+            let (i, v) = c
+                .values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| !v.is_nan())
+                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+                .map_or((0, f64::NAN), |(i, v)| (i, *v));
+            return Err(Error::config(format!(
+                "{}: line {}, row {i}, column {:?}: the value {v:e} is too large to standardize beside the \
+                 column's others (their spread overflows f64); rescale the column",
+                table.path.display(),
+                table.lines.get(i).copied().unwrap_or(0),
                 c.name
             )));
         }

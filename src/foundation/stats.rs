@@ -11,3 +11,37 @@ pub fn median(v: &mut [f64]) -> f64 {
     let m = v.len() / 2;
     if v.len() % 2 == 1 { v[m] } else { 0.5 * (v[m - 1] + v[m]) }
 }
+
+/// Weighted mean and standard deviation (population form) of `(weight, value)` pairs, scaled so
+/// that values anywhere in f64's range overflow neither the sums nor the squares: the mean as
+/// Σ (w/W) v, the sd as m·√(Σ (w/W) ((v − mean)/m)²) with m the largest deviation. No weight:
+/// (NaN, NaN).
+pub fn mean_sd(pairs: &[(f64, f64)]) -> (f64, f64) {
+    let total: f64 = pairs.iter().map(|p| p.0).sum();
+    if total <= 0.0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = pairs.iter().map(|&(w, v)| w / total * v).sum::<f64>();
+    let m = pairs.iter().filter(|p| p.0 > 0.0).map(|&(_, v)| (v - mean).abs()).fold(0.0, f64::max);
+    if m == 0.0 {
+        return (mean, 0.0);
+    }
+    (mean, m * pairs.iter().map(|&(w, v)| w / total * ((v - mean) / m).powi(2)).sum::<f64>().sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_sd_neither_overflows_nor_loses_small_data() {
+        let (m, s) = mean_sd(&[(1.0, 1.0), (1.0, 2.0), (1.0, 3.0), (1.0, 4.0)]);
+        assert!((m - 2.5).abs() < 1e-15 && (s - 1.25f64.sqrt()).abs() < 1e-15);
+        let (m, s) = mean_sd(&[(1.0, 1e300), (1.0, 3e300)]);
+        assert!((m - 2e300).abs() < 1e286 && (s - 1e300).abs() < 1e286, "{m} {s}");
+        let (m, s) = mean_sd(&[(0.5, -1.7e308), (0.5, 1.7e308)]);
+        assert!(m.abs() < 1e293 && (s - 1.7e308).abs() < 1e294, "{m} {s}");
+        assert_eq!(mean_sd(&[(1.0, 5.0)]), (5.0, 0.0));
+        assert!(mean_sd(&[(0.0, 5.0)]).0.is_nan());
+    }
+}

@@ -369,8 +369,10 @@ impl<'a> StartSpaces<'a> {
         // metric with a large spread weighs more, as in k-means on the raw table).
         let (lo, hi) = data.scale.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &s| (lo.min(s), hi.max(s)));
         if p > 0 && data.scale.len() == p && hi > 1.5 * lo {
+            // Relative to the smallest scale: the same geometry (k-means is blind to a common
+            // factor) without squares that overflow for columns in the 1e154s and beyond.
             let x: Vec<f64> =
-                data.x.chunks_exact(p).flat_map(|r| r.iter().zip(&data.scale).map(|(v, s)| v * s)).collect();
+                data.x.chunks_exact(p).flat_map(|r| r.iter().zip(&data.scale).map(|(v, s)| v * (s / lo))).collect();
             spaces.push(("unscaled kmeans++", InitFeatures::from_matrix(n, p, Cow::Owned(x))));
         }
         if j > 0 {
