@@ -35,6 +35,41 @@ fn non_numeric_value_names_line_row_and_column() {
 }
 
 #[test]
+fn lines_are_counted_as_an_editor_counts_them_whatever_the_line_ends() {
+    // LF, CRLF (Excel, Python's csv) and CR-only files: "oops" is on line 4 in each; a quoted
+    // field running over two lines moves the next rows down one more.
+    let d = tempfile::tempdir().unwrap();
+    for (name, end) in [("lf", "\n"), ("crlf", "\r\n"), ("cr", "\r")] {
+        let text = ["a,x", "u,1", "v,2", "w,oops", "z,4"].join(end) + end;
+        let f = write(d.path(), &format!("{name}.csv"), &text);
+        let e = message(read_table(&f, &roles(&["a"], &["x"], None), Strictness::Fit).unwrap_err());
+        assert!(e.contains("line 4 (row 2)"), "{name}: {e}");
+        let text = ["a,x", "\"u", "u\",1", "v,2", "w,oops"].join(end) + end;
+        let f = write(d.path(), &format!("{name}-quoted.csv"), &text);
+        let e = message(read_table(&f, &roles(&["a"], &["x"], None), Strictness::Fit).unwrap_err());
+        assert!(e.contains("line 5 (row 2)"), "{name}, quoted: {e}");
+    }
+}
+
+#[test]
+fn a_quote_never_closed_is_an_error_not_one_giant_cell() {
+    let d = tempfile::tempdir().unwrap();
+    let mut text = String::from("a,note\n");
+    for i in 0..10 {
+        text.push_str(&format!("x,{}\n", if i == 3 { "\"open quote".to_string() } else { format!("n{i}") }));
+    }
+    let f = write(d.path(), "t.csv", &text);
+    let e = message(read_table(&f, &roles(&["a", "note"], &[], None), Strictness::Fit).unwrap_err());
+    assert!(e.contains("line 5") && e.contains("never closed"), "{e}");
+    // Closed quotes over several lines, and a stray quote inside an unquoted cell, are fine.
+    let f = write(d.path(), "ok.csv", "a,note\nx,\"two\nlines\"\ny,5\" screen\nz,\"last\nrow\"\n");
+    let t = read_table(&f, &roles(&["a", "note"], &[], None), Strictness::Fit).unwrap();
+    assert_eq!(t.n_rows, 3);
+    let f = write(d.path(), "stray.csv", "a,note\r\nx,\"two\r\nlines\"\r\ny,5\" screen\r\n");
+    assert_eq!(read_table(&f, &roles(&["a", "note"], &[], None), Strictness::Fit).unwrap().n_rows, 2);
+}
+
+#[test]
 fn infinite_value_is_not_a_number() {
     let d = tempfile::tempdir().unwrap();
     let f = write(d.path(), "t.csv", "CTR\n1\ninf\n");

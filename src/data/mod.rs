@@ -12,8 +12,10 @@
 
 pub mod embeddings;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::foundation::error::{Error, Result};
 
@@ -96,6 +98,75 @@ pub fn read_table(path: &Path, roles: &Roles, strictness: Strictness) -> Result<
     read_table_from(path, std::io::BufReader::with_capacity(1 << 20, file), roles, strictness)
 }
 
+/// Where each line of the input starts, recorded as the CSV parser reads the bytes: a line
+/// ends at `\n`, `\r\n` or a lone `\r` (as editors count them; the parser's own line numbers
+/// are off by one for CRLF files and count a CR-only file as one line). Also counts `"` bytes:
+/// a quote left open swallows the rest of the file into one field, which the parser accepts.
+#[derive(Debug, Default)]
+struct Lines {
+    /// Byte offset of every line start after the first.
+    starts: Vec<u64>,
+    /// Whether an odd number of quotes came before each of `starts`.
+    odd: Vec<bool>,
+    at: u64,
+    /// Offset of the last byte that is not a line end.
+    last_content: u64,
+    pending_cr: bool,
+    quotes: u64,
+}
+
+impl Lines {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.pending_cr && b != b'\n' {
+                self.starts.push(self.at);
+                self.odd.push(self.quotes % 2 == 1);
+            }
+            let crlf = self.pending_cr && b == b'\n';
+            if b != b'\n' && b != b'\r' {
+                self.last_content = self.at;
+            }
+            self.pending_cr = b == b'\r';
+            self.at += 1;
+            match b {
+                // The parser ends a CRLF line at its CR and starts the next record at the LF:
+                // the line starts there.
+                b'\n' => {
+                    self.starts.push(if crlf { self.at - 1 } else { self.at });
+                    self.odd.push(self.quotes % 2 == 1);
+                }
+                b'"' => self.quotes += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// The 1-based line of byte `offset`.
+    fn line_of(&self, offset: u64) -> u64 {
+        1 + self.starts.partition_point(|&s| s <= offset) as u64
+    }
+
+    /// Whether the bytes from line `line`'s start to the end hold an odd number of quotes.
+    fn odd_quotes_from(&self, line: u64) -> bool {
+        let before = if line <= 1 { false } else { self.odd[line as usize - 2] };
+        before != (self.quotes % 2 == 1)
+    }
+}
+
+/// A reader that tells [`Lines`] every byte it passes on.
+struct Counted<R> {
+    inner: R,
+    lines: Rc<RefCell<Lines>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.lines.borrow_mut().feed(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// Reads the role columns from any reader; `path` is used in messages only.
 pub fn read_table_from<R: std::io::Read>(
     path: &Path,
@@ -104,18 +175,24 @@ pub fn read_table_from<R: std::io::Read>(
     strictness: Strictness,
 ) -> Result<Table> {
     let file = path.to_path_buf();
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
+    let counter = Rc::new(RefCell::new(Lines::default()));
+    let counted = Counted { inner: reader, lines: Rc::clone(&counter) };
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(counted);
     let mut records = rdr.byte_records();
+    let line_of = |p: Option<&csv::Position>| p.map_or(0, |p| counter.borrow().line_of(p.byte()));
+    let csv_error = |e: csv::Error| csv_error(&file, line_of(e.position()), e);
     let header = match records.next() {
         None => return Err(Error::EmptyFile { file }),
-        Some(r) => r.map_err(|e| csv_error(&file, e))?,
+        Some(r) => r.map_err(csv_error)?,
     };
     let names = header_names(&file, &header)?;
     let mut columns = Columns::of(&file, &names, roles, strictness)?;
     let mut lines = Vec::new();
+    let mut last_start = 0;
     for record in records {
-        let record = record.map_err(|e| csv_error(&file, e))?;
-        let line = record.position().map_or(0, |p| p.line());
+        let record = record.map_err(csv_error)?;
+        let line = line_of(record.position());
+        last_start = record.position().map_or(0, |p| p.byte());
         if record.len() != names.len() {
             // A line holding a single empty field is a blank line: skip it like csv does.
             if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
@@ -126,6 +203,20 @@ pub fn read_table_from<R: std::io::Read>(
         columns.push(&file, &names, &record, line, lines.len())?;
         lines.push(line);
     }
+    // A last record that runs over several lines and holds an odd number of quotes: a quote
+    // opened there was never closed, and everything after it became one cell.
+    let c = counter.borrow();
+    let last = c.line_of(last_start);
+    if !lines.is_empty() && c.line_of(c.last_content) > last && c.odd_quotes_from(last) {
+        return Err(Error::Csv {
+            file,
+            line: last,
+            message: "a quoted field opened on this line is never closed, so the rest of the file would be read \
+                      as one cell; add the closing quote (a quote inside a quoted field is written twice: \"\")"
+                .into(),
+        });
+    }
+    drop(c);
     columns.finish(file, lines, strictness)
 }
 
@@ -282,8 +373,7 @@ impl Columns {
     }
 }
 
-fn csv_error(file: &Path, e: csv::Error) -> Error {
-    let line = e.position().map_or(0, |p| p.line());
+fn csv_error(file: &Path, line: u64, e: csv::Error) -> Error {
     match e.kind() {
         csv::ErrorKind::Io(_) => Error::Csv { file: file.to_path_buf(), line, message: e.to_string() },
         _ => Error::Csv { file: file.to_path_buf(), line, message: format!("malformed CSV: {e}") },
