@@ -196,6 +196,17 @@ fn npy_reader_handles_f32_f64_and_rejects_bad_files() {
     assert_eq!((m.rows, m.cols, m.values.clone()), (2, 1, vec![0.5, -1.5]));
     let r = write(d.path(), "c.npy", "not numpy");
     assert!(message(segmix::data::embeddings::read_matrix(&r).unwrap_err()).contains("not a .npy file"));
+    // A shape whose element count wraps around usize is refused, not a panic.
+    for shape in ["(4294967296, 4294967297)", "(18446744073709551615, 2)", "(2305843009213693952,)"] {
+        let header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        b.extend_from_slice(header.as_bytes());
+        b.extend_from_slice(&0.5f64.to_le_bytes());
+        std::fs::write(&q, &b).unwrap();
+        let e = message(segmix::data::embeddings::read_matrix(&q).unwrap_err());
+        assert!(e.contains("fewer values than its shape"), "{shape}: {e}");
+    }
 }
 
 #[test]

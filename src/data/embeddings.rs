@@ -123,11 +123,10 @@ pub fn read_npy(path: &Path) -> Result<Npy> {
         }
     };
     let body = &bytes[start + header_len..];
-    let count = rows * cols;
-    let need = |size: usize| -> Result<&[u8]> {
-        body.get(..count * size)
-            .ok_or_else(|| bad(format!("the file holds fewer values than its shape ({rows} x {cols}) says")))
-    };
+    // A hostile shape must not wrap around: rows × cols × 8 is checked.
+    let fewer = || bad(format!("the file holds fewer values than its shape ({rows} x {cols}) says"));
+    let count = rows.checked_mul(cols).filter(|c| c.checked_mul(8).is_some()).ok_or_else(fewer)?;
+    let need = |size: usize| -> Result<&[u8]> { body.get(..count * size).ok_or_else(fewer) };
     let data = match descr {
         "<f4" | "|f4" => {
             NpyData::F32(need(4)?.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
