@@ -82,6 +82,16 @@ fn parse_shape(s: &str) -> anyhow::Result<(usize, usize)> {
 }
 
 pub fn run(a: BenchArgs, g: &Global) -> anyhow::Result<()> {
+    anyhow::ensure!(a.k >= 1, "--k {}: time at least one class", a.k);
+    anyhow::ensure!(a.reps >= 1, "--reps {}: time at least one repetition", a.reps);
+    anyhow::ensure!(
+        a.x.is_some() || a.d + a.cats > 0,
+        "--d 0 --cats 0 leaves nothing to model; give --d or --cats at least 1"
+    );
+    anyhow::ensure!(
+        a.pca_rows.is_none() || (a.pca_dims >= 1 && a.pca_dim >= a.pca_dims),
+        "--pca-dims must be 1..=--pca-dim"
+    );
     let data = match &a.x {
         Some(x) => load_npy(x, a.codes.as_deref())?,
         None => synthetic(a.n, a.k, a.d, a.cats, 4, 3.0, 0.7, a.seed).data,

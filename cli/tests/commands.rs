@@ -399,3 +399,12 @@ fn huge_finite_values_are_standardized_without_overflow() {
         "-q",
     ]);
 }
+
+#[test]
+fn bench_refuses_empty_work_instead_of_panicking() {
+    for args in [&["--k", "0"][..], &["--reps", "0"], &["--d", "0", "--cats", "0"]] {
+        let r = segmix(&[&["bench", "--n", "50", "--device", "cpu"][..], args].concat());
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success() && !stderr.contains("panicked") && stderr.contains(args[0]), "{args:?}: {stderr}");
+    }
+}
