@@ -1,7 +1,6 @@
 //! The `segmix` binary end to end: files, exact columns, predict round trip, errors.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::util::{grouped_vector_line, repo_file, segmix, write};
 
@@ -265,7 +264,7 @@ fn embeddings_alone_are_a_model() {
 /// backend there), as on a machine without a GPU driver.
 #[cfg(target_os = "linux")]
 fn segmix_without_gpu(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_segmix"))
+    crate::util::command()
         .args(args)
         .env("VK_DRIVER_FILES", "/nonexistent/segmix_icd.json")
         .env("VK_ICD_FILENAMES", "/nonexistent/segmix_icd.json")

@@ -12,7 +12,7 @@ fn compare_on_the_demo_scores_every_method() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("cmp");
     let data = repo_file("examples/game_ads.csv");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+    let run = crate::util::command()
         .args(["compare", data.to_str().unwrap(), "--cat", "Country,Channel,Creative_Type", "--num", "CTR,CVR,ROAS"])
         .args(["--text", "Ad_Text", "--k", "3..5", "--n-init", "3", "--truth", "true_segment", "--outliers", "0.02"])
         .args(["--device", "cpu", "-q", "--out", out.to_str().unwrap()])
@@ -87,7 +87,7 @@ fn large_tables_sample_the_silhouette_and_methods_are_chosen() {
     let data = crate::util::write(d.path(), "big.csv", &csv);
     let out = d.path().join("cmp");
     let run = |methods: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+        crate::util::command()
             .args(["compare", data.to_str().unwrap(), "--cat", "channel", "--num", "ctr,roas", "--k", "2..3"])
             .args(["--n-init", "1", "--truth", "seg", "--methods", methods, "--device", "cpu", "-q"])
             .args(["--out", out.to_str().unwrap()])
@@ -116,7 +116,7 @@ fn a_bad_template_fails_before_any_work() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("cmp");
     let data = repo_file("examples/game_ads.csv");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+    let run = crate::util::command()
         .args(["compare", data.to_str().unwrap(), "--cat", "Country", "--num", "CTR", "--text", "Ad_Text"])
         .args(["--template", "{Channel}: {Ad_Text}", "--model", d.path().join("no-model").to_str().unwrap()])
         .args(["--device", "cpu", "-q", "--out", out.to_str().unwrap()])

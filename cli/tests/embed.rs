@@ -24,12 +24,7 @@ fn fit_embeds_the_text_column_and_predict_requires_the_same_model_and_prefix() {
     let out = d.path().join("fit");
     let cache = d.path().join("cache");
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
-            .args(args)
-            .env("SEGMIX_CACHE", &cache)
-            .env_remove("SEGMIX_MODEL")
-            .output()
-            .unwrap()
+        crate::util::command().args(args).env("SEGMIX_CACHE", &cache).env_remove("SEGMIX_MODEL").output().unwrap()
     };
     let (data_s, out_s, model_s) = (data.to_str().unwrap(), out.to_str().unwrap(), model.to_str().unwrap());
     let r = run(&[
@@ -111,7 +106,7 @@ fn the_korean_demo_with_the_multilingual_model() {
     let full = std::fs::read_to_string(crate::util::repo_file("examples/game_ads_ko.csv")).unwrap();
     let data = crate::util::write(d.path(), "ko.csv", &(full.lines().take(801).collect::<Vec<_>>().join("\n") + "\n"));
     let run = |args: &[&str]| {
-        let r = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+        let r = crate::util::command()
             .args(args)
             .env("SEGMIX_CACHE", d.path().join("cache"))
             .env_remove("SEGMIX_MODEL")
@@ -179,7 +174,7 @@ fn a_cache_that_cannot_be_opened_costs_only_the_caching() {
     // The cache root is a file: no folder can be made under it.
     let blocker = write(d.path(), "not-a-folder", "x");
     let out = d.path().join("v.npy");
-    let r = std::process::Command::new(env!("CARGO_BIN_EXE_segmix"))
+    let r = crate::util::command()
         .args(["embed", data.to_str().unwrap(), "--text", "txt", "--model", model.to_str().unwrap(), "--out"])
         .arg(&out)
         .env("SEGMIX_CACHE", &blocker)
