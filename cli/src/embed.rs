@@ -136,6 +136,7 @@ pub fn embed_texts(
 }
 
 pub fn run(a: EmbedArgs, g: &Global) -> anyhow::Result<()> {
+    super::check_output("--out", &a.out, &[&a.data])?;
     let roles = Roles { text: Some(a.text.clone()), ..Roles::default() };
     let table = read_table(&a.data, &roles, Strictness::Predict)?;
     let texts: Vec<Option<&str>> =

@@ -153,6 +153,7 @@ pub fn job(a: &FitArgs) -> anyhow::Result<FitJob> {
 
 pub fn run(a: FitArgs, g: &Global) -> anyhow::Result<()> {
     let job = job(&a)?;
+    super::check_output("--out", &a.out, &[&a.data])?;
     let backend = open_backend(&a.device, g)?;
     let text_bar = text_bar(g.quiet);
     let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);

@@ -107,3 +107,44 @@ pub(crate) fn warn_all(warnings: &[String]) {
 pub(crate) fn display(p: &std::path::Path) -> String {
     PathBuf::from(p).display().to_string()
 }
+
+/// Checks an output path before any compute: it is not one of the `inputs`, and the nearest
+/// folder that exists on its way (itself, for a folder output that exists) takes a new file.
+/// Hours of embedding and fitting must not end in "cannot write".
+pub(crate) fn check_output(flag: &str, out: &std::path::Path, inputs: &[&std::path::Path]) -> anyhow::Result<()> {
+    let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if let Some(input) = inputs.iter().find(|i| same(out, i)) {
+        anyhow::bail!(
+            "{flag} {} is an input of this run ({}); write the output elsewhere",
+            display(out),
+            display(input)
+        );
+    }
+    let mut dir = if out.is_dir() { out.to_path_buf() } else { out.parent().map(PathBuf::from).unwrap_or_default() };
+    if dir.as_os_str().is_empty() {
+        dir = PathBuf::from(".");
+    }
+    while !dir.exists() {
+        match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
+            _ => {
+                dir = PathBuf::from(".");
+                break;
+            }
+        }
+    }
+    if !dir.is_dir() {
+        anyhow::bail!("{flag} {}: {} is not a folder", display(out), display(&dir));
+    }
+    let probe = dir.join(format!(".segmix-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => anyhow::bail!("{flag} {}: cannot write in {}: {e}", display(out), display(&dir)),
+    }
+}

@@ -44,6 +44,9 @@ pub fn run(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
             "predict embeds texts with the prefix the model was fitted with (model.json records it); drop --text-prefix"
         );
     }
+    let mut inputs = vec![a.data.as_path(), a.model_json.as_path()];
+    inputs.extend(a.embeddings.as_deref());
+    super::check_output("--out", &a.out, &inputs)?;
     let model = ModelFile::load(&a.model_json)?;
     let backend = open_backend(&a.device, g)?;
     let text_bar = text_bar(g.quiet);

@@ -407,3 +407,20 @@ fn bench_refuses_empty_work_instead_of_panicking() {
         assert!(!r.status.success() && !stderr.contains("panicked") && stderr.contains(args[0]), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn outputs_are_checked_before_any_compute() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write(d.path(), "t.csv", "x\n1\n2\n3\n4\n");
+    let data_s = data.to_str().unwrap();
+    // The output may not be an input of the run.
+    let r = segmix(&["fit", data_s, "--num", "x", "--k", "2", "--out", data_s]);
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("is an input of this run"));
+    // A folder under a file cannot be made: said before fitting, and nothing is written.
+    let under_file = data.join("fit");
+    let r = segmix(&["fit", data_s, "--num", "x", "--k", "2", "--out", under_file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && stderr.contains("is not a folder"), "{stderr}");
+    let r = segmix(&["embed", data_s, "--text", "x", "--out", data.join("v.npy").to_str().unwrap()]);
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("is not a folder"));
+}
