@@ -216,13 +216,14 @@ def write_table(out, rows, seed, ad_text):
             w.writerow(row)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(doc=__doc__, out="examples/game_ads.csv", text=ad_text):
+    """The command line of a generator: --rows, --seed, --out (the Korean one passes its own)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=2400)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--out", default="examples/game_ads.csv")
+    ap.add_argument("--out", default=out)
     a = ap.parse_args()
-    write_table(a.out, a.rows, a.seed, ad_text)
+    write_table(a.out, a.rows, a.seed, text)
 
 
 if __name__ == "__main__":

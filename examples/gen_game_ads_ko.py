@@ -17,12 +17,11 @@ identical for a given --seed.
     python3 examples/gen_game_ads_ko.py --rows 2400 --seed 7 --out examples/game_ads_ko.csv
 """
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_game_ads import write_table  # noqa: E402  (the shared metric model)
+import gen_game_ads as generator  # noqa: E402  (the shared metric model and command line)
 
 TEXT = {
     "reward_push": {
@@ -156,14 +155,5 @@ def ad_text(rng, seg):
     return " ".join(parts)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=2400)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--out", default="examples/game_ads_ko.csv")
-    a = ap.parse_args()
-    write_table(a.out, a.rows, a.seed, ad_text)
-
-
 if __name__ == "__main__":
-    main()
+    generator.main(__doc__, "examples/game_ads_ko.csv", ad_text)

@@ -188,11 +188,9 @@ pub fn read_table_from<R: std::io::Read>(
     let names = header_names(&file, &header)?;
     let mut columns = Columns::of(&file, &names, roles, strictness)?;
     let mut lines = Vec::new();
-    let mut last_start = 0;
     for record in records {
         let record = record.map_err(csv_error)?;
         let line = line_of(record.position());
-        last_start = record.position().map_or(0, |p| p.byte());
         if record.len() != names.len() {
             // A line holding a single empty field is a blank line: skip it like csv does.
             if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
@@ -205,18 +203,19 @@ pub fn read_table_from<R: std::io::Read>(
     }
     // A last record that runs over several lines and holds an odd number of quotes: a quote
     // opened there was never closed, and everything after it became one cell.
-    let c = counter.borrow();
-    let last = c.line_of(last_start);
-    if !lines.is_empty() && c.line_of(c.last_content) > last && c.odd_quotes_from(last) {
-        return Err(Error::Csv {
-            file,
-            line: last,
-            message: "a quoted field opened on this line is never closed, so the rest of the file would be read \
-                      as one cell; add the closing quote (a quote inside a quoted field is written twice: \"\")"
-                .into(),
-        });
+    if let Some(&last) = lines.last() {
+        let c = counter.borrow();
+        if c.line_of(c.last_content) > last && c.odd_quotes_from(last) {
+            return Err(Error::Csv {
+                file,
+                line: last,
+                message: "a quoted field opened on this line is never closed, so the rest of the file would be \
+                          read as one cell; add the closing quote (a quote inside a quoted field is written \
+                          twice: \"\")"
+                    .into(),
+            });
+        }
     }
-    drop(c);
     columns.finish(file, lines, strictness)
 }
 

@@ -68,12 +68,12 @@ fn check(rec: &[u8]) -> Option<Vec<f32>> {
         .then(|| body[32..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
 }
 
-impl Cache {
-    /// Bytes per record.
-    fn record_len(&self) -> u64 {
-        36 + 4 * self.dim as u64
-    }
+/// Bytes per record of `dim`-wide vectors.
+fn record_len(dim: usize) -> u64 {
+    36 + 4 * dim as u64
+}
 
+impl Cache {
     /// Opens (or creates) the cache of an embedder in folder `dir`. A cache that cannot be
     /// opened is an error here; callers that can go on without one turn it into a warning.
     pub fn open(dir: &Path, info: &EmbedderInfo) -> Result<Cache> {
@@ -114,9 +114,7 @@ impl Cache {
         if file_dim != dim {
             return Err(cache_err(&format!("it holds {file_dim}-d vectors but the model makes {dim}-d ones")));
         }
-        let cache =
-            Cache { path, dim, state: Mutex::new(State { file, index: HashMap::new(), warning: None, writable }) };
-        let rec = cache.record_len() as usize;
+        let rec = record_len(dim) as usize;
         let mut index = HashMap::new();
         let mut bad = 0usize;
         for (i, r) in bytes[HEADER as usize..].chunks_exact(rec).enumerate() {
@@ -126,16 +124,10 @@ impl Cache {
                 bad += 1;
             }
         }
-        let mut st = cache.state.lock().expect("cache lock");
-        st.index = index;
-        if bad > 0 {
-            st.warning = Some(format!(
-                "{}: {bad} damaged records were skipped (their texts are embedded again)",
-                cache.path.display()
-            ));
-        }
-        drop(st);
-        Ok(cache)
+        let warning = (bad > 0).then(|| {
+            format!("{}: {bad} damaged records were skipped (their texts are embedded again)", path.display())
+        });
+        Ok(Cache { path, dim, state: Mutex::new(State { file, index, warning, writable }) })
     }
 
     pub fn path(&self) -> &Path {
@@ -160,7 +152,7 @@ impl Cache {
     pub fn get(&self, text: &str) -> Option<Vec<f32>> {
         let mut st = self.state.lock().expect("cache lock");
         let off = *st.index.get(&text_hash(text))?;
-        let mut rec = vec![0u8; self.record_len() as usize];
+        let mut rec = vec![0u8; record_len(self.dim) as usize];
         st.file.seek(SeekFrom::Start(off)).ok()?;
         st.file.read_exact(&mut rec).ok()?;
         match check(&rec).filter(|_| rec[..32] == text_hash(text)) {
@@ -215,7 +207,7 @@ impl Cache {
         file.lock()?;
         let result = (|| {
             let len = file.metadata()?.len();
-            let whole = HEADER + (len.saturating_sub(HEADER)) / self.record_len() * self.record_len();
+            let whole = HEADER + (len.saturating_sub(HEADER)) / record_len(self.dim) * record_len(self.dim);
             if whole != len {
                 file.set_len(whole)?;
             }

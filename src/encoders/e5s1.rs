@@ -124,12 +124,6 @@ struct Entry<'a> {
     bytes: &'a [u8],
 }
 
-/// Reads the header only (cheap: the tensors are not touched).
-pub fn header(bytes: &[u8], path: &Path) -> Result<Header> {
-    let mut c = Cursor { bytes, at: 0, path };
-    read_header(&mut c)
-}
-
 fn read_header(c: &mut Cursor) -> Result<Header> {
     if c.take(4, "magic")? != b"E5S1" {
         return Err(Error::Embedder(format!(
@@ -213,7 +207,7 @@ fn directory<'a>(c: &mut Cursor<'a>) -> Result<HashMap<String, Entry<'a>>> {
 }
 
 /// Q4_0 blocks to f32 (see the module documentation).
-pub fn dequantize_q4_0(blocks: &[u8], out: &mut Vec<f32>) {
+fn dequantize_q4_0(blocks: &[u8], out: &mut Vec<f32>) {
     for b in blocks.chunks_exact(BLOCK_BYTES) {
         let d = half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32();
         let q = &b[2..];

@@ -713,9 +713,8 @@ impl Embedder {
                 for (r, &u) in uids.iter().enumerate() {
                     row_of_unique[u] = at + r;
                 }
-                match got {
-                    Some(got) => distinct.store(cache, uids, |r| &got[r * dim..(r + 1) * dim]),
-                    None => Ok(()),
+                if let Some(got) = got {
+                    distinct.store(cache, uids, |r| &got[r * dim..(r + 1) * dim]);
                 }
             },
         )?;
@@ -739,7 +738,7 @@ impl Embedder {
         read: bool,
         was_truncated: &mut [bool],
         done: &(dyn Fn(usize, usize) + Sync),
-        mut finished: impl FnMut(&[usize], usize, Option<Vec<f32>>) -> Result<()>,
+        mut finished: impl FnMut(&[usize], usize, Option<Vec<f32>>),
     ) -> Result<()> {
         let dim = self.info.dim;
         let gpu = g.gpu().clone();
@@ -758,7 +757,7 @@ impl Embedder {
                 None
             };
             *count += uids.len();
-            finished(&uids, at, got)?;
+            finished(&uids, at, got);
             done(*count, todo.len());
             Ok(())
         };

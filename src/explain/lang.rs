@@ -232,9 +232,10 @@ pub struct Segmenter {
 impl Segmenter {
     /// The segmenter for a column: detects its languages and learns its Korean stems.
     pub fn for_texts(texts: &[&str]) -> Segmenter {
-        let mut stop: HashSet<&'static str> = list(EN).chain(list(KO)).chain(list(JA)).chain(list(ZH)).collect();
-        let lists: Vec<(&str, HashSet<&str>)> = DETECTED.iter().map(|(l, t)| (*l, list(t).collect())).collect();
         let en: HashSet<&str> = list(EN).collect();
+        let mut stop: HashSet<&'static str> =
+            en.iter().copied().chain(list(KO)).chain(list(JA)).chain(list(ZH)).collect();
+        let lists: Vec<(&str, HashSet<&str>)> = DETECTED.iter().map(|(l, t)| (*l, list(t).collect())).collect();
         let mut votes = vec![0usize; lists.len()];
         let mut alone: HashSet<String> = HashSet::new();
         let mut josas: HashMap<String, HashSet<&str>> = HashMap::new();

@@ -392,8 +392,6 @@ impl NumericSchema {
         for (i, &v) in c.values.iter().enumerate().filter(|(_, v)| !v.is_nan()) {
             obs.push(transform.apply(v).ok_or_else(|| domain_error(table, i, &c.name, transform, v))?);
         }
-        // Scaled so that values up to f64's range overflow neither the sum nor the squares.
-        let (mean, mut sd) = mean_sd(&obs.iter().map(|&v| (1.0, v)).collect::<Vec<_>>());
         if obs.is_empty() {
             return Err(Error::config(format!(
                 "{}: numeric column {:?} has no value in any row; drop it from --num",
@@ -401,6 +399,8 @@ impl NumericSchema {
                 c.name
             )));
         }
+        // Scaled so that values up to f64's range overflow neither the sum nor the squares.
+        let (mean, mut sd) = mean_sd(&obs.iter().map(|&v| (1.0, v)).collect::<Vec<_>>());
         if !sd.is_finite() || !mean.is_finite() {
             let (i, v) = c
                 .values
@@ -417,7 +417,7 @@ impl NumericSchema {
                 c.name
             )));
         }
-        let constant = sd.is_nan() || sd <= 1e-12 * mean.abs().max(1.0);
+        let constant = sd <= 1e-12 * mean.abs().max(1.0);
         if constant {
             warnings.push(format!("column {:?} is constant ({mean}); it carries no information", c.name));
             sd = 1.0;
