@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::featurize::schema::Schema;
 use crate::foundation::error::{Error, Result};
+use crate::foundation::{folder, fs};
 use crate::mixture::em::{KSummary, Stability};
 use crate::mixture::params::Params;
 use crate::mixture::{Criteria, Criterion};
@@ -78,6 +79,14 @@ impl ModelFile {
         serde_json::to_string_pretty(self).expect("model serializes")
     }
 
+    /// Reads a fit folder's `model.json` (or a model file anywhere): finishes a folder write a
+    /// killed run committed, checks the file against the folder's manifest, then [`Self::load`]s it.
+    pub fn open(path: &Path) -> Result<ModelFile> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        folder::open(fs::parent(path), &[&name])?;
+        ModelFile::load(path)
+    }
+
     /// Reads and checks a model file.
     pub fn load(path: &Path) -> Result<ModelFile> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -99,16 +108,42 @@ impl ModelFile {
         Ok(m)
     }
 
+    /// Everything `predict` relies on, so a hand-edited or corrupt file is an error that says
+    /// what is wrong and where, never a panic or silent garbage.
     fn check(&self) -> std::result::Result<(), String> {
+        self.schema.validate()?;
+        self.params.validate()?;
         let p = &self.params;
-        let tl = p.total_levels();
-        let ok = p.weights.len() == p.k
-            && p.means.len() == p.k * p.p
-            && p.covariances.len() == p.k * p.p * p.p
-            && p.alpha.len() == p.k * tl
-            && self.continuous.len() == p.p
-            && self.schema.categorical.len() == p.n_levels.len()
-            && self.schema.categorical.iter().zip(&p.n_levels).all(|(c, &l)| c.levels.len() == l);
-        if ok { Ok(()) } else { Err("inconsistent parameter shapes; the file was edited or truncated".into()) }
+        let names = self.schema.continuous_names();
+        if p.p != names.len() {
+            return Err(format!(
+                "params.p is {} but the schema has {} continuous coordinates ({} text components, {} numeric columns)",
+                p.p,
+                names.len(),
+                names.len() - self.schema.numeric.len(),
+                self.schema.numeric.len()
+            ));
+        }
+        if self.continuous != names {
+            return Err(format!("continuous lists {:?}; the schema's coordinates are {names:?}", self.continuous));
+        }
+        if self.schema.categorical.len() != p.n_levels.len() {
+            return Err(format!(
+                "schema has {} categorical columns but params.n_levels has {}",
+                self.schema.categorical.len(),
+                p.n_levels.len()
+            ));
+        }
+        if let Some((c, l)) = self.schema.categorical.iter().zip(&p.n_levels).find(|(c, l)| c.levels.len() != **l) {
+            return Err(format!(
+                "schema.categorical {:?} has {} levels but params.n_levels says {l}",
+                c.name,
+                c.levels.len()
+            ));
+        }
+        if self.fit.k != p.k {
+            return Err(format!("fit.k is {} but params has {} classes", self.fit.k, p.k));
+        }
+        Ok(())
     }
 }

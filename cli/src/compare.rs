@@ -63,11 +63,12 @@ pub fn run(a: CompareArgs, g: &Global) -> anyhow::Result<()> {
         pipeline::flag_outliers(&mut out.fit, q)?;
     }
     warn_all(out.warnings.get(bar.printed()..).unwrap_or_default());
-    segmix::report::ensure_dir(&a.fit.out)?;
-    compare::write_csv(&a.fit.out.join("compare.csv"), &out)?;
-    compare::write_markdown(&a.fit.out.join("compare.md"), &a.fit.data, &out)?;
     let opts = a.fit.explain.folder_options(a.fit.seed, None);
-    warn_all(&pipeline::write_folder(&a.fit.out, &out.fit, &out.data, &out.table, &opts, &bar)?);
+    let tables = |dir: &std::path::Path| {
+        compare::write_csv(&dir.join("compare.csv"), &out)?;
+        compare::write_markdown(&dir.join("compare.md"), &a.fit.data, &out)
+    };
+    warn_all(&pipeline::write_folder_with(&a.fit.out, &out.fit, &out.data, &out.table, &opts, &bar, tables)?);
     if !g.quiet {
         println!(
             "{:<18} {:>3} {:>10} {:>8} {:>10} {:>7} {:>7} {:>8}",

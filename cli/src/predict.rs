@@ -47,7 +47,7 @@ pub fn run(a: PredictArgs, g: &Global) -> anyhow::Result<()> {
     let mut inputs = vec![a.data.as_path(), a.model_json.as_path()];
     inputs.extend(a.embeddings.as_deref());
     super::check_output("--out", &a.out, &inputs)?;
-    let model = ModelFile::load(&a.model_json)?;
+    let model = ModelFile::open(&a.model_json)?;
     let backend = open_backend(&a.device, g)?;
     let text_bar = text_bar(g.quiet);
     let advance_bar = |done: usize, total: usize| advance(&text_bar, done, total);

@@ -33,8 +33,8 @@ pub use gpu::Resident;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub use crate::foundation::fs::sha256_file;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::foundation::error::{Error, Result};
@@ -146,22 +146,6 @@ pub struct Embedded {
     pub truncated: usize,
     /// Distinct texts that went through the encoder (the rest were duplicates or cache hits).
     pub encoded: usize,
-}
-
-/// SHA-256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", h.finalize()))
 }
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

@@ -207,6 +207,77 @@ impl Schema {
         Ok((Schema { categorical, numeric, text }, warnings))
     }
 
+    /// Checks a schema read from a file: unique column names and levels, finite moments with a
+    /// positive standard deviation, a PCA whose shapes agree and whose numbers are finite. The
+    /// message names the field and the column.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let mut seen = BTreeSet::new();
+        let names = self.categorical.iter().map(|c| &c.name).chain(self.numeric.iter().map(|c| &c.name));
+        for name in names.chain(self.text.as_ref().and_then(|t| t.column.as_ref())) {
+            if !seen.insert(name.as_str()) {
+                return Err(format!("schema: column {name:?} is named twice"));
+            }
+        }
+        for c in &self.categorical {
+            let mut levels = BTreeSet::new();
+            if c.levels.is_empty() {
+                return Err(format!("schema.categorical {:?} has no level", c.name));
+            }
+            if let Some(l) = c.levels.iter().find(|l| !levels.insert(l.as_str())) {
+                return Err(format!("schema.categorical {:?} lists level {l:?} twice", c.name));
+            }
+        }
+        for c in &self.numeric {
+            if !c.mean.is_finite() {
+                return Err(format!("schema.numeric {:?}: mean is {}", c.name, c.mean));
+            }
+            if !(c.sd.is_finite() && c.sd > 0.0) {
+                return Err(format!("schema.numeric {:?}: sd is {}; it must be a finite number > 0", c.name, c.sd));
+            }
+            if let Some(h) = c.resolution.filter(|h| !(h.is_finite() && *h > 0.0)) {
+                return Err(format!("schema.numeric {:?}: resolution is {h}; it must be a finite number > 0", c.name));
+            }
+        }
+        let Some(t) = &self.text else { return Ok(()) };
+        let pca = &t.pca;
+        let d = pca.d();
+        if d == 0 || pca.dim == 0 {
+            return Err(format!("schema.text.pca has {d} components of dimension {}; both must be ≥ 1", pca.dim));
+        }
+        if pca.mean.len() != pca.dim {
+            return Err(format!("schema.text.pca.mean has {} values for dimension {}", pca.mean.len(), pca.dim));
+        }
+        if let Some(c) = pca.components.iter().position(|a| a.len() != pca.dim) {
+            return Err(format!(
+                "schema.text.pca.components[{c}] has {} values for dimension {}",
+                pca.components[c].len(),
+                pca.dim
+            ));
+        }
+        if pca.explained_variance.len() != d || t.scale.len() != d {
+            return Err(format!(
+                "schema.text: {d} PCA components but {} explained variances and {} scales",
+                pca.explained_variance.len(),
+                t.scale.len()
+            ));
+        }
+        let finite = pca.mean.iter().chain(pca.components.iter().flatten()).all(|v| v.is_finite());
+        if !finite || !pca.total_variance.is_finite() {
+            return Err("schema.text.pca holds a value that is not a finite number".into());
+        }
+        let positive = |v: &f64| v.is_finite() && *v > 0.0;
+        if !pca.explained_variance.iter().all(positive) || !t.scale.iter().all(positive) {
+            return Err("schema.text: every explained variance and scale must be a finite number > 0".into());
+        }
+        if let Some(e) = t.embedder.as_ref().filter(|e| e.dim != pca.dim) {
+            return Err(format!(
+                "schema.text: the embedder {:?} makes {}-dimensional vectors but the PCA reads {}",
+                e.name, e.dim, pca.dim
+            ));
+        }
+        Ok(())
+    }
+
     /// Names of the continuous coordinates, in order.
     pub fn continuous_names(&self) -> Vec<String> {
         let text = self.text.as_ref().map_or(0, |t| t.pca.d());

@@ -7,6 +7,8 @@
 
 pub mod choice;
 pub mod error;
+pub mod folder;
+pub mod fs;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod linalg;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::CovType;
 use crate::backend::{KernelParams, MixtureData, SuffStats};
+use crate::foundation::choice::Choice;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::linalg;
 
@@ -106,6 +107,125 @@ impl Params {
 
     pub fn total_levels(&self) -> usize {
         self.n_levels.iter().sum()
+    }
+
+    /// Checks everything [`Params`] promises, for parameters read from a file: shapes,
+    /// finiteness, weights and categorical probabilities that sum to 1, covariances that are
+    /// symmetric, positive definite and of their type's structure. The message names the field
+    /// and the class.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let (k, p) = (self.k, self.p);
+        let pp = p * p;
+        let tl = self.total_levels();
+        if k == 0 {
+            return Err("params.k is 0; a model has at least one class".into());
+        }
+        if p == 0 && self.n_levels.is_empty() {
+            return Err("the model has no modelled column (params.p = 0 and no categorical column)".into());
+        }
+        let shape = |name: &str, found: usize, want: usize, of: &str| {
+            if found == want {
+                Ok(())
+            } else {
+                Err(format!("params.{name} has {found} values; K = {k} and p = {p} need {want} ({of})"))
+            }
+        };
+        shape("weights", self.weights.len(), k, "K")?;
+        shape("means", self.means.len(), k * p, "K × p")?;
+        shape("covariances", self.covariances.len(), k * pp, "K × p × p")?;
+        shape("alpha", self.alpha.len(), k * tl, "K × the levels of every categorical column")?;
+        if !self.var_floor.is_empty() {
+            shape("var_floor", self.var_floor.len(), p, "p, or none")?;
+        }
+        if !(self.reg.is_finite() && self.reg >= 0.0) {
+            return Err(format!("params.reg is {}; it must be a finite number ≥ 0", self.reg));
+        }
+        if let Some(j) = self.n_levels.iter().position(|&l| l == 0) {
+            return Err(format!("params.n_levels[{j}] is 0; a categorical column has at least one level"));
+        }
+        let class = |i: usize, per: usize| i.checked_div(per).map_or(1, |c| c + 1);
+        if let Some((i, w)) = self.weights.iter().enumerate().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
+            return Err(format!("params.weights: class {} has weight {w}; weights are probabilities", i + 1));
+        }
+        let total: f64 = self.weights.iter().sum();
+        if (total - 1.0).abs() > 1e-6 {
+            return Err(format!("params.weights sum to {total}, not 1"));
+        }
+        if let Some((i, v)) = self.means.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(format!("params.means: class {} coordinate {} is {v}", class(i, p), i % p.max(1) + 1));
+        }
+        if let Some((i, v)) = self.var_floor.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v >= 0.0)) {
+            return Err(format!("params.var_floor[{i}] is {v}; it must be a finite number ≥ 0"));
+        }
+        for kk in 0..k {
+            let mut off = 0;
+            for (j, &l) in self.n_levels.iter().enumerate() {
+                let a = &self.alpha[kk * tl + off..kk * tl + off + l];
+                if let Some(v) = a.iter().find(|v| !(v.is_finite() && (0.0..=1.0).contains(*v))) {
+                    return Err(format!(
+                        "params.alpha: class {} categorical column {} has probability {v}",
+                        kk + 1,
+                        j + 1
+                    ));
+                }
+                let s: f64 = a.iter().sum();
+                if (s - 1.0).abs() > 1e-6 {
+                    return Err(format!(
+                        "params.alpha: class {}'s probabilities for categorical column {} sum to {s}, not 1",
+                        kk + 1,
+                        j + 1
+                    ));
+                }
+                off += l;
+            }
+            self.validate_covariance(kk)?;
+        }
+        if self.cov_type == CovType::Tied && (1..k).any(|kk| self.covariance(kk) != self.covariance(0)) {
+            return Err("params.covariances: the model is \"tied\" but its classes' covariances differ".into());
+        }
+        Ok(())
+    }
+
+    /// Class `kk`'s covariance: finite, symmetric, of the covariance type's structure and
+    /// positive definite.
+    fn validate_covariance(&self, kk: usize) -> std::result::Result<(), String> {
+        let p = self.p;
+        let s = self.covariance(kk);
+        let at = |a: usize, b: usize| s[a * p + b];
+        let class = kk + 1;
+        if let Some(i) = s.iter().position(|v| !v.is_finite()) {
+            return Err(format!("params.covariances: class {class} entry ({}, {}) is {}", i / p + 1, i % p + 1, s[i]));
+        }
+        for a in 0..p {
+            for b in 0..a {
+                let (x, y) = (at(a, b), at(b, a));
+                let tol = 1e-9 * (at(a, a) * at(b, b)).abs().sqrt().max(x.abs()).max(f64::MIN_POSITIVE);
+                if (x - y).abs() > tol {
+                    return Err(format!(
+                        "params.covariances: class {class} is not symmetric (entry ({}, {}) is {x}, ({}, {}) is {y})",
+                        a + 1,
+                        b + 1,
+                        b + 1,
+                        a + 1
+                    ));
+                }
+                if matches!(self.cov_type, CovType::Diag | CovType::Spherical) && x != 0.0 {
+                    return Err(format!(
+                        "params.covariances: the model is \"{}\" but class {class} has off-diagonal entry ({}, {}) = {x}",
+                        self.cov_type.name(),
+                        a + 1,
+                        b + 1
+                    ));
+                }
+            }
+        }
+        if self.cov_type == CovType::Spherical && (1..p).any(|a| at(a, a) != at(0, 0)) {
+            return Err(format!("params.covariances: the model is \"spherical\" but class {class}'s variances differ"));
+        }
+        if p > 0 && linalg::cholesky(s, p).is_none() {
+            return Err(format!("params.covariances: class {class}'s covariance is not positive definite"));
+        }
+        Ok(())
     }
 
     /// Var(u_c | u_o) in class k for the observed set `observed` (c must not be in it):

@@ -18,6 +18,7 @@ use crate::explain::{self, ExplainOptions};
 use crate::featurize::TextVectors;
 use crate::featurize::schema::{Schema, Transform};
 use crate::foundation::error::{Error, Result};
+use crate::foundation::folder::{FolderWrite, Keep};
 use crate::foundation::vectors::Vectors;
 use crate::mixture::em::{FitConfig, Progress, Sweep, fit_sweep};
 use crate::mixture::predict;
@@ -315,9 +316,10 @@ pub fn fit_to_folder<B: Backend>(
 }
 
 /// Writes a finished fit's folder: `model.json`, `assignments.csv` and `selection.csv`
-/// ([`write_fit`]), then its explanation (`clusters.json`, class labels from `opts.llm` when
-/// given, announced through `progress`) and the report (`report.html`, `report.md`). Returns the
-/// warnings of the explanation (an LLM endpoint that failed).
+/// ([`write_fit`]), its explanation (`clusters.json`, class labels from `opts.llm` when given,
+/// announced through `progress`) and the report (`report.html`, `report.md`). The files replace
+/// the folder's previous set all at once ([`FolderWrite`]). Returns the warnings of the
+/// explanation (an LLM endpoint that failed).
 pub fn write_folder(
     out: &Path,
     fit: &FitOutput,
@@ -326,7 +328,20 @@ pub fn write_folder(
     opts: &FolderOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<String>> {
-    write_fit(out, fit)?;
+    write_folder_with(out, fit, data, table, opts, progress, |_| Ok(()))
+}
+
+/// [`write_folder`] with more files of the same set, which `extra` writes into the folder it is
+/// given (`compare` adds `compare.csv` and `compare.md`).
+pub fn write_folder_with(
+    out: &Path,
+    fit: &FitOutput,
+    data: &MixtureData,
+    table: &Table,
+    opts: &FolderOptions,
+    progress: &dyn Progress,
+    extra: impl FnOnce(&Path) -> Result<()>,
+) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     let mut clusters = explain::explain(&fit.fitted(data, table), &opts.explain)?;
     if let Some(ep) = &opts.llm {
@@ -337,23 +352,27 @@ pub fn write_folder(
             Err(e) => warnings.push(format!("no class labels: {e}")),
         }
     }
-    report::write_atomic(&out.join("clusters.json"), |w| w.write_all(clusters.to_json().as_bytes()))?;
-    report::html::write_report(out)?;
+    let tx = FolderWrite::begin(out, Keep::Nothing)?;
+    write_fit(tx.dir(), fit)?;
+    report::write_atomic(&tx.path("clusters.json"), |w| w.write_all(clusters.to_json().as_bytes()))?;
+    extra(tx.dir())?;
+    report::html::write_report_from(tx.dir(), tx.dir(), tx.path("compare.md").exists())?;
+    tx.commit()?;
     Ok(warnings)
 }
 
-/// Writes `assignments.csv`, `selection.csv` and `model.json` into `out`.
-pub fn write_fit(out: &Path, fit: &FitOutput) -> Result<()> {
-    report::ensure_dir(out)?;
+/// Writes `assignments.csv`, `selection.csv` and `model.json` into the folder `dir` (one file at
+/// a time; [`write_folder`] makes them one set).
+pub fn write_fit(dir: &Path, fit: &FitOutput) -> Result<()> {
     let extra: Vec<(String, Vec<f64>)> = fit
         .outliers
         .iter()
         .map(|o| ("outlier".to_string(), o.flags.iter().map(|&f| f64::from(u8::from(f))).collect()))
         .collect();
-    report::write_assignments(&out.join("assignments.csv"), &fit.sweep.posteriors, &extra)?;
-    report::write_selection(&out.join("selection.csv"), &fit.sweep.runs)?;
+    report::write_assignments(&dir.join("assignments.csv"), &fit.sweep.posteriors, &extra)?;
+    report::write_selection(&dir.join("selection.csv"), &fit.sweep.runs)?;
     let json = fit.model.to_json();
-    report::write_atomic(&out.join("model.json"), |w| w.write_all(json.as_bytes()))
+    report::write_atomic(&dir.join("model.json"), |w| w.write_all(json.as_bytes()))
 }
 
 /// Scores of new rows.

@@ -9,6 +9,7 @@ use std::path::Path;
 use crate::explain::{ClassReport, Clusters};
 use crate::foundation::choice::Choice;
 use crate::foundation::error::{Error, Result};
+use crate::foundation::folder::{FolderWrite, Keep};
 use crate::model::ModelFile;
 
 use super::write_atomic;
@@ -522,17 +523,46 @@ pub fn markdown(model: &ModelFile, sel: &[SelectionRow], c: &Clusters, data_name
     m
 }
 
-/// Writes `report.html` and `report.md` into `dir` from the fit's files there.
+/// The files a report is built from.
+pub const SOURCES: [&str; 3] = ["model.json", "selection.csv", "clusters.json"];
+
+/// Rebuilds `report.html` and `report.md` of the fit folder `dir` from its files, which are
+/// checked against the folder's manifest first; the rest of the folder stays as it is.
 pub fn write_report(dir: &Path) -> Result<()> {
-    let model = ModelFile::load(&dir.join("model.json"))?;
-    let sel = read_selection(&dir.join("selection.csv"))?;
-    let clusters = read_clusters(&dir.join("clusters.json"))?;
-    let has_compare = dir.join("compare.md").exists();
+    if !dir.join("model.json").is_file() {
+        return Err(Error::Model {
+            path: dir.to_path_buf(),
+            message: "not a fit folder (it has no model.json); give the --out folder of `segmix fit`".into(),
+        });
+    }
+    let tx = FolderWrite::begin(dir, Keep::Others)?;
+    let manifest = tx.check(&SOURCES)?;
+    let has_compare = manifest.map_or_else(|| dir.join("compare.md").exists(), |m| m.lists("compare.md"));
+    write_report_from(dir, tx.dir(), has_compare)?;
+    tx.commit()
+}
+
+/// Writes `report.html` and `report.md` into `to` from the fit's files in `from`. The report links
+/// `compare.md` when `has_compare`.
+pub fn write_report_from(from: &Path, to: &Path, has_compare: bool) -> Result<()> {
+    let model = ModelFile::load(&from.join("model.json"))?;
+    let sel = read_selection(&from.join("selection.csv"))?;
+    let clusters = read_clusters(&from.join("clusters.json"))?;
+    if clusters.classes.len() != model.params.k {
+        return Err(Error::Model {
+            path: from.join("clusters.json"),
+            message: format!(
+                "describes {} classes but model.json has {}; the two files come from different fits. Fit again",
+                clusters.classes.len(),
+                model.params.k
+            ),
+        });
+    }
     let name = clusters.data.clone();
-    write_atomic(&dir.join("report.html"), |w| {
+    write_atomic(&to.join("report.html"), |w| {
         w.write_all(html(&model, &sel, &clusters, &name, has_compare).as_bytes())
     })?;
-    write_atomic(&dir.join("report.md"), |w| {
+    write_atomic(&to.join("report.md"), |w| {
         w.write_all(markdown(&model, &sel, &clusters, &name, has_compare).as_bytes())
     })
 }

@@ -3,33 +3,15 @@
 
 pub mod html;
 
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
+
+pub use crate::foundation::fs::write_atomic;
 
 use crate::backend::Posteriors;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::stats::argmax;
 use crate::mixture::em::RunRecord;
-
-/// Writes `path` atomically: `write` fills a temporary file beside it, which is then renamed.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        write(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
-}
 
 /// Creates the output folder (and parents) if needed.
 pub fn ensure_dir(dir: &Path) -> Result<()> {
