@@ -198,3 +198,51 @@ fn fit_to_folder_writes_the_whole_folder() {
     let header = std::fs::read_to_string(out.join("assignments.csv")).unwrap();
     assert!(header.lines().next().unwrap().ends_with(",outlier"), "{}", header.lines().next().unwrap());
 }
+
+/// Categorical data with an identifier-like column (one level per row) fits and explains in
+/// O(n) per start and map: the start spaces and the report's map pool a column's rare levels
+/// (`MixtureData::pooled_categories`). A dense one-hot of 4,000 levels made this a minutes-long
+/// O(levels³) eigen-problem before.
+#[test]
+fn an_identifier_like_column_is_pooled_in_starts_and_map() {
+    use segmix::foundation::metrics::adjusted_rand_index;
+    let d = tempfile::tempdir().unwrap();
+    let mut rng = segmix::foundation::rng::Rng::new(5);
+    let (n, mut csv, mut truth) = (4000, String::from("id,a,b\n"), Vec::new());
+    for i in 0..n {
+        let g = (rng.uniform() < 0.5) as usize;
+        let pick = |rng: &mut segmix::foundation::rng::Rng, of: &[&'static str]| {
+            of[(rng.uniform() * of.len() as f64) as usize]
+        };
+        let a = if g == 0 { pick(&mut rng, &["x", "y"]) } else { "z" };
+        let b = if g == 0 { pick(&mut rng, &["p", "q", "r"]) } else { "s" };
+        csv += &format!("u{i},{a},{b}\n");
+        truth.push(g as u32);
+    }
+    let data = write(d.path(), "ids.csv", &csv);
+    let job = FitJob {
+        data,
+        roles: roles(&["id", "a", "b"], &[], None),
+        embeddings: None,
+        pca_dims: 4,
+        transforms: Vec::new(),
+        config: FitConfig { k_min: 2, k_max: 2, n_init: 2, ..FitConfig::default() },
+    };
+    let out = d.path().join("fit");
+    let fit = fit_to_folder(&CpuBackend::new(), &job, &out, &FolderOptions::default(), None, &NoProgress).unwrap();
+    let labels = crate::util::labels(&fit.sweep.posteriors.resp, 2);
+    assert!(adjusted_rand_index(&labels, &truth) > 0.99);
+    let clusters = segmix::report::html::read_clusters(&out.join("clusters.json")).unwrap();
+    assert!(!clusters.map.is_empty() && clusters.map.iter().all(|p| p.x.is_finite() && p.y.is_finite()));
+
+    // The pooled view: the 63 most frequent levels keep their own code, the rest share one.
+    let data = read_inputs(&job, None)
+        .and_then(|mut inputs| fit_inputs(&CpuBackend::new(), &job, &mut inputs, &NoProgress))
+        .unwrap()
+        .1;
+    let cats = data.pooled_categories(64);
+    assert_eq!(cats.n_levels, [64, 3, 4]);
+    assert_eq!(cats.codes[1..3], data.codes[1..3], "small columns untouched");
+    let ids = (0..n).map(|i| cats.codes[i * 3]).collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(ids.len(), 64);
+}

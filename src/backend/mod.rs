@@ -134,6 +134,39 @@ impl MixtureData {
         }
         x
     }
+    /// The categorical columns alone (`p` = 0), each cut to at most `max` levels (`max` ≥ 2): its
+    /// `max − 1` most frequent levels kept (ties by code), the rest pooled into one level. The
+    /// feature spaces whose width grows with the levels — k-means starts, the report's map — read
+    /// this, so an identifier-like column costs them O(n · max), not O(n · levels).
+    pub fn pooled_categories(&self, max: usize) -> MixtureData {
+        use crate::foundation::MISSING_CODE;
+        let (max, j) = (max.max(2), self.n_cat());
+        let mut out =
+            MixtureData { n: self.n, n_levels: self.n_levels.clone(), codes: self.codes.clone(), ..Default::default() };
+        for (jj, &l) in self.n_levels.iter().enumerate().filter(|&(_, &l)| l > max) {
+            let mut count = vec![0usize; l];
+            for i in 0..self.n {
+                let c = self.codes[i * j + jj];
+                if c != MISSING_CODE {
+                    count[c as usize] += 1;
+                }
+            }
+            let mut order: Vec<usize> = (0..l).collect();
+            order.sort_by(|&a, &b| count[b].cmp(&count[a]).then(a.cmp(&b)));
+            let mut map = vec![(max - 1) as u32; l];
+            for (new, &old) in order.iter().take(max - 1).enumerate() {
+                map[old] = new as u32;
+            }
+            for i in 0..self.n {
+                let c = &mut out.codes[i * j + jj];
+                if *c != MISSING_CODE {
+                    *c = map[*c as usize];
+                }
+            }
+            out.n_levels[jj] = max;
+        }
+        out
+    }
     /// The rows `idx` (in that order) as a table of their own.
     pub fn rows(&self, idx: &[usize]) -> MixtureData {
         let (p, j) = (self.p, self.n_cat());

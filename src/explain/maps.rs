@@ -7,6 +7,9 @@ use crate::foundation::error::Result;
 use crate::foundation::linalg;
 use crate::foundation::rng::Rng;
 
+/// Levels per categorical column at most on the map of a table without a continuous block.
+const MAP_LEVELS: usize = 32;
+
 /// The t-SNE map when `opts.tsne` asks for one: what it is of, and its points.
 pub(super) fn tsne_map(
     fit: &Fitted,
@@ -51,7 +54,9 @@ pub(super) fn tsne_map(
 
 /// The rows on the first two principal axes of the continuous block (missing values at the
 /// mean, 0), at most `points` of them (a seeded sample), and each axis' share of the variance.
-/// Without a continuous block, the one-hot categoricals are used.
+/// Without a continuous block, the one-hot categoricals are used, each column cut to its
+/// [`MAP_LEVELS`] − 1 most frequent levels and one for the rest (an identifier-like column would
+/// otherwise make this an O(levels³) eigen-problem).
 ///
 /// Each axis points where its largest coordinate is positive (`symmetric_eigen`'s convention),
 /// so the map does not depend on the solver.
@@ -62,8 +67,12 @@ pub(super) fn map_2d(
     seed: u64,
 ) -> Result<([f64; 2], Vec<MapPoint>)> {
     let n = data.n;
-    let (f, feats): (usize, Vec<f64>) =
-        if data.p > 0 { (data.p, data.x.clone()) } else { (data.total_levels(), data.one_hot()) };
+    let (f, feats): (usize, Vec<f64>) = if data.p > 0 {
+        (data.p, data.x.clone())
+    } else {
+        let cats = data.pooled_categories(MAP_LEVELS);
+        (cats.total_levels(), cats.one_hot())
+    };
     if f == 0 {
         return Ok(([0.0, 0.0], Vec::new()));
     }

@@ -23,6 +23,10 @@ use crate::foundation::rng::Rng;
 pub const SAMPLE: usize = 200_000;
 /// Candidates scored per k-means++ step at most.
 const MAX_TRIALS: usize = 12;
+/// Levels per categorical column at most in a start space: the rest of a column's levels are
+/// pooled ([`MixtureData::pooled_categories`]), so an identifier-like column adds O(n · MAX_LEVELS) work,
+/// not O(n · levels); a level shared by few rows barely moves k-means anyway.
+pub const MAX_LEVELS: usize = 64;
 /// Lloyd iterations at most (stops earlier when no label changes).
 const LLOYD_ITERS: usize = 30;
 
@@ -42,7 +46,8 @@ impl<'a> InitFeatures<'a> {
         if data.p > 0 {
             return InitFeatures::from_matrix(data.n, data.p, Cow::Borrowed(&data.x));
         }
-        InitFeatures::from_matrix(data.n, data.total_levels(), Cow::Owned(data.one_hot()))
+        let cats = data.pooled_categories(MAX_LEVELS);
+        InitFeatures::from_matrix(data.n, cats.total_levels(), Cow::Owned(cats.one_hot()))
     }
 
     /// Features from any n × f matrix (the compare baselines run k-means on their own).
@@ -315,16 +320,16 @@ pub struct StartSpaces<'a> {
     split: usize,
 }
 
-/// The one-hot categoricals beside the continuous block, each categorical column scaled to total
-/// variance `weight`.
-fn joint_features(data: &MixtureData, weight: f64) -> Vec<f64> {
-    let (n, p, j) = (data.n, data.p, data.n_cat());
-    let (tl, off) = (data.total_levels(), data.level_offsets());
+/// The one-hot categoricals `cats` (those of `data`, levels pooled) beside the continuous block
+/// of `data`, each categorical column scaled to total variance `weight`.
+fn joint_features(data: &MixtureData, cats: &MixtureData, weight: f64) -> Vec<f64> {
+    let (n, p, j) = (data.n, data.p, cats.n_cat());
+    let (tl, off) = (cats.total_levels(), cats.level_offsets());
     // Level shares among observed values, per column.
     let mut share = vec![0.0; tl];
     let mut observed = vec![0.0f64; j];
     for i in 0..n {
-        for (jj, &c) in data.codes[i * j..(i + 1) * j].iter().enumerate() {
+        for (jj, &c) in cats.codes[i * j..(i + 1) * j].iter().enumerate() {
             if c != crate::foundation::MISSING_CODE {
                 share[off[jj] + c as usize] += 1.0;
                 observed[jj] += 1.0;
@@ -343,7 +348,7 @@ fn joint_features(data: &MixtureData, weight: f64) -> Vec<f64> {
     for i in 0..n {
         let row = &mut x[i * w..(i + 1) * w];
         row[..p].copy_from_slice(&data.x[i * p..(i + 1) * p]);
-        for (jj, &c) in data.codes[i * j..(i + 1) * j].iter().enumerate() {
+        for (jj, &c) in cats.codes[i * j..(i + 1) * j].iter().enumerate() {
             let block = &mut row[p + off[jj]..p + off[jj + 1]];
             if c == crate::foundation::MISSING_CODE {
                 for (b, q) in block.iter_mut().zip(&share[off[jj]..off[jj + 1]]) {
@@ -376,17 +381,22 @@ impl<'a> StartSpaces<'a> {
             spaces.push(("unscaled kmeans++", InitFeatures::from_matrix(n, p, Cow::Owned(x))));
         }
         if j > 0 {
-            let f = p + data.total_levels();
+            let cats = data.pooled_categories(MAX_LEVELS);
+            let f = p + cats.total_levels();
             if p > 0 {
                 split = spaces.len();
-                spaces.push(("joint kmeans++", InitFeatures::from_matrix(n, f, Cow::Owned(joint_features(data, 1.0)))));
+                spaces.push((
+                    "joint kmeans++",
+                    InitFeatures::from_matrix(n, f, Cow::Owned(joint_features(data, &cats, 1.0))),
+                ));
                 let heavy = (2.0 * p as f64 / j as f64).max(4.0);
                 spaces.push((
                     "categorical kmeans++",
-                    InitFeatures::from_matrix(n, f, Cow::Owned(joint_features(data, heavy))),
+                    InitFeatures::from_matrix(n, f, Cow::Owned(joint_features(data, &cats, heavy))),
                 ));
             } else {
-                spaces.push(("kmeans++", InitFeatures::from_matrix(n, f, Cow::Owned(joint_features(data, 1.0)))));
+                spaces
+                    .push(("kmeans++", InitFeatures::from_matrix(n, f, Cow::Owned(joint_features(data, &cats, 1.0)))));
             }
         }
         if spaces.is_empty() {
