@@ -370,3 +370,57 @@ fn corrupt_model_files_are_refused_naming_the_field() {
         assert!(e.contains("model.json") && e.contains(expect), "{what}: {e}");
     }
 }
+
+/// A `;`-separated export of a European spreadsheet (decimal commas) and a tab-separated file
+/// read as their header shows, with a note naming the separator; a comma file whose cells hold
+/// semicolons stays a comma file.
+#[test]
+fn semicolon_and_tab_separated_tables_are_detected_and_named() {
+    let d = tempfile::tempdir().unwrap();
+    let r = roles(&["land"], &["ctr"], None);
+    let f = write(d.path(), "eu.csv", "land;ctr\nDE;1,5\nFR;-0,25\nIT;2\n");
+    let t = read_table(&f, &r, Strictness::Fit).unwrap();
+    assert_eq!(t.numeric[0].values, [1.5, -0.25, 2.0]);
+    assert_eq!(t.categorical[0].values[1].as_deref(), Some("FR"));
+    let note = t.format_note().unwrap();
+    assert!(note.contains("eu.csv") && note.contains("';'-separated") && note.contains("decimal comma"), "{note}");
+    let f = write(d.path(), "t.tsv", "land\tctr\nDE\t1.5\nFR\t2\n");
+    let t = read_table(&f, &r, Strictness::Fit).unwrap();
+    assert_eq!(t.numeric[0].values, [1.5, 2.0]);
+    assert!(t.format_note().unwrap().contains("tab-separated"));
+    let f = write(d.path(), "c.csv", "land,ctr,note\nDE,1.5,a;b\nFR,2,c;d\n");
+    let t = read_table(&f, &r, Strictness::Fit).unwrap();
+    assert_eq!((t.delimiter, t.format_note()), (b',', None));
+    // A decimal comma in a comma file is still an error naming the cell.
+    let f = write(d.path(), "x.csv", "land,ctr\nDE,\"1,5\"\n");
+    let e = message(read_table(&f, &r, Strictness::Fit).unwrap_err());
+    assert!(e.contains("\"1,5\" is not a number"), "{e}");
+}
+
+/// A table that shares no column with the model is refused instead of giving every row the
+/// class weights.
+#[test]
+fn a_prediction_table_without_any_model_column_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "new.csv", "x,y\n1,2\n");
+    let e = message(read_table(&f, &roles(&["land"], &["ctr"], None), Strictness::Predict).unwrap_err());
+    assert!(e.contains("new.csv") && e.contains("none of the model's columns") && e.contains("\"x\", \"y\""), "{e}");
+    // One shared column is enough (the rest are treated as missing).
+    let f = write(d.path(), "some.csv", "land,y\nDE,2\n");
+    assert!(read_table(&f, &roles(&["land"], &["ctr"], None), Strictness::Predict).is_ok());
+}
+
+/// A stream without line breaks (`/dev/zero`, a binary file) is refused after 64 MiB instead of
+/// being read whole into one record.
+#[test]
+fn a_file_without_line_breaks_is_refused_with_bounded_memory() {
+    let e = segmix::data::read_table_from(
+        std::path::Path::new("zero.csv"),
+        std::io::repeat(b'0'),
+        &roles(&["a"], &[], None),
+        Strictness::Fit,
+    )
+    .unwrap_err();
+    let e = message(e);
+    assert!(e.contains("zero.csv") && e.contains("line 1") && e.contains("longer than 64 MiB"), "{e}");
+}

@@ -139,6 +139,9 @@ pub fn run(a: EmbedArgs, g: &Global) -> anyhow::Result<()> {
     super::check_output("--out", &a.out, &[&a.data])?;
     let roles = Roles { text: Some(a.text.clone()), ..Roles::default() };
     let table = read_table(&a.data, &roles, Strictness::Predict)?;
+    if let Some(note) = table.format_note() {
+        eprintln!("warning: {note}");
+    }
     let texts: Vec<Option<&str>> =
         table.text.as_ref().expect("text role").values.iter().map(|t| t.as_deref()).collect();
     let backend = open_backend(&a.device, g)?;

@@ -61,20 +61,52 @@ pub struct Global {
 }
 
 fn main() -> ExitCode {
+    quiet_headless_vulkan();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error and its causes, each said once: a library error already quotes its source (an I/O
+/// error's OS text), which the chain would repeat.
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
+}
+
+/// On a machine without a desktop session (no `XDG_RUNTIME_DIR`: a server, a container, CI),
+/// Mesa's Vulkan device-select layer tries to reach a Wayland display and prints "error:
+/// XDG_RUNTIME_DIR is invalid" twice whenever the GPU backend is probed. segmix enumerates and
+/// chooses adapters itself, so the layer is switched off there (`NODEVICE_SELECT=1`) unless the
+/// user set it.
+#[allow(unsafe_code)]
+fn quiet_headless_vulkan() {
+    let headless = std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|d| !std::path::Path::new(&d).is_dir());
+    if headless && std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: first thing in `main`, before any other thread exists.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(t) = cli.threads {
-        if t == 0 {
-            anyhow::bail!("--threads must be at least 1");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let limit = (4 * cores).max(64);
+        if t == 0 || t > limit {
+            anyhow::bail!(
+                "--threads {t}: give 1 to {limit} (this machine has {cores} cores; more threads than that only add overhead)"
+            );
         }
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
     }

@@ -424,3 +424,104 @@ fn outputs_are_checked_before_any_compute() {
     let r = segmix(&["embed", data_s, "--text", "x", "--out", data.join("v.npy").to_str().unwrap()]);
     assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("is not a folder"));
 }
+
+/// A fit folder is one set: a refit replaces it whole (manifest.json lists it, nothing staged or
+/// temporary is left); files mixed from two fits or edited by hand are refused by `report` and
+/// `predict`, naming the file.
+#[test]
+fn a_fit_folder_is_one_set_and_mixed_files_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let data = repo_file("examples/game_ads.csv");
+    let fit = |out: &Path, k: &str| {
+        ok(&[
+            "fit",
+            data.to_str().unwrap(),
+            "--num",
+            "CTR,CVR",
+            "--k",
+            k,
+            "--n-init",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ])
+    };
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    fit(&a, "2");
+    std::fs::write(a.join("notes.txt"), "mine").unwrap();
+    fit(&a, "3");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("manifest.json")).unwrap()).unwrap();
+    let listed: Vec<&str> = manifest["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["assignments.csv", "clusters.json", "model.json", "report.html", "report.md", "selection.csv"]);
+    let hidden: Vec<String> = std::fs::read_dir(&a)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n != ".segmix.lock")
+        .collect();
+    assert!(hidden.is_empty(), "left behind: {hidden:?}");
+    assert_eq!(std::fs::read_to_string(a.join("notes.txt")).unwrap(), "mine", "the user's files stay");
+    ok(&["report", a.to_str().unwrap(), "-q"]);
+
+    // clusters.json of a K = 2 fit copied into the K = 3 folder.
+    fit(&b, "2");
+    std::fs::copy(b.join("clusters.json"), a.join("clusters.json")).unwrap();
+    let r = segmix(&["report", a.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && stderr.contains("clusters.json") && stderr.contains("manifest.json"), "{stderr}");
+    // Unchecked (no manifest), the class counts still disagree.
+    std::fs::remove_file(a.join("manifest.json")).unwrap();
+    let r = segmix(&["report", a.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && stderr.contains("describes 2 classes but model.json has 3"), "{stderr}");
+
+    // An edited model.json: predict names it.
+    let mut model = std::fs::read_to_string(b.join("model.json")).unwrap();
+    model.push(' ');
+    std::fs::write(b.join("model.json"), model).unwrap();
+    let pred = d.path().join("p.csv");
+    let r = segmix(&[
+        "predict",
+        b.join("model.json").to_str().unwrap(),
+        data.to_str().unwrap(),
+        "--out",
+        pred.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && stderr.contains("model.json") && stderr.contains("edited"), "{stderr}");
+    assert!(!pred.exists());
+}
+
+/// Command-line hygiene: `--threads` is bounded, an OS error is said once, and a headless
+/// machine's Vulkan probe prints nothing of its own.
+#[test]
+fn threads_are_bounded_errors_are_said_once_and_headless_probes_are_quiet() {
+    for t in ["0", "1000000"] {
+        let r = segmix(&["--threads", t, "devices"]);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success() && stderr.contains("--threads") && stderr.contains("cores"), "{stderr}");
+    }
+    let d = tempfile::tempdir().unwrap();
+    let r = segmix(&[
+        "fit",
+        d.path().join("none.csv").to_str().unwrap(),
+        "--num",
+        "x",
+        "--out",
+        d.path().join("o").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && stderr.contains("none.csv"), "{stderr}");
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+    let data = write(d.path(), "t.csv", "x\n1\n2\n3\n4\n5\n6\n");
+    let out = crate::util::command()
+        .env_remove("XDG_RUNTIME_DIR")
+        .args(["fit", data.to_str().unwrap(), "--num", "x", "--k", "2", "--device", "auto", "-q"])
+        .args(["--out", d.path().join("fit").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+}

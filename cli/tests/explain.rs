@@ -79,7 +79,11 @@ fn demo_keywords_recover_the_segment_vocabulary() {
 fn user_text_is_escaped_and_report_rebuilds() {
     let d = tempfile::tempdir().unwrap();
     let (data, emb) = text_table(d.path(), 90, |i| {
-        if i % 3 == 0 { "<script>alert(1)</script> & \"quotes\"".to_string() } else { format!("plain copy {}", i % 3) }
+        if i % 3 == 0 {
+            "<script>alert(1)</script> & \"quotes\" ![img](http://e.x/i.png) [click](http://e.x) **b**".to_string()
+        } else {
+            format!("plain copy {}", i % 3)
+        }
     });
     let csv = std::fs::read_to_string(&data).unwrap().replace("tiktok", "<b>tik</b>");
     std::fs::write(&data, csv).unwrap();
@@ -92,6 +96,9 @@ fn user_text_is_escaped_and_report_rebuilds() {
     assert!(html.contains("&lt;b&gt;tik&lt;/b&gt;"));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(!md.contains("<script") && md.contains("&lt;script&gt;"));
+    // Markdown in user text stays text: no live link, image or emphasis.
+    assert!(!md.contains("](http") && !md.contains("**b**"), "live Markdown from user text");
+    assert!(md.contains(r"\!\[img\]\(http://e.x/i.png\) \[click\]\(http://e.x\) \*\*b\*\*"), "{md}");
     // Rebuild from the files alone.
     std::fs::remove_file(out.join("report.html")).unwrap();
     std::fs::remove_file(out.join("report.md")).unwrap();

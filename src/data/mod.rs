@@ -74,6 +74,25 @@ pub struct Table {
     pub text: Option<TextColumn>,
     /// 1-based file line of each data row (for messages about rows).
     pub lines: Vec<u64>,
+    /// The field separator the file was read with (see [`read_table_from`]).
+    pub delimiter: u8,
+}
+
+impl Table {
+    /// What the user should hear about how the file was read: a separator other than a comma.
+    pub fn format_note(&self) -> Option<String> {
+        (self.delimiter != b',').then(|| {
+            let name = match self.delimiter {
+                b'\t' => "tab".to_string(),
+                d => format!("{:?}", d as char),
+            };
+            let decimal = if self.delimiter == b';' { "; numbers may use a decimal comma" } else { "" };
+            format!(
+                "{}: read as {name}-separated (its header names the columns only with that separator{decimal})",
+                self.path.display()
+            )
+        })
+    }
 }
 
 /// True for the cell values segmix reads as missing.
@@ -97,6 +116,13 @@ pub fn read_table(path: &Path, roles: &Roles, strictness: Strictness) -> Result<
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     read_table_from(path, std::io::BufReader::with_capacity(1 << 20, file), roles, strictness)
 }
+
+/// Lines longer than this are refused: no table has them, and a file without line breaks (a
+/// binary file, `/dev/zero`) would otherwise be read whole into one record.
+const MAX_LINE: u64 = 64 << 20;
+
+/// Field separators tried on the header, comma first.
+const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
 
 /// Where each line of the input starts, recorded as the CSV parser reads the bytes: a line
 /// ends at `\n`, `\r\n` or a lone `\r` (as editors count them; the parser's own line numbers
@@ -162,9 +188,50 @@ struct Counted<R> {
 impl<R: std::io::Read> std::io::Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.lines.borrow_mut().feed(&buf[..n]);
+        let mut lines = self.lines.borrow_mut();
+        lines.feed(&buf[..n]);
+        if lines.at - lines.starts.last().copied().unwrap_or(0) > MAX_LINE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "line {} is longer than {} MiB: this is not a CSV table (or has no line breaks)",
+                    lines.starts.len() + 1,
+                    MAX_LINE >> 20
+                ),
+            ));
+        }
         Ok(n)
     }
+}
+
+/// The separator of a table whose first line is `header`: the comma, unless another of
+/// [`DELIMITERS`] splits the header into more of the role columns (a `;`-separated export of
+/// a European spreadsheet, a tab-separated file). A table read with a comma would fail on
+/// those anyway, so the choice never changes a file that reads today.
+fn detect_delimiter(header: &[u8], roles: &Roles) -> u8 {
+    let wanted: Vec<&str> =
+        roles.categorical.iter().chain(&roles.numeric).chain(&roles.text).map(String::as_str).collect();
+    let found = |d: u8| {
+        let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(d).from_reader(header);
+        let Some(Ok(rec)) = r.byte_records().next() else { return 0usize };
+        let names: Vec<String> = rec
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let f = if i == 0 { f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f) } else { f };
+                String::from_utf8_lossy(f).trim().to_string()
+            })
+            .collect();
+        wanted.iter().filter(|w| names.iter().any(|n| n == *w)).count()
+    };
+    let mut best = (b',', found(b','));
+    for &d in &DELIMITERS[1..] {
+        let f = found(d);
+        if f > best.1 {
+            best = (d, f);
+        }
+    }
+    best.0
 }
 
 /// Reads the role columns from any reader; `path` is used in messages only.
@@ -174,10 +241,16 @@ pub fn read_table_from<R: std::io::Read>(
     roles: &Roles,
     strictness: Strictness,
 ) -> Result<Table> {
+    use std::io::{BufRead, Read};
     let file = path.to_path_buf();
+    // The first line, to choose the separator; then read again from the start.
+    let mut reader = std::io::BufReader::new(reader);
+    let mut first = Vec::new();
+    (&mut reader).take(MAX_LINE + 1).read_until(b'\n', &mut first).map_err(|e| Error::io(path, e))?;
+    let delimiter = detect_delimiter(&first, roles);
     let counter = Rc::new(RefCell::new(Lines::default()));
-    let counted = Counted { inner: reader, lines: Rc::clone(&counter) };
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(counted);
+    let counted = Counted { inner: std::io::Cursor::new(first).chain(reader), lines: Rc::clone(&counter) };
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(counted);
     let mut records = rdr.byte_records();
     let line_of = |p: Option<&csv::Position>| p.map_or(0, |p| counter.borrow().line_of(p.byte()));
     let csv_error = |e: csv::Error| csv_error(&file, line_of(e.position()), e);
@@ -187,6 +260,7 @@ pub fn read_table_from<R: std::io::Read>(
     };
     let names = header_names(&file, &header)?;
     let mut columns = Columns::of(&file, &names, roles, strictness)?;
+    columns.decimal_comma = delimiter == b';';
     let mut lines = Vec::new();
     for record in records {
         let record = record.map_err(csv_error)?;
@@ -216,7 +290,9 @@ pub fn read_table_from<R: std::io::Read>(
             });
         }
     }
-    columns.finish(file, lines, strictness)
+    let mut table = columns.finish(file, lines, strictness)?;
+    table.delimiter = delimiter;
+    Ok(table)
 }
 
 /// The header's column names (a UTF-8 BOM dropped, surrounding spaces trimmed).
@@ -240,6 +316,8 @@ struct Columns {
     categorical: Vec<CategoricalColumn>,
     numeric: Vec<NumericColumn>,
     text: Option<TextColumn>,
+    /// Numbers may use a decimal comma (`1,5`): a `;`-separated table.
+    decimal_comma: bool,
 }
 
 impl Columns {
@@ -248,7 +326,13 @@ impl Columns {
     fn of(file: &Path, names: &[String], roles: &Roles, strictness: Strictness) -> Result<Columns> {
         let file = file.to_path_buf();
         let mut seen: HashMap<&str, ()> = HashMap::new();
-        let mut cols = Columns { slots: Vec::new(), categorical: Vec::new(), numeric: Vec::new(), text: None };
+        let mut cols = Columns {
+            slots: Vec::new(),
+            categorical: Vec::new(),
+            numeric: Vec::new(),
+            text: None,
+            decimal_comma: false,
+        };
         let all_roles = roles
             .categorical
             .iter()
@@ -293,6 +377,20 @@ impl Columns {
                 (_, None) => unreachable!("a text column is never absent_ok"),
             }
         }
+        if cols.slots.is_empty() && !roles.is_empty() {
+            let wanted: Vec<String> =
+                roles.categorical.iter().chain(&roles.numeric).map(|n| format!("{n:?}")).collect();
+            return Err(Error::Csv {
+                file,
+                line: 1,
+                message: format!(
+                    "the header has none of the model's columns ({}), so every row would get the same \
+                     classes; it has {}. Name the columns as in the table the model was fitted on",
+                    wanted.join(", "),
+                    names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
         Ok(cols)
     }
 
@@ -314,8 +412,8 @@ impl Columns {
                     let v = if is_missing(cell) {
                         f64::NAN
                     } else {
-                        match cell.trim().parse::<f64>() {
-                            Ok(v) if v.is_finite() => v,
+                        match parse_number(cell.trim(), self.decimal_comma) {
+                            Some(v) if v.is_finite() => v,
                             _ => {
                                 return Err(Error::NotNumeric {
                                     file: file.to_path_buf(),
@@ -368,7 +466,7 @@ impl Columns {
             }
         }
         let Columns { categorical, numeric, text, .. } = self;
-        Ok(Table { path: file, n_rows, categorical, numeric, text, lines })
+        Ok(Table { path: file, n_rows, categorical, numeric, text, lines, delimiter: b',' })
     }
 }
 
@@ -376,6 +474,18 @@ fn csv_error(file: &Path, line: u64, e: csv::Error) -> Error {
     match e.kind() {
         csv::ErrorKind::Io(_) => Error::Csv { file: file.to_path_buf(), line, message: e.to_string() },
         _ => Error::Csv { file: file.to_path_buf(), line, message: format!("malformed CSV: {e}") },
+    }
+}
+
+/// A number as Rust (and every CSV writer) spells it; with `decimal_comma`, also `1,5` and
+/// `-0,25e3` (one comma, no point: a European spreadsheet's export).
+fn parse_number(cell: &str, decimal_comma: bool) -> Option<f64> {
+    match cell.parse::<f64>() {
+        Ok(v) => Some(v),
+        Err(_) if decimal_comma && cell.matches(',').count() == 1 && !cell.contains('.') => {
+            cell.replacen(',', ".", 1).parse().ok()
+        }
+        Err(_) => None,
     }
 }
 

@@ -204,7 +204,7 @@ pub fn read_inputs(job: &FitJob, embedder: Option<&TextEmbedder>) -> Result<Inpu
     }
     let table = read_table(&job.data, &job.roles, Strictness::Fit)?;
     job.config.check(table.n_rows)?;
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = table.format_note().into_iter().collect();
     let mut loaded = None;
     let embeddings = match (use_embedder, embedder) {
         (true, Some(te)) => {
@@ -406,7 +406,7 @@ pub fn predict<B: Backend>(
         text: schema.text.as_ref().and_then(|t| t.column.clone()),
     };
     let table = read_table(data, &roles, Strictness::Predict)?;
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = table.format_note().into_iter().collect();
     let emb = match (embeddings, model_embedder(model), embedder) {
         (Some(path), _, _) => load_embeddings(Some(path), &table)?,
         (None, Some(fitted), Some(te)) => {

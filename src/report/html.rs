@@ -77,8 +77,22 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Escapes text for a Markdown table cell (no HTML, no column breaks).
+/// User text in Markdown is inert: HTML escaped, every character that could open a link, an
+/// image, emphasis, code or a heading backslash-escaped, line breaks made spaces.
 fn md(s: &str) -> String {
-    escape(s).replace('|', "\\|").replace(['\n', '\r'], " ")
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' | '<' | '>' | '"' | '\'' => out.push_str(&escape(ch.encode_utf8(&mut [0; 4]))),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '!' | '#' | '|' | '~' | '{' | '}' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Class colours (Tableau 10), cycled past ten classes.
