@@ -217,11 +217,14 @@ def main():
     if args.tmpfs:
         mnt = os.path.join(work, "tmpfs")
         os.makedirs(mnt)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt], check=True)
-        try:
-            failures += embed_trials(args, env, work, rng, mnt, "tmpfs")
-        finally:
-            subprocess.run(["umount", mnt])
+        mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt], capture_output=True, text=True)
+        if mount.returncode != 0:
+            print(f"embed (tmpfs): not run, the tmpfs could not be mounted (needs root): {mount.stderr.strip()}")
+        else:
+            try:
+                failures += embed_trials(args, env, work, rng, mnt, "tmpfs")
+            finally:
+                subprocess.run(["umount", mnt])
     for f in failures:
         print("FAIL", f)
     shutil.rmtree(work, ignore_errors=True)

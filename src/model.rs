@@ -90,9 +90,13 @@ impl ModelFile {
     /// Reads and checks a model file.
     pub fn load(path: &Path) -> Result<ModelFile> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        ModelFile::parse(path, &text)
+    }
+
+    /// Parses and checks the text of a model file; `path` is used in messages only.
+    pub fn parse(path: &Path, text: &str) -> Result<ModelFile> {
         let bad = |message: String| Error::Model { path: path.to_path_buf(), message };
-        let probe: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(format!("not a JSON file ({e})")))?;
+        let probe: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(format!("not a JSON file ({e})")))?;
         if probe.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
             return Err(bad("not a segmix model (no \"format\": \"segmix-model\")".into()));
         }

@@ -8,5 +8,6 @@ mod em;
 mod embed;
 mod explain;
 mod fit_quality;
+mod fuzz_cases;
 mod references;
 mod util;

@@ -68,7 +68,7 @@ pub fn run(a: CompareArgs, g: &Global) -> anyhow::Result<()> {
         compare::write_csv(&dir.join("compare.csv"), &out)?;
         compare::write_markdown(&dir.join("compare.md"), &a.fit.data, &out)
     };
-    warn_all(&pipeline::write_folder_with(&a.fit.out, &out.fit, &out.data, &out.table, &opts, &bar, tables)?);
+    warn_all(&pipeline::write_folder(&a.fit.out, &out.fit, &out.data, &out.table, &opts, &bar, tables)?);
     if !g.quiet {
         println!(
             "{:<18} {:>3} {:>10} {:>8} {:>10} {:>7} {:>7} {:>8}",

@@ -81,9 +81,14 @@ impl Npy {
 
 /// Reads a NumPy `.npy` file (format versions 1–3, little-endian, C order).
 pub fn read_npy(path: &Path) -> Result<Npy> {
-    let bad = |message: String| Error::Embeddings { file: path.to_path_buf(), message };
     let mut bytes = Vec::new();
     std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| Error::io(path, e))?;
+    parse_npy(path, &bytes)
+}
+
+/// Parses the bytes of a `.npy` file; `path` is used in messages only.
+pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Npy> {
+    let bad = |message: String| Error::Embeddings { file: path.to_path_buf(), message };
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("not a .npy file (missing the \\x93NUMPY magic)".into()));
     }

@@ -172,7 +172,7 @@ impl FolderWrite {
             if name.starts_with('.') || !entry.path().is_file() {
                 continue;
             }
-            let bytes = entry.metadata().map_err(|e| Error::io(&entry.path(), e))?.len();
+            let bytes = entry.metadata().map_err(|e| Error::io(entry.path(), e))?.len();
             files.push(Entry { sha256: sha256_file(&entry.path())?, name, bytes });
         }
         if self.keep == Keep::Others
@@ -257,7 +257,7 @@ fn roll_forward(out: &Path, staging: &Path) -> Result<()> {
         for e in old.files.iter().filter(|e| !new.lists(&e.name)) {
             match std::fs::remove_file(out.join(&e.name)) {
                 Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io(&out.join(&e.name), err));
+                    return Err(Error::io(out.join(&e.name), err));
                 }
                 _ => {}
             }

@@ -310,30 +310,18 @@ pub fn fit_to_folder<B: Backend>(
     if let Some(q) = opts.outliers {
         flag_outliers(&mut fit, q)?;
     }
-    let warnings = write_folder(out, &fit, &data, &inputs.table, opts, progress)?;
+    let warnings = write_folder(out, &fit, &data, &inputs.table, opts, progress, |_| Ok(()))?;
     fit.warnings.extend(warnings);
     Ok(fit)
 }
 
 /// Writes a finished fit's folder: `model.json`, `assignments.csv` and `selection.csv`
 /// ([`write_fit`]), its explanation (`clusters.json`, class labels from `opts.llm` when given,
-/// announced through `progress`) and the report (`report.html`, `report.md`). The files replace
-/// the folder's previous set all at once ([`FolderWrite`]). Returns the warnings of the
-/// explanation (an LLM endpoint that failed).
+/// announced through `progress`), the files `extra` writes into the folder it is given
+/// (`compare` adds `compare.csv` and `compare.md`), and the report (`report.html`,
+/// `report.md`). The files replace the folder's previous set all at once ([`FolderWrite`]).
+/// Returns the warnings of the explanation (an LLM endpoint that failed).
 pub fn write_folder(
-    out: &Path,
-    fit: &FitOutput,
-    data: &MixtureData,
-    table: &Table,
-    opts: &FolderOptions,
-    progress: &dyn Progress,
-) -> Result<Vec<String>> {
-    write_folder_with(out, fit, data, table, opts, progress, |_| Ok(()))
-}
-
-/// [`write_folder`] with more files of the same set, which `extra` writes into the folder it is
-/// given (`compare` adds `compare.csv` and `compare.md`).
-pub fn write_folder_with(
     out: &Path,
     fit: &FitOutput,
     data: &MixtureData,
