@@ -114,7 +114,7 @@ enum Slot {
 /// Reads the role columns of `path`.
 pub fn read_table(path: &Path, roles: &Roles, strictness: Strictness) -> Result<Table> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    read_table_from(path, std::io::BufReader::with_capacity(1 << 20, file), roles, strictness)
+    read_table_from(path, file, roles, strictness)
 }
 
 /// Lines longer than this are refused: no table has them, and a file without line breaks (a
@@ -214,14 +214,8 @@ fn detect_delimiter(header: &[u8], roles: &Roles) -> u8 {
     let found = |d: u8| {
         let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(d).from_reader(header);
         let Some(Ok(rec)) = r.byte_records().next() else { return 0usize };
-        let names: Vec<String> = rec
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let f = if i == 0 { f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f) } else { f };
-                String::from_utf8_lossy(f).trim().to_string()
-            })
-            .collect();
+        // A header that is not UTF-8 finds nothing here, and is reported by the read itself.
+        let Ok(names) = header_names(Path::new(""), &rec) else { return 0 };
         wanted.iter().filter(|w| names.iter().any(|n| n == *w)).count()
     };
     let mut best = (b',', found(b','));
@@ -234,7 +228,7 @@ fn detect_delimiter(header: &[u8], roles: &Roles) -> u8 {
     best.0
 }
 
-/// Reads the role columns from any reader; `path` is used in messages only.
+/// Reads the role columns from any reader (buffered here); `path` is used in messages only.
 pub fn read_table_from<R: std::io::Read>(
     path: &Path,
     reader: R,
@@ -244,7 +238,7 @@ pub fn read_table_from<R: std::io::Read>(
     use std::io::{BufRead, Read};
     let file = path.to_path_buf();
     // The first line, to choose the separator; then read again from the start.
-    let mut reader = std::io::BufReader::new(reader);
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
     let mut first = Vec::new();
     (&mut reader).take(MAX_LINE + 1).read_until(b'\n', &mut first).map_err(|e| Error::io(path, e))?;
     let delimiter = detect_delimiter(&first, roles);

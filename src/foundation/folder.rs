@@ -73,6 +73,11 @@ pub fn open(dir: &Path, names: &[&str]) -> Result<Option<Manifest>> {
         let _lock = lock(dir)?;
         recover(dir)?;
     }
+    check_files(dir, names)
+}
+
+/// The manifest of `dir`, after checking the files `names` against it (when there is one).
+fn check_files(dir: &Path, names: &[&str]) -> Result<Option<Manifest>> {
     let manifest = Manifest::read(dir)?;
     if let Some(m) = &manifest {
         for name in names {
@@ -148,13 +153,7 @@ impl FolderWrite {
     /// Checks the folder's current files `names` against its manifest (see [`open`]; the lock is
     /// held already).
     pub fn check(&self, names: &[&str]) -> Result<Option<Manifest>> {
-        let manifest = Manifest::read(&self.out)?;
-        if let Some(m) = &manifest {
-            for name in names {
-                verify(&self.out, m, name)?;
-            }
-        }
-        Ok(manifest)
+        check_files(&self.out, names)
     }
 
     /// Where the run writes the file `name`.

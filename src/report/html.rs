@@ -76,7 +76,6 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// Escapes text for a Markdown table cell (no HTML, no column breaks).
 /// User text in Markdown is inert: HTML escaped, every character that could open a link, an
 /// image, emphasis, code or a heading backslash-escaped, line breaks made spaces.
 fn md(s: &str) -> String {
