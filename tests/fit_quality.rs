@@ -412,3 +412,70 @@ fn small_screens_alternate_partitions_with_random_responsibilities() {
     let hard = soft[0].responsibilities(data.n);
     assert!(hard.chunks(4).all(|row| row.iter().filter(|&&r| r == 1.0).count() == 1 && row.iter().sum::<f64>() == 1.0));
 }
+
+/// 200 rows of four skewed, non-Gaussian columns: at K = 6 the likelihood has many local optima.
+fn skewed_table(seed: u64) -> MixtureData {
+    let (n, p) = (200, 4);
+    let mut rng = Rng::new(seed);
+    let mut x = Vec::with_capacity(n * p);
+    for _ in 0..n {
+        let e = -(1.0 - rng.uniform()).ln();
+        x.extend([e + (-(1.0 - rng.uniform()).ln()), e + 0.3 * rng.normal(), rng.normal().powi(2), 3.0 * rng.uniform()]);
+    }
+    let mut data = MixtureData { n, p, x, ..MixtureData::default() };
+    data.set_patterns(&vec![true; n * p]);
+    data
+}
+
+#[test]
+fn split_merge_moves_keep_every_rows_mass_and_are_reproducible() {
+    use segmix::mixture::init::{Assignment, StartSpaces};
+    let data = skewed_table(1);
+    let sweep = fit_sweep(&CpuBackend::new(), &data, &sweep_config(4, 4, 1), &NoProgress).unwrap();
+    let (theta, resp) = (&sweep.params, &sweep.posteriors.resp);
+    let spaces = StartSpaces::new(&data);
+    let moves = spaces.split_merges(theta, resp, 7, 3, 0);
+    assert_eq!(moves.len(), 7);
+    assert_eq!(spaces.split_merges(theta, resp, 7, 3, 0)[6].responsibilities(data.n), moves[6].responsibilities(data.n));
+    for m in &moves {
+        assert!(matches!(m.assign, Assignment::Soft(_)));
+        // "merge i+j split c": class i holds r_i + r_j; c and j share r_c, each row wholly on one side.
+        let ids: Vec<usize> =
+            m.name.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse::<usize>().unwrap() - 1).collect();
+        let (i, j, c) = (ids[0], ids[1], ids[2]);
+        assert!(i != j && c != i && c != j, "{}", m.name);
+        let r = m.responsibilities(data.n);
+        for (new, old) in r.chunks(4).zip(resp.chunks(4)) {
+            assert!((new.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            assert!((new[i] - old[i] - old[j]).abs() < 1e-15);
+            assert!(new[c] == old[c] && new[j] == 0.0 || new[j] == old[c] && new[c] == 0.0);
+        }
+    }
+    // Both sides of a split class get rows.
+    let r = moves[0].responsibilities(data.n);
+    let ids: Vec<usize> =
+        moves[0].name.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse::<usize>().unwrap() - 1).collect();
+    assert!(r.chunks(4).any(|row| row[ids[1]] > 0.5) && r.chunks(4).any(|row| row[ids[2]] > 0.5));
+    // K = 2 has no move (a merge and a split need three classes).
+    let two = fit_sweep(&CpuBackend::new(), &data, &sweep_config(2, 2, 1), &NoProgress).unwrap();
+    assert!(spaces.split_merges(&two.params, &two.posteriors.resp, 10, 3, 0).is_empty());
+}
+
+#[test]
+fn split_merge_rounds_are_kept_only_when_they_improve_the_best_restart() {
+    let data = skewed_table(3);
+    let sweep = fit_sweep(&CpuBackend::new(), &data, &sweep_config(6, 6, 5), &NoProgress).unwrap();
+    let moves: Vec<&segmix::mixture::em::RunRecord> = sweep.runs.iter().filter(|r| r.start.starts_with("merge ")).collect();
+    assert!(!moves.is_empty(), "no split-and-merge move improved the restarts: {:?}", sweep.runs.iter().map(|r| (&r.start, r.loglik)).collect::<Vec<_>>());
+    // Each kept move beats every restart before it, is eligible, and the best of all is the last.
+    for (i, r) in sweep.runs.iter().enumerate().filter(|(_, r)| r.start.starts_with("merge ")) {
+        let before = sweep.runs[..i].iter().filter(|q| q.eligible()).map(|q| q.loglik).fold(f64::NEG_INFINITY, f64::max);
+        assert!(r.eligible() && r.loglik > before, "{} {} ≤ {before}", r.start, r.loglik);
+        assert_eq!(r.restart, i + 1);
+    }
+    assert_eq!(sweep.best_run().start, moves.last().unwrap().start);
+    assert_eq!(sweep.selected().restarts, sweep.runs.len());
+    // Reproducible.
+    let again = fit_sweep(&CpuBackend::new(), &data, &sweep_config(6, 6, 5), &NoProgress).unwrap();
+    assert_eq!(again.best_run().loglik, sweep.best_run().loglik);
+}

@@ -20,6 +20,14 @@
 //! is seeded by (seed, K, start index), so a fit is reproducible at any thread count; the
 //! screen's cost is reported as `Sweep::screen_iterations`.
 //!
+//! ## Split and merge
+//! Then the best restart is refined by split-and-merge moves (SMEM, Ueda et al. 2000; see
+//! [`SplitMerge::refine`]): its two most overlapping classes merge and a wide class splits, K
+//! stays the same, and the best of the moves, screened like starts, runs to convergence. A move
+//! that beats the best restart is kept as one more restart (`merge i+j split c` in
+//! `selection.csv`) and the next round starts from it. This is what finds the best optima at
+//! large K on small tables, where restarts alone leave them to chance.
+//!
 //! ## Degenerate fits
 //! A fit is *degenerate* when a class holds fewer effective rows than it has free covariance
 //! directions (p + 1 for full covariances, 2 for diag/spherical, 1 for tied) or when a class
@@ -230,7 +238,8 @@ pub struct KSummary {
     /// That restart's log-likelihood and criteria (absent when every restart is degenerate).
     pub loglik: Option<f64>,
     pub criteria: Option<Criteria>,
-    /// Restarts run to convergence (n_init, plus replacements of degenerate ones).
+    /// Restarts run to convergence (n_init, plus replacements of degenerate ones, plus the
+    /// split-and-merge moves that improved the best).
     pub restarts: usize,
     /// Degenerate restarts, and the first reason given.
     pub degenerate: usize,
@@ -252,7 +261,8 @@ pub struct Sweep {
     /// The best restart's parameters for every K of the range, in order (`segmix compare`
     /// scores each K): the best eligible one, else the best degenerate one.
     pub best_per_k: Vec<Params>,
-    /// Starts screened and EM iterations spent screening them (the cost of the starts).
+    /// Starts (and split-and-merge moves) screened and EM iterations spent screening them (the
+    /// cost of the starts).
     pub screened: usize,
     pub screen_iterations: usize,
 }
@@ -601,13 +611,18 @@ pub fn fit_one<B: Backend>(
 /// runs to convergence, then up to [`SCREEN_MAX`] starts do.
 fn screen_size(data: &MixtureData, k: usize, cfg: &FitConfig, budget: usize) -> (usize, usize) {
     let base = (SCREEN_PER_RESTART * cfg.n_init).max(SCREEN_MIN);
-    let cost = data.n * k * (data.p * data.p + data.p + data.n_cat() + 1) + ITERATION_OVERHEAD;
-    let iterations = budget / cost;
+    let iterations = budget / iteration_cost(data, k);
     if iterations >= base * cfg.max_iter {
         ((iterations / cfg.max_iter).min(SCREEN_MAX), cfg.max_iter)
     } else {
         (base, (iterations / base).clamp(SCREEN_ITERS, cfg.max_iter))
     }
+}
+
+/// The work of one EM iteration of one K-class model on `data`, in multiply-adds (the cost model
+/// of [`screen_size`] and the split-and-merge budget).
+fn iteration_cost(data: &MixtureData, k: usize) -> usize {
+    data.n * k * (data.p * data.p + data.p + data.n_cat() + 1) + ITERATION_OVERHEAD
 }
 
 /// Screens the starts of one K and returns the best `keep` runs by objective, best first, ready
@@ -707,7 +722,11 @@ pub fn fit_sweep<B: Backend>(
         } else {
             reserve
         };
-        let finished = run_to_convergence(backend, &dev, data, &mut reserve, k, cfg, progress)?;
+        let mut finished = run_to_convergence(backend, &dev, data, &mut reserve, k, cfg, progress)?;
+        let rounds = SplitMerge { backend, dev: &dev, data, sdev, sdata, spaces: &spaces, sampled: sample.is_some() };
+        let (moves, iters) = rounds.refine(&mut finished, k, screen_iters, cfg)?;
+        screened += moves;
+        screen_iterations += iters;
         let first = runs.len();
         let (summary, best_k, top) = summarize(backend, &dev, data, k, &finished, first, cfg)?;
         per_k.push(summary);
@@ -748,6 +767,85 @@ pub fn fit_sweep<B: Backend>(
 
 /// A restart run to the end: its record, parameters and responsibilities.
 type Finished<R> = (RunRecord, Params, R);
+
+/// Split-and-merge moves screened per round when the screen grew (small tables); the default
+/// screen of a big table affords [`SPLIT_MERGE_MIN`] per round.
+const SPLIT_MERGE_MOVES: usize = 10;
+const SPLIT_MERGE_MIN: usize = 4;
+/// Rounds of split-and-merge at most per K (each round that improves the fit starts another).
+const SPLIT_MERGE_ROUNDS: usize = 10;
+
+/// Split-and-merge refinement of the best restart of one K (SMEM, Ueda et al. 2000): where the
+/// data sit for the screen (`sdev`, `sdata`: a sample of a big table) and for the final fits.
+struct SplitMerge<'a, B: Backend> {
+    backend: &'a B,
+    dev: &'a B::Data,
+    data: &'a MixtureData,
+    sdev: &'a B::Data,
+    sdata: &'a MixtureData,
+    spaces: &'a StartSpaces<'a>,
+    sampled: bool,
+}
+
+impl<B: Backend> SplitMerge<'_, B> {
+    /// Rounds of: the best eligible restart's moves ([`StartSpaces::split_merges`]) screened like
+    /// starts, the best one run to convergence and kept as a new restart (`merge i+j split c`)
+    /// when it is eligible and its objective beats the best's; the next round starts from it.
+    /// Stops at the first round without a gain, after [`SPLIT_MERGE_ROUNDS`], or when the rounds'
+    /// work passes [`SCREEN_BUDGET`] (the first round always runs). Small tables screen
+    /// [`SPLIT_MERGE_MOVES`] moves per round for `iters` iterations (the screen's); big ones,
+    /// whose screen runs [`SCREEN_ITERS`], max(n_init, [`SPLIT_MERGE_MIN`]).
+    /// Returns the moves screened and the EM iterations they took.
+    ///
+    /// At large K on small tables this is where the best optima come from: on banknote
+    /// (200 × 6, K = 8) rounds raise the best of 5 scikit-learn fits from −466.9 to about −430.
+    fn refine(
+        &self,
+        finished: &mut Vec<Finished<B::Resp>>,
+        k: usize,
+        iters: usize,
+        cfg: &FitConfig,
+    ) -> Result<(usize, usize)> {
+        let moves = if iters > SCREEN_ITERS { SPLIT_MERGE_MOVES } else { cfg.n_init.max(SPLIT_MERGE_MIN) };
+        let objective = |f: &Finished<B::Resp>| f.0.loglik + f.1.log_prior();
+        let (mut screened, mut iterations, mut work) = (0, 0, 0);
+        for round in 0..SPLIT_MERGE_ROUNDS {
+            if round > 0 && work >= SCREEN_BUDGET {
+                break;
+            }
+            let Some(best) =
+                finished.iter().filter(|f| f.0.eligible()).max_by(|a, b| objective(a).total_cmp(&objective(b)))
+            else {
+                break;
+            };
+            let (theta, from) = (best.1.clone(), objective(best));
+            let post = super::predict::posteriors_resident(self.backend, self.sdev, self.sdata, &theta)?;
+            let starts = self.spaces.split_merges(&theta, &post.resp, moves, cfg.seed, round);
+            if starts.is_empty() {
+                break;
+            }
+            screened += starts.len();
+            let (kept, iters) = screen(self.backend, self.sdev, self.sdata, starts, 1, iters, cfg, &NoProgress)?;
+            iterations += iters;
+            work = work.saturating_add(iters.saturating_mul(iteration_cost(self.sdata, k)));
+            let Some(mut run) = kept.into_iter().next() else { break };
+            if self.sampled {
+                run = run.moved_to(self.backend, self.dev)?;
+            }
+            let before = run.iterations;
+            advance(self.backend, self.dev, self.data, std::slice::from_mut(&mut run), usize::MAX, cfg.tol, cfg, &NoProgress, false)?;
+            work = work.saturating_add((run.iterations - before).saturating_mul(iteration_cost(self.data, k)));
+            run.restart = finished.len() + 1;
+            let done = finish(run, self.data, cfg);
+            let gain = objective(&done) - from;
+            if !(done.0.eligible() && gain > cfg.tol.max(1e-9) * self.data.n as f64) {
+                break;
+            }
+            finished.push(done);
+        }
+        Ok((screened, iterations))
+    }
+}
 
 /// Runs the best screened starts at K (`reserve`, best first) to convergence: `n_init` of them,
 /// each that ends degenerate replaced by the next one (at most `n_init` replacements), so a

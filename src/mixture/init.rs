@@ -1,8 +1,9 @@
 //! Initialisation: the starts of EM. Greedy k-means++ seeding and Lloyd iterations in several
 //! feature spaces ([`StartSpaces`]: the continuous block, the joint space of continuous and
-//! scaled one-hot categoricals), random partitions, and splits of a K − 1 fit. Every start is a
-//! hard labelling; the labels become the first responsibilities and one M-step turns them into
-//! parameters (`mixture::em` screens many starts and runs the best on).
+//! scaled one-hot categoricals), random partitions, splits of a K − 1 fit, and split-and-merge
+//! moves of a K fit. A start is a set of responsibilities (hard labels, random, or a fit's own
+//! rearranged); one M-step turns them into parameters (`mixture::em` screens many starts and
+//! runs the best on).
 //!
 //! Large tables are seeded and clustered on a seeded sample of [`SAMPLE`] rows; every row is
 //! then labelled by its nearest centre, as scikit-learn's mini-batch practice does.
@@ -267,6 +268,8 @@ pub enum Assignment {
     /// near the overall mean and shape, and EM breaks the symmetry itself, which reaches optima
     /// that no partition of the rows leads to. They need many iterations to do so.
     SoftRandom(u64),
+    /// Given n × K responsibilities (a split-and-merge move of a fitted model).
+    Soft(Vec<f64>),
 }
 
 impl Start {
@@ -288,6 +291,7 @@ impl Start {
                     row.iter_mut().for_each(|v| *v /= s);
                 }
             }
+            Assignment::Soft(given) => r.copy_from_slice(given),
         }
         r
     }
@@ -465,6 +469,80 @@ impl<'a> StartSpaces<'a> {
                 }
             }
             out.push(Start { k, assign: Assignment::Labels(new), name: format!("split {}", c + 1) });
+        }
+        out
+    }
+
+    /// Split-and-merge moves of a fitted K-class model (Ueda, Nakano, Ghahramani & Hinton 2000,
+    /// "SMEM"): two classes whose rows overlap most are merged into one, and the freed class
+    /// takes half of a wide class, so K stays the same but EM restarts from a rearranged fit
+    /// that it could not reach by itself (a class spent on a spike or on one of two sides of
+    /// a boundary moves to where it is needed). `resp` are the model's n × K responsibilities on
+    /// this start space's rows.
+    ///
+    /// Merge candidates are the pairs (i, j) with the largest overlap Σₙ r_ni r_nj; split
+    /// candidates the classes with the largest N_c · H_c (as [`StartSpaces::splits`]). Up to
+    /// `count` moves (i, j, c), c ∉ {i, j}, in that order (the 10 best pairs, each with the 5
+    /// widest classes): the start's responsibilities are r_i + r_j for class i, and class c's
+    /// responsibilities divided between c and j by the side of the 2-means boundary of c's rows
+    /// (in the split space) each row lies on. Needs K ≥ 3. Deterministic given `seed` and
+    /// `round`.
+    pub fn split_merges(&self, theta: &Params, resp: &[f64], count: usize, seed: u64, round: usize) -> Vec<Start> {
+        const PAIRS: usize = 10;
+        const WIDEST: usize = 5;
+        let (k, n) = (theta.k, self.n);
+        if k < 3 || resp.len() != n * k {
+            return Vec::new();
+        }
+        let mut overlap = vec![0.0; k * k];
+        for r in resp.chunks_exact(k) {
+            for i in 0..k {
+                for j in i + 1..k {
+                    overlap[i * k + j] += r[i] * r[j];
+                }
+            }
+        }
+        let mut pairs: Vec<(usize, usize)> = (0..k).flat_map(|i| (i + 1..k).map(move |j| (i, j))).collect();
+        pairs.sort_by(|a, b| overlap[b.0 * k + b.1].total_cmp(&overlap[a.0 * k + a.1]));
+        let mut wide: Vec<(usize, f64)> = (0..k).map(|c| (c, theta.weights[c] * class_entropy(theta, c))).collect();
+        wide.sort_by(|a, b| b.1.total_cmp(&a.1));
+        // Each split class's rows on one side (false) or the other (true) of its 2-means boundary.
+        let labels: Vec<usize> = resp.chunks_exact(k).map(|r| crate::foundation::stats::argmax(r).0).collect();
+        let feat = &self.spaces[self.split].1;
+        let sides: Vec<Option<Vec<bool>>> = (0..k)
+            .map(|c| {
+                if !wide[..WIDEST.min(k)].iter().any(|w| w.0 == c) {
+                    return None;
+                }
+                let members: Vec<usize> = (0..n).filter(|&i| labels[i] == c).collect();
+                if members.len() < 2 {
+                    return None;
+                }
+                let x: Vec<f64> = members.iter().flat_map(|&i| feat.row(i).iter().copied()).collect();
+                let sub = InitFeatures::from_matrix(members.len(), feat.f, Cow::Owned(x));
+                let mut rng = Rng::derive(seed, k as u64, 20_000 + (round * k + c) as u64);
+                let centers = kmeans(&sub, 2, &mut rng).centers;
+                let (c0, c1) = centers.split_at(feat.f);
+                let dist = |row: &[f64], m: &[f64]| row.iter().zip(m).map(|(a, b)| (a - b) * (a - b)).sum::<f64>();
+                Some((0..n).map(|i| dist(feat.row(i), c1) < dist(feat.row(i), c0)).collect())
+            })
+            .collect();
+        let mut out = Vec::new();
+        for &(i, j) in pairs.iter().take(PAIRS) {
+            for &(c, _) in wide.iter().take(WIDEST) {
+                if out.len() == count {
+                    return out;
+                }
+                let Some(side) = sides[c].as_ref().filter(|_| c != i && c != j) else { continue };
+                let mut r = resp.to_vec();
+                for (row, &s) in r.chunks_exact_mut(k).zip(side) {
+                    row[i] += row[j];
+                    let rc = row[c];
+                    (row[c], row[j]) = if s { (0.0, rc) } else { (rc, 0.0) };
+                }
+                let name = format!("merge {}+{} split {}", i + 1, j + 1, c + 1);
+                out.push(Start { k, assign: Assignment::Soft(r), name });
+            }
         }
         out
     }
