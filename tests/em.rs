@@ -147,7 +147,8 @@ fn selection_picks_the_true_k_by_bic() {
     )
     .unwrap();
     assert_eq!(sweep.best_run().k, 3);
-    assert_eq!(sweep.runs.len(), 10);
+    // n_init restarts per K, plus the split-and-merge moves that improved one.
+    assert_eq!(sweep.runs.iter().filter(|r| !r.start.starts_with("merge ")).count(), 10);
 }
 
 #[test]

@@ -420,7 +420,12 @@ fn skewed_table(seed: u64) -> MixtureData {
     let mut x = Vec::with_capacity(n * p);
     for _ in 0..n {
         let e = -(1.0 - rng.uniform()).ln();
-        x.extend([e + (-(1.0 - rng.uniform()).ln()), e + 0.3 * rng.normal(), rng.normal().powi(2), 3.0 * rng.uniform()]);
+        x.extend([
+            e + (-(1.0 - rng.uniform()).ln()),
+            e + 0.3 * rng.normal(),
+            rng.normal().powi(2),
+            3.0 * rng.uniform(),
+        ]);
     }
     let mut data = MixtureData { n, p, x, ..MixtureData::default() };
     data.set_patterns(&vec![true; n * p]);
@@ -436,12 +441,19 @@ fn split_merge_moves_keep_every_rows_mass_and_are_reproducible() {
     let spaces = StartSpaces::new(&data);
     let moves = spaces.split_merges(theta, resp, 7, 3, 0);
     assert_eq!(moves.len(), 7);
-    assert_eq!(spaces.split_merges(theta, resp, 7, 3, 0)[6].responsibilities(data.n), moves[6].responsibilities(data.n));
+    assert_eq!(
+        spaces.split_merges(theta, resp, 7, 3, 0)[6].responsibilities(data.n),
+        moves[6].responsibilities(data.n)
+    );
     for m in &moves {
         assert!(matches!(m.assign, Assignment::Soft(_)));
         // "merge i+j split c": class i holds r_i + r_j; c and j share r_c, each row wholly on one side.
-        let ids: Vec<usize> =
-            m.name.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse::<usize>().unwrap() - 1).collect();
+        let ids: Vec<usize> = m
+            .name
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<usize>().unwrap() - 1)
+            .collect();
         let (i, j, c) = (ids[0], ids[1], ids[2]);
         assert!(i != j && c != i && c != j, "{}", m.name);
         let r = m.responsibilities(data.n);
@@ -453,8 +465,12 @@ fn split_merge_moves_keep_every_rows_mass_and_are_reproducible() {
     }
     // Both sides of a split class get rows.
     let r = moves[0].responsibilities(data.n);
-    let ids: Vec<usize> =
-        moves[0].name.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse::<usize>().unwrap() - 1).collect();
+    let ids: Vec<usize> = moves[0]
+        .name
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>().unwrap() - 1)
+        .collect();
     assert!(r.chunks(4).any(|row| row[ids[1]] > 0.5) && r.chunks(4).any(|row| row[ids[2]] > 0.5));
     // K = 2 has no move (a merge and a split need three classes).
     let two = fit_sweep(&CpuBackend::new(), &data, &sweep_config(2, 2, 1), &NoProgress).unwrap();
@@ -465,11 +481,17 @@ fn split_merge_moves_keep_every_rows_mass_and_are_reproducible() {
 fn split_merge_rounds_are_kept_only_when_they_improve_the_best_restart() {
     let data = skewed_table(3);
     let sweep = fit_sweep(&CpuBackend::new(), &data, &sweep_config(6, 6, 5), &NoProgress).unwrap();
-    let moves: Vec<&segmix::mixture::em::RunRecord> = sweep.runs.iter().filter(|r| r.start.starts_with("merge ")).collect();
-    assert!(!moves.is_empty(), "no split-and-merge move improved the restarts: {:?}", sweep.runs.iter().map(|r| (&r.start, r.loglik)).collect::<Vec<_>>());
+    let moves: Vec<&segmix::mixture::em::RunRecord> =
+        sweep.runs.iter().filter(|r| r.start.starts_with("merge ")).collect();
+    assert!(
+        !moves.is_empty(),
+        "no split-and-merge move improved the restarts: {:?}",
+        sweep.runs.iter().map(|r| (&r.start, r.loglik)).collect::<Vec<_>>()
+    );
     // Each kept move beats every restart before it, is eligible, and the best of all is the last.
     for (i, r) in sweep.runs.iter().enumerate().filter(|(_, r)| r.start.starts_with("merge ")) {
-        let before = sweep.runs[..i].iter().filter(|q| q.eligible()).map(|q| q.loglik).fold(f64::NEG_INFINITY, f64::max);
+        let before =
+            sweep.runs[..i].iter().filter(|q| q.eligible()).map(|q| q.loglik).fold(f64::NEG_INFINITY, f64::max);
         assert!(r.eligible() && r.loglik > before, "{} {} ≤ {before}", r.start, r.loglik);
         assert_eq!(r.restart, i + 1);
     }

@@ -8,7 +8,7 @@ use segmix::explain::ExplainOptions;
 use segmix::explain::llm::LlmEndpoint;
 use segmix::explain::tsne::TsneOptions;
 use segmix::pipeline::FolderOptions;
-use segmix::report::html;
+use segmix::report::{html, merge};
 
 use super::{Global, display};
 
@@ -79,12 +79,33 @@ impl ExplainArgs {
 pub struct ReportArgs {
     /// A folder written by `segmix fit` (model.json, selection.csv, clusters.json).
     pub dir: PathBuf,
+    /// Also combine the classes into G groups by the class hierarchy (the two classes the model
+    /// can least tell apart first) and write merge-G.csv (each row's group and posteriors) and
+    /// merge-G.json (the groups' profiles) into the folder.
+    #[arg(long, value_name = "G")]
+    pub merge_to: Option<usize>,
 }
 
 pub fn run(a: ReportArgs, g: &Global) -> anyhow::Result<()> {
     html::write_report(&a.dir)?;
     if !g.quiet {
         println!("wrote {}/{{report.html, report.md}}", display(&a.dir));
+    }
+    if let Some(groups) = a.merge_to {
+        let m = merge::write_merged(&a.dir, groups)?;
+        if !g.quiet {
+            for grp in &m.groups {
+                let classes: Vec<String> = grp.classes.iter().map(|c| c.to_string()).collect();
+                println!(
+                    "group {}: classes {} · {} rows · weight {:.3}",
+                    grp.group,
+                    classes.join("+"),
+                    grp.size,
+                    grp.weight
+                );
+            }
+            println!("wrote {} and {}", display(&m.csv), display(&m.json));
+        }
     }
     Ok(())
 }

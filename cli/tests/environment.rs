@@ -23,6 +23,10 @@
 //!   its windowed and cached paths, and the PCA on its resident vectors against the host PCA.
 //! * `browser::report_renders` — `report.html` opened in headless Chromium: it renders, has one
 //!   card per class, and logs no error.
+//! * `browser::explorer_*` — the report's explorer driven in Chromium through a page that frames
+//!   it: hovering a point shows that row's text and values, a legend click filters the map and
+//!   highlights the card, the search finds a row, sorting and the class comparison work, and a
+//!   `<script>` in the data stays text.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -116,6 +120,10 @@ fn main() {
     }
     trials
         .push(Trial::test("browser::report_renders_in_chromium", report_renders).with_ignored_flag(browser.is_none()));
+    trials.push(
+        Trial::test("browser::explorer_hover_filter_search_compare", explorer_in_chromium)
+            .with_ignored_flag(browser.is_none()),
+    );
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -671,29 +679,27 @@ fn headless(page: &std::path::Path, profile: &std::path::Path, args: &[&str]) ->
     Ok((String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned()))
 }
 
-/// A fit's report.html opened in headless Chromium: the DOM has one card per class and every
-/// plot, the screenshot is a real picture, and the console shows no error.
-fn report_renders() -> Result<(), Failed> {
-    let dir = tempfile::tempdir()?;
+/// A small fit with text (precomputed embeddings), a categorical and a metric, three classes;
+/// row 5's text and row 7's channel are markup.
+fn report_fit(dir: &std::path::Path) -> Result<PathBuf, Failed> {
     let mut rng = Rng::new(4);
     let (mut csv, mut emb) = (String::from("channel,ctr,copy\n"), String::new());
     for i in 0..150 {
         let g = i % 3;
-        let copy = ["claim free gems now", "join your old guild", "ranked arena season"][g];
-        csv += &format!(
-            "{},{:.3},{copy} {}\n",
-            ["tiktok", "meta", "search"][g],
-            1.0 + g as f64 + 0.1 * rng.normal(),
-            i % 7
-        );
+        let copy = match i {
+            5 => "<script>window.pwned=1</script> claim free gems",
+            _ => ["claim free gems now", "join your old guild", "ranked arena season"][g],
+        };
+        let channel = if i == 7 { "<img src=x onerror=window.pwned=2>" } else { ["tiktok", "meta", "search"][g] };
+        csv += &format!("{channel},{:.3},{copy} {}\n", 1.0 + g as f64 + 0.1 * rng.normal(), i % 7);
         let v: Vec<String> = (0..6).map(|t| format!("{:.4}", f64::from(t == g) + 0.05 * rng.normal())).collect();
         emb += &(v.join(",") + "\n");
     }
-    std::fs::write(dir.path().join("t.csv"), csv)?;
-    std::fs::write(dir.path().join("t.emb.csv"), emb)?;
-    let out = dir.path().join("fit");
+    std::fs::write(dir.join("t.csv"), csv)?;
+    std::fs::write(dir.join("t.emb.csv"), emb)?;
+    let out = dir.join("fit");
     segmix_in(
-        dir.path(),
+        dir,
         &[
             "fit",
             "t.csv",
@@ -714,6 +720,14 @@ fn report_renders() -> Result<(), Failed> {
             out.to_str().unwrap(),
         ],
     )?;
+    Ok(out)
+}
+
+/// A fit's report.html opened in headless Chromium: the DOM has one card per class and every
+/// plot, the screenshot is a real picture, and the console shows no error.
+fn report_renders() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let out = report_fit(dir.path())?;
     let clusters: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("clusters.json"))?)?;
     let k = clusters["classes"].as_array().ok_or("no classes")?.len();
     let page = out.join("report.html");
@@ -729,6 +743,104 @@ fn report_renders() -> Result<(), Failed> {
     headless(&page, &profile, &[&format!("--screenshot={}", shot.display())])?;
     let png = std::fs::read(&shot)?;
     check(png.starts_with(b"\x89PNG") && png.len() > 20_000, || format!("screenshot of {} bytes", png.len()))?;
+    Ok(())
+}
+
+/// The page that drives the report's explorer in a frame (Chromium with
+/// --allow-file-access-from-files) and writes what it saw into #result, one `key=value` a line.
+const EXPLORER_DRIVER: &str = r##"<!DOCTYPE html><html><body><pre id="result">pending</pre>
+<iframe id="f" src="report.html" width="1100" height="1600"></iframe>
+<script>
+document.getElementById("f").addEventListener("load", function () {
+  var out = [];
+  try {
+    var w = this.contentWindow, d = w.document;
+    out.push("ready=" + d.documentElement.getAttribute("data-explorer"));
+    var dot = d.querySelector('svg.map circle[data-row="5"]');
+    dot.dispatchEvent(new w.MouseEvent("mouseover", {bubbles: true}));
+    var tip = d.getElementById("tip");
+    out.push("tip_visible=" + !tip.hidden);
+    out.push("tip=" + JSON.stringify(tip.textContent));
+    var cls = dot.getAttribute("data-class");
+    d.querySelector('.legend button[data-class="' + cls + '"]').click();
+    var shown = new Set();
+    d.querySelectorAll("svg.map circle[data-class]").forEach(function (c) {
+      if (c.style.display !== "none") shown.add(c.getAttribute("data-class"));
+    });
+    out.push("filter=" + cls + " shown=" + Array.from(shown).join(","));
+    out.push("highlighted=" + Array.from(d.querySelectorAll("section.card.hl")).map(function (s) { return s.getAttribute("data-class"); }).join(","));
+    d.querySelector('.legend button[data-class="' + cls + '"]').click();
+    var q = d.getElementById("rows-search");
+    q.value = "onerror";
+    q.dispatchEvent(new w.Event("input"));
+    out.push("search=" + JSON.stringify(Array.from(d.querySelectorAll("#rows-body tr")).map(function (tr) { return tr.children[0].textContent + ":" + tr.children[4].textContent; })));
+    q.value = "";
+    q.dispatchEvent(new w.Event("input"));
+    d.querySelector('#rows-table th[data-key="row"]').click();
+    out.push("sorted=" + Array.from(d.querySelectorAll("#rows-body tr")).slice(0, 3).map(function (tr) { return tr.children[0].textContent; }).join(","));
+    var a = d.getElementById("cmp-a"), b = d.getElementById("cmp-b");
+    a.value = "1"; b.value = "2"; b.dispatchEvent(new w.Event("change"));
+    out.push("compare_rows=" + d.querySelectorAll("#cmp-out tr").length);
+    out.push("compare=" + JSON.stringify(d.getElementById("cmp-out").textContent));
+    out.push("pwned=" + (w.pwned === undefined ? "no" : "yes"));
+  } catch (e) {
+    out.push("error=" + e);
+  }
+  document.getElementById("result").textContent = out.join("\n");
+});
+</script></body></html>"##;
+
+/// The report's explorer in Chromium (see [`EXPLORER_DRIVER`]).
+fn explorer_in_chromium() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let out = report_fit(dir.path())?;
+    let clusters: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("clusters.json"))?)?;
+    let row5 = clusters["rows"].as_array().ok_or("no rows")?.iter().find(|r| r["row"] == 5).ok_or("row 5 missing")?;
+    std::fs::write(out.join("driver.html"), EXPLORER_DRIVER)?;
+    let profile = dir.path().join("chromium-profile");
+    let (dom, log) = headless(
+        &out.join("driver.html"),
+        &profile,
+        &["--allow-file-access-from-files", "--virtual-time-budget=10000", "--dump-dom"],
+    )?;
+    let start = dom.find(r#"<pre id="result">"#).ok_or("no result")? + r#"<pre id="result">"#.len();
+    let text = &dom[start..start + dom[start..].find("</pre>").ok_or("no result end")?];
+    let text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&");
+    let got = |key: &str| -> Result<String, Failed> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::to_string)
+            .ok_or_else(|| format!("no {key} in the driver's result:\n{text}\n{log}").into())
+    };
+    check(text.lines().all(|l| !l.starts_with("error=")), || format!("the driver failed:\n{text}"))?;
+    check(got("ready")? == "ready", || format!("the explorer did not start:\n{text}\n{log}"))?;
+    // Hover: the tooltip shows row 5's text (as text), its class, posterior and channel.
+    let tip = got("tip")?;
+    check(got("tip_visible")? == "true", || "the tooltip stayed hidden".to_string())?;
+    check(tip.contains("<script>window.pwned=1</script> claim free gems") && tip.contains("row 5"), || {
+        format!("tooltip {tip}")
+    })?;
+    check(tip.contains(&format!("posterior {:.3}", row5["posterior"].as_f64().unwrap_or(-1.0))), || {
+        format!("tooltip without the posterior: {tip}")
+    })?;
+    check(tip.contains("channel = search"), || format!("tooltip without the channel: {tip}"))?;
+    // Filter: only the clicked class stays on the map, and its card is highlighted.
+    let filter = got("filter")?;
+    let (cls, shown) = filter.split_once(" shown=").ok_or("filter line")?;
+    check(shown == cls, || format!("legend filter: {filter}"))?;
+    check(got("highlighted")? == cls, || format!("highlighted card {}", got("highlighted").unwrap_or_default()))?;
+    // Search finds the row whose channel is markup, as text.
+    let search = got("search")?;
+    check(search == r#"["7:<img src=x onerror=window.pwned=2>"]"#, || format!("search result {search}"))?;
+    check(got("sorted")? == "0,1,2", || format!("sorted by row: {}", got("sorted").unwrap_or_default()))?;
+    check(got("compare_rows")?.parse::<usize>().unwrap_or(0) >= 4, || {
+        format!("comparison: {}", got("compare").unwrap_or_default())
+    })?;
+    check(got("compare")?.contains("channel = "), || "the comparison has no categories".to_string())?;
+    check(got("pwned")? == "no", || "a script in the data ran".to_string())?;
+    for bad in ["Uncaught", "SyntaxError", "TypeError", "ReferenceError"] {
+        check(!log.contains(bad), || format!("browser log has {bad:?}:\n{log}"))?;
+    }
     Ok(())
 }
 

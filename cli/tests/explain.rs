@@ -70,7 +70,18 @@ fn demo_keywords_recover_the_segment_vocabulary() {
     assert_eq!(seen.len(), 4, "each class is a different segment");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert_eq!(html.matches(r#"<section class="card""#).count(), 4);
-    assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"));
+    assert_only_own_scripts(&html);
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+}
+
+/// The page's scripts are its own three (the `js` class switch, the explorer's JSON data and the
+/// explorer), and the data block holds no `<` that could close it.
+fn assert_only_own_scripts(html: &str) {
+    assert_eq!(html.matches("<script").count(), 3, "a script that is not the report's own");
+    let data = html.split(r#"<script type="application/json" id="segmix-data">"#).nth(1).unwrap();
+    let data = &data[..data.find("</script>").unwrap()];
+    assert!(!data.contains('<') && !data.contains('>') && !data.contains('&'), "markup in the explorer's data");
+    assert!(data.contains("\\u003c") || !data.contains("script"), "user markup not escaped in the data");
 }
 
 /// A cell holding `<script>alert(1)</script>` shows as text: in the report, the prompt and
@@ -90,7 +101,8 @@ fn user_text_is_escaped_and_report_rebuilds() {
     let out = d.path().join("fit");
     fit_text_table(&data, &emb, &out, &["--num", "ctr", "--min-df", "2"]);
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(!html.contains("<script"), "raw script tag in the report");
+    assert_only_own_scripts(&html);
+    assert!(!html.contains("<script>alert"), "raw script tag in the report");
     assert!(!html.contains("<b>tik"), "raw markup from a category in the report");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"));
     assert!(html.contains("&lt;b&gt;tik&lt;/b&gt;"));
@@ -194,4 +206,45 @@ fn tsne_map_is_in_clusters_json_and_the_report() {
     assert!(c["tsne_of"].as_str().unwrap().contains("reduced text embedding"));
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains(r#"aria-label="t-SNE map of the rows""#));
+}
+
+/// `segmix report DIR --merge-to G` cuts the class hierarchy: every row's group posteriors sum
+/// to one, the groups partition the classes, the files join the folder's manifest.
+#[test]
+fn report_merge_to_writes_the_groups() {
+    let d = tempfile::tempdir().unwrap();
+    let (data, emb) =
+        text_table(d.path(), 90, |i| ["free gems now", "join the guild", "ranked arena"][i % 3].to_string());
+    let out = d.path().join("fit");
+    fit_text_table(&data, &emb, &out, &["--num", "ctr"]);
+    let run = segmix(&["report", out.to_str().unwrap(), "--merge-to", "2"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("group 2: classes "));
+    let mut rows = 0;
+    for rec in csv_reader(&out.join("merge-2.csv")).records() {
+        let rec = rec.unwrap();
+        let post: Vec<f64> = (3..5).map(|i| rec[i].parse().unwrap()).collect();
+        assert!((post.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        let group: usize = rec[1].parse().unwrap();
+        assert!(post[group - 1] >= post[2 - group]);
+        rows += 1;
+    }
+    assert_eq!(rows, 90);
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("merge-2.json")).unwrap()).unwrap();
+    let groups = merged["groups"].as_array().unwrap();
+    let mut classes: Vec<u64> =
+        groups.iter().flat_map(|g| g["classes"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap())).collect();
+    classes.sort_unstable();
+    assert_eq!(classes, [1, 2, 3]);
+    let weight: f64 = groups.iter().map(|g| g["weight"].as_f64().unwrap()).sum();
+    assert!((weight - 1.0).abs() < 1e-9);
+    assert!(groups.iter().all(|g| g["categorical"]["channel"]["levels"].as_array().unwrap().len() == 3));
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(manifest.contains("merge-2.csv") && manifest.contains("merge-2.json"));
+    for bad in ["0", "4"] {
+        let run = segmix(&["report", out.to_str().unwrap(), "--merge-to", bad]);
+        assert_eq!(run.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&run.stderr).contains("--merge-to must be between 1 and"));
+    }
 }

@@ -3,24 +3,21 @@
 //! from the population mean to the class mean, score_kv = (μ_k − x̄)ᵀ W_v, in standard deviations
 //! of the word's presence. λ is given or chosen on a seeded 80/20 split.
 
-use super::{DecoderInfo, ExplainOptions, Fitted, Keyword, TextSpace, lasso, vocab};
-use crate::data::TextColumn;
+use super::{DecoderInfo, ExplainOptions, Fitted, Keyword, TextSpace, lasso, vocab::Vocabulary};
 use crate::foundation::rng::Rng;
 
 /// Per class, its keywords, and what the decoder was fitted with (`None` when no term reaches
-/// `min_df`).
+/// `min_df`). `vocab` holds the texts of `t.rows`.
 pub(super) fn keywords(
     fit: &Fitted,
     t: &TextSpace,
-    col: &TextColumn,
+    vocab: &Vocabulary,
     opts: &ExplainOptions,
 ) -> (Vec<Vec<Keyword>>, Option<DecoderInfo>) {
     let params = &fit.model.params;
     let (p, k, d) = (fit.data.p, params.k, t.d);
     let mut keywords = vec![Vec::new(); k];
     let mut decoder = None;
-    let texts: Vec<&str> = t.rows.iter().map(|&i| col.values[i].as_deref().unwrap_or_default()).collect();
-    let vocab = vocab::Vocabulary::build(&texts, opts.min_df, opts.max_terms);
     if !vocab.terms.is_empty() {
         let m = t.rows.len();
         let x: Vec<f64> = t.rows.iter().flat_map(|&i| t.xt[i * d..(i + 1) * d].iter().copied()).collect();

@@ -1,9 +1,10 @@
 //! Words of any language, for keywords: what a reader of the language would call a word, never
 //! a sub-word piece, a word with its grammar attached, a function word, a URL or a number.
 //!
-//! * **Noise.** Whitespace-separated tokens that are URLs (`://`, `www.`, `t.co/…`), e-mail
-//!   addresses or @handles are dropped before segmentation; words without a letter (numbers,
-//!   punctuation) never become keywords.
+//! * **Noise.** Whitespace-separated tokens that are URLs (`://`, `http:`/`https:` however cut
+//!   short, `www.`, `t.co/…`, a bare domain such as `t.co` or `bit.ly`), e-mail addresses or
+//!   @handles are dropped before segmentation; a hashtag keeps its word (`#sale` is `sale`);
+//!   words without a letter (numbers, punctuation) never become keywords.
 //! * **Alphabetic scripts** (Latin, Cyrillic, Greek, …): Unicode word segmentation (UAX #29),
 //!   lowercased.
 //! * **Korean**: space-delimited eojeols are split into a content word and its grammar. A
@@ -27,9 +28,10 @@
 //!   segmentation).
 //! * **Stop words**: English always; Spanish, French, German, Portuguese and Italian for each
 //!   language detected in the column (a text is in a language when at least two of its words
-//!   are that language's stop words and no other language has more; a language is detected when
-//!   at least 5% of the texts are in it); the Korean, Japanese and Chinese lists wherever their
-//!   script appears.
+//!   are that language's stop words and no other language, English included, has more; a
+//!   language is detected when at least 5% of the texts are in it), and in every text that is
+//!   itself in one of them (so the few Spanish tweets of an English column lose their "la", "y",
+//!   "que"); the Korean, Japanese and Chinese lists wherever their script appears.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -198,20 +200,35 @@ fn list(text: &'static str) -> impl Iterator<Item = &'static str> {
 /// Whether a whitespace-separated token is a URL, an e-mail address or an @handle.
 fn is_noise(token: &str) -> bool {
     let t = token.trim_matches(|c: char| !c.is_alphanumeric() && c != '@' && c != '/');
-    if t.starts_with('@') || t.contains("://") || t.to_ascii_lowercase().starts_with("www.") {
+    let lower = t.to_ascii_lowercase();
+    if t.starts_with('@') || t.contains("://") || lower.starts_with("www.") {
+        return true;
+    }
+    // A URL cut short ("https:/…", "http:", "https…" at the end of a truncated tweet).
+    let raw = token.trim_start_matches(|c: char| !c.is_alphanumeric()).to_ascii_lowercase();
+    if raw.starts_with("http:") || raw.starts_with("https:") || lower == "http" || lower == "https" {
         return true;
     }
     if let Some(at) = t.find('@') {
         return at > 0 && t[at..].contains('.');
     }
-    // A domain with a path: t.co/abc, example.com/page.
-    match t.split_once('/') {
-        Some((host, _)) => {
-            host.contains('.')
-                && host.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        }
-        None => false,
-    }
+    // A domain, with or without a path: t.co/abc, example.com/page, bit.ly.
+    let host = t.split_once('/').map_or(t, |(host, _)| host);
+    let parts: Vec<&str> = host.split('.').collect();
+    let tld = parts.last().copied().unwrap_or_default();
+    parts.len() >= 2
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && (t.contains('/') || (2..=6).contains(&tld.len()) && tld.chars().all(|c| c.is_ascii_lowercase()))
+}
+
+/// The language (index into `lists`) a text's lowercased words are in: at least two of them are
+/// its stop words, and neither English nor another list has as many (the first list on ties).
+fn language_of(words: &[String], en: &HashSet<&str>, lists: &[(&str, HashSet<&str>)]) -> Option<usize> {
+    let hits = |set: &HashSet<&str>| words.iter().filter(|w| set.contains(w.as_str())).count();
+    let en_hits = hits(en);
+    let (h, i) =
+        lists.iter().enumerate().map(|(i, (_, set))| (hits(set), i)).max_by_key(|&(h, i)| (h, usize::MAX - i))?;
+    (h >= 2 && h > en_hits).then_some(i)
 }
 
 /// jieba with its built-in dictionary, loaded on first use.
@@ -225,6 +242,9 @@ fn jieba() -> &'static jieba_rs::Jieba {
 pub struct Segmenter {
     stop: HashSet<&'static str>,
     languages: Vec<&'static str>,
+    /// English's list and the detected languages' lists, for each text's own language.
+    en: HashSet<&'static str>,
+    lists: Vec<(&'static str, HashSet<&'static str>)>,
     /// Korean stems attested on their own in the column.
     stems: HashSet<String>,
 }
@@ -235,20 +255,14 @@ impl Segmenter {
         let en: HashSet<&str> = list(EN).collect();
         let mut stop: HashSet<&'static str> =
             en.iter().copied().chain(list(KO)).chain(list(JA)).chain(list(ZH)).collect();
-        let lists: Vec<(&str, HashSet<&str>)> = DETECTED.iter().map(|(l, t)| (*l, list(t).collect())).collect();
+        let lists: Vec<(&'static str, HashSet<&'static str>)> =
+            DETECTED.iter().map(|(l, t)| (*l, list(t).collect())).collect();
         let mut votes = vec![0usize; lists.len()];
         let mut alone: HashSet<String> = HashSet::new();
         let mut josas: HashMap<String, HashSet<&str>> = HashMap::new();
         for text in texts {
             let words: Vec<String> = text.unicode_words().map(str::to_lowercase).collect();
-            let hits = |set: &HashSet<&str>| words.iter().filter(|w| set.contains(w.as_str())).count();
-            let en_hits = hits(&en);
-            let best =
-                lists.iter().enumerate().map(|(i, (_, set))| (hits(set), i)).max_by_key(|&(h, i)| (h, usize::MAX - i));
-            if let Some((h, i)) = best
-                && h >= 2
-                && h > en_hits
-            {
+            if let Some(i) = language_of(&words, &en, &lists) {
                 votes[i] += 1;
             }
             for w in words.iter().filter(|w| w.chars().any(|c| script(c) == Script::Hangul)) {
@@ -269,7 +283,7 @@ impl Segmenter {
         }
         let mut stems = alone;
         stems.extend(josas.into_iter().filter(|(_, j)| j.len() >= 2).map(|(s, _)| s));
-        Segmenter { stop, languages, stems }
+        Segmenter { stop, languages, en, lists, stems }
     }
 
     /// The languages whose stop words are removed (English, then those detected).
@@ -303,7 +317,15 @@ impl Segmenter {
                 out.extend(chinese(run));
             }
         }
-        out.retain(|w| w.chars().any(char::is_alphabetic) && !self.stop.contains(w.as_str()));
+        // The text's own language's stop words, when the column's detection left them on.
+        let own = language_of(&text.unicode_words().map(str::to_lowercase).collect::<Vec<_>>(), &self.en, &self.lists)
+            .map(|i| &self.lists[i])
+            .filter(|(lang, _)| !self.languages.contains(lang));
+        out.retain(|w| {
+            w.chars().any(char::is_alphabetic)
+                && !self.stop.contains(w.as_str())
+                && !own.is_some_and(|(_, set)| set.contains(w.as_str()))
+        });
         out
     }
 
@@ -459,6 +481,26 @@ mod tests {
     fn urls_handles_and_numbers_never_become_words() {
         let w = words_of(&["@gamer check https://t.co/xYz1 www.example.com t.co/abc 500 gems mail me@x.org"], 0);
         assert_eq!(w, ["check", "gems", "mail"]);
+        // Truncated and bare URLs, hashtags, e.g.
+        let w = words_of(&["#Vote now https:/… t.co bit.ly https… http e.g. 2016 #trump2016 RT: 10%"], 0);
+        assert_eq!(w, ["vote", "e.g", "trump2016", "rt"]);
+    }
+
+    #[test]
+    fn a_text_in_another_language_loses_its_own_stop_words() {
+        let column = [
+            "Vote for the future of our country today",
+            "Make your voice heard this November",
+            "la mejor opción para el futuro y que no se olvide",
+            "Register to vote before the deadline",
+        ];
+        let s = Segmenter::for_texts(&column);
+        assert_eq!(s.languages(), ["en", "es"], "one text in four is Spanish (over 5%)");
+        let many: Vec<&str> =
+            column.iter().copied().cycle().take(4).chain(std::iter::repeat_n(column[0], 40)).collect();
+        let s = Segmenter::for_texts(&many);
+        assert_eq!(s.languages(), ["en"], "one text in 44 is under 5%");
+        assert_eq!(s.words(column[2]), ["mejor", "opción", "futuro", "olvide"]);
     }
 
     #[test]

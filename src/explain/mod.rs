@@ -1,21 +1,27 @@
 //! De-embedding: what each class *means*. From a finished fit and its rows this builds, per class,
 //!
-//! * **prototypes** — the real texts nearest the class mean in the reduced text space, by
-//!   Euclidean distance and by Mahalanobis distance under the class covariance (duplicates
-//!   collapsed), each with its distance and posterior;
+//! * **prototypes** — the member texts (rows whose most probable class it is) nearest the class
+//!   mean in the reduced text space, by Euclidean distance and by Mahalanobis distance under the
+//!   class covariance (duplicates collapsed), each with its distance and posterior;
 //! * **keywords** — from a linear decoder (a Lasso from the reduced embedding to the bag of
 //!   words, [`lasso`]), the words whose predicted presence rises most from the population mean
-//!   to the class mean: score_kv = (μ_k − x̄)ᵀ W_v, in standard deviations of the word's presence;
+//!   to the class mean: score_kv = (μ_k − x̄)ᵀ W_v, in standard deviations of the word's presence
+//!   ("what the embedding says"); beside them the **contrast keywords** ([`contrast`]), the words
+//!   whose document frequency in the class most exceeds the rest's, as log-odds z-scores ("what
+//!   the texts say");
 //! * **profiles** — size and weight, each categorical column's class distribution with its lift
 //!   over the population, each metric's class mean ± sd against the overall mean;
 //! * a ready **prompt** for an LLM to name the class.
 //!
 //! Beside the classes: each variable's *discriminative power* (Cramér's V for a categorical
-//! column, η² for a metric, variance-weighted η² of the text scores), and the 2-D map of the rows
-//! (the first two principal axes of the continuous block) the report draws. All of it is written
-//! to `clusters.json`.
+//! column, η² for a metric, variance-weighted η² of the text scores), the 2-D map of the rows
+//! (the first two principal axes of the continuous block) the report draws, and the class
+//! [`hierarchy`] (classes combined pairwise by entropy, down to one). All of it is written to
+//! `clusters.json`.
 
+pub mod contrast;
 mod decoder;
+pub mod hierarchy;
 pub mod lang;
 pub mod lasso;
 pub mod llm;
@@ -122,6 +128,16 @@ pub struct CategoricalProfile {
     pub over_represented: Vec<String>,
 }
 
+impl CategoricalProfile {
+    /// The profile of these levels, with its over-represented ones.
+    pub fn new(levels: Vec<LevelShare>) -> Self {
+        let mut over: Vec<&LevelShare> = levels.iter().filter(|s| s.lift > 1.0 && s.share >= 0.05).collect();
+        over.sort_by(|a, b| b.lift.total_cmp(&a.lift));
+        let over_represented = over.iter().take(3).map(|s| s.level.clone()).collect();
+        CategoricalProfile { levels, over_represented }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MetricProfile {
     /// Posterior-weighted mean and sd of the observed values, original units.
@@ -144,7 +160,11 @@ pub struct ClassReport {
     pub weight: f64,
     pub prototypes: Vec<Prototype>,
     pub prototypes_mahalanobis: Vec<Prototype>,
+    /// The decoder's keywords (what the embedding says).
     pub keywords: Vec<Keyword>,
+    /// The contrast keywords (what the texts say): log-odds z-scores, see [`contrast`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contrast_keywords: Vec<Keyword>,
     pub categorical: std::collections::BTreeMap<String, CategoricalProfile>,
     pub metrics: std::collections::BTreeMap<String, MetricProfile>,
     pub prompt: String,
@@ -187,6 +207,24 @@ pub struct MapPoint {
     pub class: usize,
 }
 
+/// A row the report's explorer shows: on a map, in the table of texts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RowInfo {
+    pub row: usize,
+    /// Most probable class (1-based) and its posterior.
+    pub class: usize,
+    pub posterior: f64,
+    /// The row's text, cut to [`ROW_TEXT_CHARS`] characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Its categorical values, in the order of `Clusters::row_columns` ("" when missing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// Characters of a row's text kept for the report's explorer.
+pub const ROW_TEXT_CHARS: usize = 280;
+
 /// The contents of `clusters.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Clusters {
@@ -195,7 +233,13 @@ pub struct Clusters {
     /// File name of the table that was fitted.
     pub data: String,
     pub classes: Vec<ClassReport>,
+    /// Prototypes asked for per class (a class with fewer distinct member texts shows fewer).
+    #[serde(default)]
+    pub prototypes_per_class: usize,
     pub variables: Vec<Power>,
+    /// The classes combined pairwise by entropy down to one ([`hierarchy`]), first step first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hierarchy: Vec<hierarchy::Merge>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoder: Option<DecoderInfo>,
     /// Share of the continuous block's variance on each map axis.
@@ -206,6 +250,13 @@ pub struct Clusters {
     pub tsne_of: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tsne: Vec<MapPoint>,
+    /// The rows on the maps, for the report's explorer (hover, search): every row of a table up
+    /// to `map_points` rows, else the maps' seeded samples.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<RowInfo>,
+    /// The categorical columns of `RowInfo::values`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub row_columns: Vec<String>,
     /// Rows flagged with `--outliers`, lowest log-likelihood first.
     #[serde(default)]
     pub outliers: Vec<usize>,
@@ -259,6 +310,34 @@ impl<'a> TextSpace<'a> {
     }
 }
 
+/// What the explorer shows of the rows `which` (each once, in row order).
+fn row_infos(fit: &Fitted, which: impl Iterator<Item = usize>, labels: &[usize]) -> Vec<RowInfo> {
+    let mut rows: Vec<usize> = which.collect();
+    rows.sort_unstable();
+    rows.dedup();
+    let (k, cats) = (fit.model.params.k, &fit.model.schema.categorical);
+    let j = fit.data.n_cat();
+    let text = fit.table.text.as_ref();
+    rows.into_iter()
+        .map(|i| {
+            let text = text.and_then(|t| t.values[i].as_deref()).map(|s| {
+                let mut cut: String = s.chars().take(ROW_TEXT_CHARS).collect();
+                if cut.len() < s.len() {
+                    cut.push('…');
+                }
+                cut
+            });
+            let values = (0..j)
+                .map(|jj| {
+                    let code = fit.data.codes[i * j + jj];
+                    cats.get(jj).and_then(|c| c.levels.get(code as usize)).cloned().unwrap_or_default()
+                })
+                .collect();
+            RowInfo { row: i, class: labels[i] + 1, posterior: fit.posteriors.resp[i * k + labels[i]], text, values }
+        })
+        .collect()
+}
+
 /// Builds the explanation of a finished fit from its rows (as fitted) and its table (for the
 /// texts and original values): prototypes, keywords, profiles, discriminative power, maps and
 /// prompts, each from its own module.
@@ -270,9 +349,17 @@ pub fn explain(fit: &Fitted, opts: &ExplainOptions) -> Result<Clusters> {
     labels.iter().for_each(|&l| sizes[l] += 1);
 
     let text = TextSpace::of(fit);
-    let (mut protos, (mut keywords, decoder)) = match text.texts() {
-        Some(col) => (prototypes::prototypes(fit, &text, col, opts), decoder::keywords(fit, &text, col, opts)),
-        None => (vec![(Vec::new(), Vec::new()); k], (vec![Vec::new(); k], None)),
+    let (mut protos, (mut keywords, decoder), mut contrast) = match text.texts() {
+        Some(col) => {
+            let texts: Vec<&str> = text.rows.iter().map(|&i| col.values[i].as_deref().unwrap_or_default()).collect();
+            let vocab = vocab::Vocabulary::build(&texts, opts.min_df, opts.max_terms);
+            (
+                prototypes::prototypes(fit, &text, col, opts),
+                decoder::keywords(fit, &text, &vocab, opts),
+                contrast::keywords(&vocab, &text.rows, &posteriors.resp, k, opts.keywords),
+            )
+        }
+        None => (vec![(Vec::new(), Vec::new()); k], (vec![Vec::new(); k], None), vec![Vec::new(); k]),
     };
     let mut variables = Vec::new();
     let mut categorical = profiles::categorical(fit, &labels, &mut variables);
@@ -283,6 +370,7 @@ pub fn explain(fit: &Fitted, opts: &ExplainOptions) -> Result<Clusters> {
     variables.sort_by(|a, b| b.power.total_cmp(&a.power));
     let (map_variance, map) = maps::map_2d(data, &labels, opts.map_points, opts.seed)?;
     let (tsne_of, tsne_map) = maps::tsne_map(fit, &text, &labels, opts);
+    let rows = row_infos(fit, map.iter().chain(&tsne_map).map(|p| p.row), &labels);
 
     let mut classes = Vec::with_capacity(k);
     for kk in 0..k {
@@ -294,6 +382,7 @@ pub fn explain(fit: &Fitted, opts: &ExplainOptions) -> Result<Clusters> {
             prototypes: pe,
             prototypes_mahalanobis: pm,
             keywords: std::mem::take(&mut keywords[kk]),
+            contrast_keywords: std::mem::take(&mut contrast[kk]),
             categorical: std::mem::take(&mut categorical[kk]),
             metrics: std::mem::take(&mut metrics[kk]),
             prompt: String::new(),
@@ -311,12 +400,16 @@ pub fn explain(fit: &Fitted, opts: &ExplainOptions) -> Result<Clusters> {
             .file_name()
             .map_or_else(|| table.path.display().to_string(), |f| f.to_string_lossy().into_owned()),
         classes,
+        prototypes_per_class: opts.prototypes,
         variables,
+        hierarchy: hierarchy::combine(&posteriors.resp, k),
         decoder,
         map_variance,
         map,
         tsne_of,
         tsne: tsne_map,
+        rows,
+        row_columns: model.schema.categorical.iter().map(|c| c.name.clone()).collect(),
         outliers: fit.outliers.to_vec(),
         llm_model: None,
     })

@@ -53,10 +53,7 @@ pub(super) fn categorical(
                     }
                 })
                 .collect();
-            let mut over: Vec<&LevelShare> = levels.iter().filter(|s| s.lift > 1.0 && s.share >= 0.05).collect();
-            over.sort_by(|a, b| b.lift.total_cmp(&a.lift));
-            let over_represented = over.iter().take(3).map(|s| s.level.clone()).collect();
-            cat_profiles[kk].insert(cs.name.clone(), CategoricalProfile { levels, over_represented });
+            cat_profiles[kk].insert(cs.name.clone(), CategoricalProfile::new(levels));
         }
         variables.push(Power {
             variable: cs.name.clone(),

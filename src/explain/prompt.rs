@@ -17,6 +17,10 @@ pub(super) fn prompt(c: &ClassReport, k: usize, n: usize, text_col: Option<&str>
         let words: Vec<&str> = c.keywords.iter().map(|w| w.word.as_str()).collect();
         s += &format!("Characteristic words of its {}: {}.\n", text_col.unwrap_or("text"), words.join(", "));
     }
+    if !c.contrast_keywords.is_empty() {
+        let words: Vec<&str> = c.contrast_keywords.iter().map(|w| w.word.as_str()).collect();
+        s += &format!("Words its texts use more often than the other segments': {}.\n", words.join(", "));
+    }
     if !c.prototypes.is_empty() {
         s += "Typical texts:\n";
         for pr in &c.prototypes {

@@ -1,6 +1,8 @@
-//! Prototypes: the real texts nearest each class mean in the reduced text space, by Euclidean
+//! Prototypes: the member texts nearest each class mean in the reduced text space, by Euclidean
 //! distance (in the embedding's own units) and by Mahalanobis distance under the class
-//! covariance's text block; duplicates collapsed, each with its distance and posterior.
+//! covariance's text block; duplicates collapsed, each with its distance and posterior. A
+//! member of class k is a row whose most probable class is k, so a prototype never belongs to
+//! another class; a class with fewer distinct member texts shows fewer prototypes.
 
 use super::{ExplainOptions, Fitted, Prototype, TextSpace};
 use crate::data::TextColumn;
@@ -18,7 +20,12 @@ pub(super) fn prototypes(
     let (p, k, d) = (fit.data.p, params.k, t.d);
     let post = &fit.posteriors.resp;
     let mut protos = vec![(Vec::new(), Vec::new()); k];
+    if opts.prototypes == 0 {
+        return protos;
+    }
+    let labels = fit.posteriors.labels();
     for (kk, pr) in protos.iter_mut().enumerate() {
+        let members: Vec<usize> = t.rows.iter().copied().filter(|&i| labels[i] == kk).collect();
         let mu = &params.means[kk * p..kk * p + d];
         // Euclidean in the embedding's own units: the standardized PCA scores times their
         // scale (√eigenvalue), so low-variance components do not count as much as the rest.
@@ -45,22 +52,23 @@ pub(super) fn prototypes(
                 None => f64::NAN,
             }
         };
-        pr.0 = nearest(&col.values, &t.rows, &euclid, post, k, kk, opts.prototypes);
+        pr.0 = nearest(&col.values, &members, &euclid, post, k, kk, opts.prototypes);
         if chol.is_some() {
-            pr.1 = nearest(&col.values, &t.rows, &maha, post, k, kk, opts.prototypes);
+            pr.1 = nearest(&col.values, &members, &maha, post, k, kk, opts.prototypes);
         }
     }
     protos
 }
 
-/// The nearest distinct texts to `center` under `dist`, with their posteriors for class `k`.
+/// The `n` (≥ 1) nearest distinct texts of `rows` under `dist`, with their posteriors for
+/// class `class` of `k`.
 fn nearest(
     texts: &[Option<String>],
     rows: &[usize],
     dist: &dyn Fn(usize) -> f64,
     post: &[f64],
-    kk: usize,
     k: usize,
+    class: usize,
     n: usize,
 ) -> Vec<Prototype> {
     let mut scored: Vec<(f64, usize)> = rows.iter().map(|&i| (dist(i), i)).collect();
@@ -70,7 +78,7 @@ fn nearest(
     for (d, i) in scored {
         let t = texts[i].as_deref().unwrap_or_default();
         if seen.insert(t) {
-            out.push(Prototype { text: t.to_string(), row: i, distance: d, posterior: post[i * kk + k] });
+            out.push(Prototype { text: t.to_string(), row: i, distance: d, posterior: post[i * k + class] });
             if out.len() == n {
                 break;
             }

@@ -76,6 +76,35 @@ mod tests {
         assert!(words("!!! 123 ...").is_empty());
     }
 
+    /// Campaign tweets as they come from the API: links (whole, cut short, bare), handles,
+    /// hashtags, numbers, retweet marks, and a few in Spanish in an English column.
+    const TWEETS: &[&str] = &[
+        "RT @CNN: Polls open in 3 hours. Find your polling place https://t.co/Ab12Cd34 #Election2016",
+        "Make America great again! #Trump2016 https://t.co/xYz https…",
+        "I'm with her. Join us tonight at 8pm ET: https://t.co/k9 @HillaryClinton #ImWithHer",
+        "Watch the full debate here → bit.ly/debate2016 #debatenight",
+        "Donate $5 now: https:/… #FeelTheBern",
+        "¡Vota! La elección es el 8 de noviembre y que no se te olvide https://t.co/abc #VotaYa",
+        "Nuestra comunidad merece un presidente que la escuche y que la respete",
+        "Thank you Ohio!!! 2016 https://t.co/QwErTy http://www.donaldjtrump.com/",
+        "Contact us at press@campaign.org or call 555-0100 t.co",
+        "Early voting starts TODAY in Florida. #VoteEarly https://t.co/Zz9 via @nytimes",
+    ];
+
+    #[test]
+    fn tweets_give_no_url_handle_number_or_foreign_stop_word_terms() {
+        let v = Vocabulary::build(TWEETS, 1, 10_000);
+        assert!(v.terms.contains(&"polling place".to_string()) && v.terms.contains(&"trump2016".to_string()));
+        for t in &v.terms {
+            for w in t.split(' ') {
+                assert!(w.chars().any(char::is_alphabetic), "{t:?} has a word without a letter");
+                assert!(!w.contains('#') && !w.contains('@') && !w.contains('/'), "{t:?}");
+                assert!(!["https", "http", "t.co", "bit.ly", "co", "www", "com"].contains(&w), "{t:?} is a URL piece");
+                assert!(!["la", "y", "que", "el", "de", "es", "se", "un", "no"].contains(&w), "{t:?} is a stop word");
+            }
+        }
+    }
+
     #[test]
     fn min_df_and_order() {
         let v = Vocabulary::build(&["free gems now", "free gems", "guild friends", "free"], 2, 10);

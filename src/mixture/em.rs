@@ -7,7 +7,7 @@
 //! ## Starts: screen many, finish the best ("small EM", emEM)
 //! Each K is fitted in two phases. First a screen: many diverse starts
 //! ([`super::init::StartSpaces`]: k-means++ in several spaces of the continuous block and the
-//! scaled one-hot categoricals, k-means++ seeds, uniformly random partitions, random
+//! scaled one-hot categoricals, uniformly random partitions, random
 //! responsibilities on small tables (from [`SOFT_START_ITERS`] screen iterations), and the best
 //! K − 1 fit with each of its classes split in two), each run for [`SCREEN_ITERS`] EM iterations
 //! in lockstep or until its objective changes by at most [`SCREEN_TOL`] per row (on small
@@ -789,8 +789,9 @@ struct SplitMerge<'a, B: Backend> {
 
 impl<B: Backend> SplitMerge<'_, B> {
     /// Rounds of: the best eligible restart's moves ([`StartSpaces::split_merges`]) screened like
-    /// starts, the best one run to convergence and kept as a new restart (`merge i+j split c`)
-    /// when it is eligible and its objective beats the best's; the next round starts from it.
+    /// starts; the best one, if it already beats the best restart on the screen's rows, run to
+    /// convergence and kept as a new restart (`merge i+j split c`) when it is eligible and its
+    /// objective beats the best's; the next round starts from it.
     /// Stops at the first round without a gain, after [`SPLIT_MERGE_ROUNDS`], or when the rounds'
     /// work passes [`SCREEN_BUDGET`] (the first round always runs). Small tables screen
     /// [`SPLIT_MERGE_MOVES`] moves per round for `iters` iterations (the screen's); big ones,
@@ -829,11 +830,27 @@ impl<B: Backend> SplitMerge<'_, B> {
             iterations += iters;
             work = work.saturating_add(iters.saturating_mul(iteration_cost(self.sdata, k)));
             let Some(mut run) = kept.into_iter().next() else { break };
+            // Only a move that already beats the best on the screen's rows runs on: on a big
+            // table one run to convergence on every row costs as much as the whole screen.
+            let best_there = post.row_loglik.iter().sum::<f64>() + theta.log_prior();
+            if run.objective() <= best_there + cfg.tol.max(1e-9) * self.sdata.n as f64 {
+                break;
+            }
             if self.sampled {
                 run = run.moved_to(self.backend, self.dev)?;
             }
             let before = run.iterations;
-            advance(self.backend, self.dev, self.data, std::slice::from_mut(&mut run), usize::MAX, cfg.tol, cfg, &NoProgress, false)?;
+            advance(
+                self.backend,
+                self.dev,
+                self.data,
+                std::slice::from_mut(&mut run),
+                usize::MAX,
+                cfg.tol,
+                cfg,
+                &NoProgress,
+                false,
+            )?;
             work = work.saturating_add((run.iterations - before).saturating_mul(iteration_cost(self.data, k)));
             run.restart = finished.len() + 1;
             let done = finish(run, self.data, cfg);

@@ -147,16 +147,10 @@ pub struct KMeans {
 /// Arthur & Vassilvitskii's and scikit-learn's implementation) and Lloyd iterations that stop
 /// when no label changes or the centres move less than 1e-4 of the mean feature variance
 /// (scikit-learn's criterion). Deterministic given `rng`.
-pub fn kmeans(feat: &InitFeatures, k: usize, rng: &mut Rng) -> KMeans {
-    kmeans_with(feat, k, rng, LLOYD_ITERS)
-}
-
-/// [`kmeans`] with at most `lloyd` Lloyd iterations; 0 labels every row by its nearest seed,
-/// which keeps the small, far-out groups that Lloyd's balancing would absorb.
 ///
 /// Seeding, Lloyd iterations and the final labelling share the sampled rows and their norms,
 /// so they stay in one body (about 90 lines).
-pub fn kmeans_with(feat: &InitFeatures, k: usize, rng: &mut Rng, lloyd: usize) -> KMeans {
+pub fn kmeans(feat: &InitFeatures, k: usize, rng: &mut Rng) -> KMeans {
     let f = feat.f;
     let sampled: Option<Vec<f64>> = (feat.n > SAMPLE).then(|| {
         let idx = rng.sample_sorted((0..feat.n).collect(), SAMPLE);
@@ -197,7 +191,7 @@ pub fn kmeans_with(feat: &InitFeatures, k: usize, rng: &mut Rng, lloyd: usize) -
     // Lloyd iterations.
     let mean_var = feat.mean_var;
     let mut labels = vec![u32::MAX; m];
-    for _ in 0..lloyd {
+    for _ in 0..LLOYD_ITERS {
         let new: Vec<u32> = assign(x, &xn, f, &centers).into_iter().map(|a| a.0).collect();
         let changed = new.iter().zip(&labels).filter(|(a, b)| a != b).count();
         labels = new;
@@ -308,8 +302,6 @@ impl Start {
 ///   max(4, 2p/J), so that classes that differ only in their categoricals separate;
 /// * `unscaled kmeans++` — k-means++ on the continuous block in the data's own units (when the
 ///   columns' scales differ), as k-means on the raw table would run;
-/// * `kmeans++ seeds` — the k-means++ seeds of the first space, every row labelled by its nearest
-///   seed with no Lloyd iteration: small, far-out groups survive as classes;
 /// * `random` — a uniformly random partition;
 /// * `soft random` — random responsibilities (every other start, on screens long enough for
 ///   them: see [`StartSpaces::starts`]).

@@ -1,7 +1,14 @@
-//! `report.html` and `report.md`: one self-contained page (inline CSS and SVG, no script, no
-//! external asset, so it opens offline and anywhere) and its Markdown twin. Both are built from
-//! the files a fit leaves — `model.json`, `selection.csv`, `clusters.json` — so `segmix report DIR`
-//! rebuilds them without refitting. Every piece of user text is escaped.
+//! `report.html` and `report.md`: one self-contained page (inline CSS, SVG and a small inline
+//! script, no external asset, so it opens offline and anywhere) and its Markdown twin. Both are
+//! built from the files a fit leaves — `model.json`, `selection.csv`, `clusters.json` — so
+//! `segmix report DIR` rebuilds them without refitting. Every piece of user text is escaped.
+//!
+//! The page is complete without JavaScript. With it, the explorer (`explorer.js`, inlined) adds:
+//! a tooltip for each point of the maps (its text, class, posterior and categorical values),
+//! class filters (the legend, or a card's title: the map shows that class and the card is
+//! highlighted), a searchable, sortable table of the rows, and a class-versus-class comparison.
+//! It reads its data from a JSON block whose `<`, `>` and `&` are `\u` escapes, and writes user
+//! text only through `textContent`, so no text of the table can become markup or script.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -215,11 +222,12 @@ fn bars_svg(items: &[(String, f64, String, &str)], aria: &str) -> String {
     s + "</svg>"
 }
 
-/// Points coloured by class, scaled to the frame, with axis captions.
+/// Points coloured by class, scaled to the frame, with axis captions. Each point carries its row
+/// and class for the explorer.
 fn scatter_svg(points: &[crate::explain::MapPoint], x_caption: &str, y_caption: &str, aria: &str) -> String {
     let (w, h, m) = (560.0, 420.0, 30.0);
     let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="plot" role="img" aria-label="{}">"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="plot map" role="img" aria-label="{}">"#,
         escape(aria)
     );
     if points.is_empty() {
@@ -232,10 +240,12 @@ fn scatter_svg(points: &[crate::explain::MapPoint], x_caption: &str, y_caption: 
     for p in points {
         let _ = write!(
             s,
-            r#"<circle cx="{:.1}" cy="{:.1}" r="2.2" fill="{}" fill-opacity="0.6"/>"#,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="2.6" fill="{}" fill-opacity="0.6" data-row="{}" data-class="{}"/>"#,
             sx(p.x),
             sy(p.y),
-            color(p.class)
+            color(p.class),
+            p.row,
+            p.class
         );
     }
     let _ = write!(
@@ -267,12 +277,45 @@ margin:.5rem 0}td,th{padding:.2rem .6rem;border-bottom:1px solid #eee;text-align
 .plot{width:100%;max-width:600px;height:auto;display:block}.card{border:1px solid #ddd;border-left:6px solid var(--c);\
 border-radius:6px;padding:.8rem 1.2rem;margin:1rem 0}.chip{display:inline-block;background:#eef;border-radius:10px;\
 padding:.1rem .5rem;margin:.1rem;font-size:.9rem}.muted{color:#666;font-size:.9rem}blockquote{margin:.3rem 0;\
-padding:.2rem .8rem;border-left:3px solid #ccc;color:#333}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem}";
+padding:.2rem .8rem;border-left:3px solid #ccc;color:#333}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem}.chip.cat{background:#e6f4ea}.kw{margin:.25rem 0}";
 
-fn card(html: &mut String, c: &ClassReport) {
+/// The over-represented levels of a class as "column = level" with their lift.
+fn over_represented(c: &ClassReport) -> Vec<(String, f64)> {
+    c.categorical
+        .iter()
+        .flat_map(|(col, prof)| {
+            prof.over_represented.iter().filter_map(move |lvl| {
+                prof.levels.iter().find(|l| &l.level == lvl).map(|l| (format!("{col} = {lvl}"), l.lift))
+            })
+        })
+        .collect()
+}
+
+/// Whether the fit explains texts (some class has prototypes or the decoder ran).
+fn has_text(c: &Clusters) -> bool {
+    c.decoder.is_some() || c.classes.iter().any(|k| !k.prototypes.is_empty())
+}
+
+/// Why a class of a fit with texts shows fewer prototypes than asked for (`wanted`, 0 when
+/// unknown).
+fn prototype_note(c: &ClassReport, wanted: usize) -> Option<String> {
+    let shown = c.prototypes.len();
+    (wanted > 0 && shown < wanted).then(|| match shown {
+        0 => "No row of this class has a text, so it has no prototype.".to_string(),
+        1 => "Only 1 distinct text among the rows of this class (rows whose most probable class it is); it is shown."
+            .to_string(),
+        s => format!(
+            "Only {s} distinct texts among the rows of this class (rows whose most probable class it is); all are shown."
+        ),
+    })
+}
+
+fn card(html: &mut String, c: &ClassReport, wanted: usize) {
+    // `wanted` is 0 for a fit without texts: no prototype note.
     let _ = write!(
         html,
-        r#"<section class="card" id="class-{}" style="--c:{}"><h3>{}</h3>"#,
+        r#"<section class="card" id="class-{}" data-class="{}" style="--c:{}"><h3>{}</h3>"#,
+        c.class,
         c.class,
         color(c.class),
         escape(&title(c))
@@ -281,15 +324,36 @@ fn card(html: &mut String, c: &ClassReport) {
         let _ = write!(html, "<p><em>{}</em></p>", escape(s));
     }
     let _ = write!(html, r#"<p class="muted">{} rows · weight {:.3}</p>"#, c.size, c.weight);
-    if !c.keywords.is_empty() {
-        html.push_str("<h4>Keywords</h4><p>");
-        for k in &c.keywords {
-            let _ = write!(html, r#"<span class="chip" title="score {:.3}">{}</span>"#, k.score, escape(&k.word));
+    let categories = over_represented(c);
+    if !c.keywords.is_empty() || !c.contrast_keywords.is_empty() || !categories.is_empty() {
+        html.push_str("<h4>Keywords</h4>");
+        for (what, words, measure) in [
+            ("what the embedding says (decoder)", &c.keywords, "score"),
+            ("what the texts say (contrast)", &c.contrast_keywords, "z"),
+        ] {
+            if words.is_empty() {
+                continue;
+            }
+            let _ = write!(html, r#"<p class="kw"><span class="muted">{what}:</span> "#);
+            for k in words {
+                let _ =
+                    write!(html, r#"<span class="chip" title="{measure} {:.3}">{}</span>"#, k.score, escape(&k.word));
+            }
+            html.push_str("</p>");
         }
-        html.push_str("</p>");
+        if !categories.is_empty() {
+            html.push_str(r#"<p class="kw"><span class="muted">categories (over-represented):</span> "#);
+            for (label, lift) in &categories {
+                let _ = write!(html, r#"<span class="chip cat" title="lift {lift:.2}">{}</span>"#, escape(label));
+            }
+            html.push_str("</p>");
+        }
+    }
+    if let Some(note) = prototype_note(c, wanted) {
+        let _ = write!(html, r#"<p class="muted">{}</p>"#, escape(&note));
     }
     if !c.prototypes.is_empty() {
-        html.push_str("<h4>Prototypes (nearest texts to the class mean)</h4>");
+        html.push_str("<h4>Prototypes (member texts nearest the class mean)</h4>");
         for p in &c.prototypes {
             let _ = write!(
                 html,
@@ -337,6 +401,52 @@ fn card(html: &mut String, c: &ClassReport) {
         html.push_str("</table>");
     }
     html.push_str("</section>");
+}
+
+/// The class hierarchy as a dendrogram: leaves in tree order, each step at its own height.
+fn dendrogram_svg(c: &Clusters) -> String {
+    use crate::explain::hierarchy::leaf_order;
+    let k = c.classes.len();
+    let steps = c.hierarchy.len();
+    let (w, h, bottom, top) = (560.0, 60.0 + 34.0 * steps as f64, 40.0, 16.0);
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="plot" role="img" aria-label="class hierarchy">"#
+    );
+    let order = leaf_order(&c.hierarchy, k);
+    let gap = (w - 40.0) / k.max(1) as f64;
+    let y_of = |step: usize| h - bottom - (h - bottom - top) * step as f64 / steps.max(1) as f64;
+    // Each live group's x and y (top of its stem), keyed by its smallest class.
+    let mut pos: std::collections::HashMap<usize, (f64, f64)> = std::collections::HashMap::new();
+    for (i, &leaf) in order.iter().enumerate() {
+        let x = 20.0 + gap * (i as f64 + 0.5);
+        pos.insert(leaf, (x, h - bottom));
+        let name = c.classes.get(leaf - 1).map_or_else(|| format!("Class {leaf}"), title);
+        let _ = write!(
+            s,
+            r#"<text x="{x:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="{}">{}</text>"#,
+            h - bottom + 16.0,
+            color(leaf),
+            escape(&if name.chars().count() > 18 { name.chars().take(17).collect::<String>() + "…" } else { name })
+        );
+    }
+    for (step, m) in c.hierarchy.iter().enumerate() {
+        let (l, r) = (m.left.iter().min().copied().unwrap_or(1), m.right.iter().min().copied().unwrap_or(1));
+        let (Some(&(xl, yl)), Some(&(xr, yr))) = (pos.get(&l), pos.get(&r)) else { continue };
+        let y = y_of(step + 1);
+        let _ = write!(
+            s,
+            r##"<path d="M{xl:.1},{yl:.1}V{y:.1}H{xr:.1}V{yr:.1}" fill="none" stroke="#555" stroke-width="1.5"/><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle" fill="#666">ΔENT {:.1}</text>"##,
+            (xl + xr) / 2.0,
+            y - 4.0,
+            m.gain
+        );
+        pos.remove(&r);
+        pos.insert(l.min(r), ((xl + xr) / 2.0, y));
+        if r < l {
+            pos.remove(&l);
+        }
+    }
+    s + "</svg>"
 }
 
 /// The summary rows shared by both formats.
@@ -389,7 +499,8 @@ pub fn html(model: &ModelFile, sel: &[SelectionRow], c: &Clusters, data_name: &s
     let _ = write!(
         h,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>segmix report — {}</title><style>{CSS}</style></head><body>",
+         <title>segmix report — {}</title><style>{CSS}{EXPLORER_CSS}</style></head><body>\
+         <script>document.documentElement.classList.add(\"js\")</script>",
         escape(data_name)
     );
     let _ = write!(h, "<h1>segmix report — {}</h1>", escape(data_name));
@@ -433,9 +544,18 @@ pub fn html(model: &ModelFile, sel: &[SelectionRow], c: &Clusters, data_name: &s
             scatter_svg(&c.tsne, "t-SNE 1", "t-SNE 2", "t-SNE map of the rows")
         );
     }
+    legend(&mut h, c);
     h.push_str("<h2>Classes</h2>");
     for k in &c.classes {
-        card(&mut h, k);
+        card(&mut h, k, if has_text(c) { c.prototypes_per_class } else { 0 });
+    }
+    explorer_sections(&mut h, c);
+    if !c.hierarchy.is_empty() {
+        h.push_str("<h2>Class hierarchy</h2>");
+        h.push_str(
+            r#"<p class="muted">Classes combined pairwise, the two the model can least tell apart first (largest drop in classification entropy, as mclust's clustCombi); the step number is the height. Cut it with <code>segmix report DIR --merge-to G</code>.</p>"#,
+        );
+        h.push_str(&dendrogram_svg(c));
     }
     if !c.outliers.is_empty() {
         let _ = write!(
@@ -456,8 +576,136 @@ pub fn html(model: &ModelFile, sel: &[SelectionRow], c: &Clusters, data_name: &s
             d.nonzero
         );
     }
+    let _ = write!(
+        h,
+        r#"<div id="tip" role="tooltip" hidden></div><script type="application/json" id="segmix-data">{}</script><script>{EXPLORER_JS}</script>"#,
+        explorer_data(model, c)
+    );
     h.push_str("</body></html>\n");
     h
+}
+
+/// The explorer's script (see the module documentation).
+const EXPLORER_JS: &str = include_str!("explorer.js");
+
+const EXPLORER_CSS: &str = ".js-only{display:none}.js .js-only{display:block}#tip{position:absolute;max-width:320px;\
+background:#fff;border:1px solid #bbb;border-radius:4px;box-shadow:0 2px 8px rgba(0,0,0,.2);padding:.5rem .6rem;\
+font-size:.85rem;z-index:10;pointer-events:none}.tip-head{font-weight:600;border-left:4px solid;padding-left:.4rem}\
+.tip-text{margin:.3rem 0;white-space:pre-wrap}.legend button{font:inherit;font-size:.9rem;border:1px solid #ccc;\
+border-left:10px solid var(--c);background:#fff;border-radius:4px;padding:.15rem .5rem;margin:.15rem;cursor:pointer}\
+.legend button.off{opacity:.35}.no-js .legend button{cursor:default}section.card.hl{box-shadow:0 0 0 3px var(--c)}\
+.js section.card h3{cursor:pointer}svg.map circle{cursor:pointer}#rows-table td{vertical-align:top;font-size:.9rem}\
+#rows-table th[data-key]{cursor:pointer;user-select:none}#rows-table th[aria-sort=ascending]::after{content:' ▲'}\
+#rows-table th[aria-sort=descending]::after{content:' ▼'}.cmp td,.cmp th{vertical-align:top}\
+input[type=search],select{font:inherit;padding:.2rem .4rem;margin:.2rem .4rem .2rem 0}";
+
+/// A colour key of the classes under the maps; with the explorer, buttons that filter.
+fn legend(h: &mut String, c: &Clusters) {
+    h.push_str(r#"<div class="legend" aria-label="classes">"#);
+    for k in &c.classes {
+        let _ = write!(
+            h,
+            r#"<button type="button" data-class="{}" style="--c:{}" aria-pressed="false">{}</button>"#,
+            k.class,
+            color(k.class),
+            escape(&title(k))
+        );
+    }
+    h.push_str("</div>");
+}
+
+/// The explorer's row table and class comparison (shown only with JavaScript).
+fn explorer_sections(h: &mut String, c: &Clusters) {
+    let options = |selected: usize| -> String {
+        c.classes
+            .iter()
+            .map(|k| {
+                format!(
+                    r#"<option value="{}"{}>{}</option>"#,
+                    k.class,
+                    if k.class == selected { " selected" } else { "" },
+                    escape(&title(k))
+                )
+            })
+            .collect()
+    };
+    if !c.rows.is_empty() {
+        let _ = write!(
+            h,
+            r#"<section class="js-only" id="rows"><h2>Rows</h2><input id="rows-search" type="search" placeholder="search texts and categories" aria-label="search the rows"><select id="rows-class" aria-label="class"><option value="">all classes</option>{}</select><p id="rows-count" class="muted"></p><table id="rows-table"><thead><tr><th data-key="row">row</th><th data-key="class">class</th><th data-key="posterior" aria-sort="descending">posterior</th>"#,
+            options(0)
+        );
+        if has_text(c) {
+            h.push_str(r#"<th data-key="text">text</th>"#);
+        }
+        for (j, col) in c.row_columns.iter().enumerate() {
+            let _ = write!(h, r#"<th data-key="{j}">{}</th>"#, escape(col));
+        }
+        h.push_str(r#"</tr></thead><tbody id="rows-body"></tbody></table></section>"#);
+    }
+    if c.classes.len() >= 2 {
+        let _ = write!(
+            h,
+            r#"<section class="js-only" id="compare"><h2>Compare two classes</h2><select id="cmp-a" aria-label="first class">{}</select> vs <select id="cmp-b" aria-label="second class">{}</select><div id="cmp-out"></div></section>"#,
+            options(1),
+            options(2)
+        );
+    }
+}
+
+/// JSON that is inert inside a `<script>` element: `<`, `>`, `&` and the line separators as
+/// `\u` escapes (JSON.parse reads them back).
+fn script_json(v: &serde_json::Value) -> String {
+    let text = serde_json::to_string(v).expect("JSON serialises");
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The explorer's data: the sampled rows, and each class's summary for the comparison.
+fn explorer_data(model: &ModelFile, c: &Clusters) -> String {
+    use serde_json::json;
+    let n = model.fit.n_rows;
+    let sample = if c.rows.len() >= n {
+        format!("all {n} rows")
+    } else {
+        format!("{} of the fit's {n} rows (the maps' seeded sample)", c.rows.len())
+    };
+    let classes: Vec<serde_json::Value> = c
+        .classes
+        .iter()
+        .map(|k| {
+            let categorical: serde_json::Map<String, serde_json::Value> = k
+                .categorical
+                .iter()
+                .map(|(col, p)| {
+                    (
+                        col.clone(),
+                        json!(p.levels.iter().map(|l| json!({"level": l.level, "share": l.share})).collect::<Vec<_>>()),
+                    )
+                })
+                .collect();
+            let metrics: serde_json::Map<String, serde_json::Value> =
+                k.metrics.iter().map(|(m, x)| (m.clone(), json!({"mean": x.mean, "sd": x.sd}))).collect();
+            json!({
+                "class": k.class, "title": title(k), "color": color(k.class), "size": k.size, "weight": k.weight,
+                "keywords": k.keywords, "contrast": k.contrast_keywords,
+                "categorical": categorical, "metrics": metrics,
+            })
+        })
+        .collect();
+    script_json(&json!({
+        "rows": c.rows, "columns": c.row_columns, "classes": classes, "has_text": has_text(c), "sample": sample,
+    }))
 }
 
 /// Builds `report.md`.
@@ -493,7 +741,14 @@ pub fn markdown(model: &ModelFile, sel: &[SelectionRow], c: &Clusters, data_name
         }
         if !k.keywords.is_empty() {
             let words: Vec<String> = k.keywords.iter().map(|w| md(&w.word)).collect();
-            let _ = writeln!(m, "\n**Keywords:** {}", words.join(", "));
+            let _ = writeln!(m, "\n**Keywords (what the embedding says):** {}", words.join(", "));
+        }
+        if !k.contrast_keywords.is_empty() {
+            let words: Vec<String> = k.contrast_keywords.iter().map(|w| md(&w.word)).collect();
+            let _ = writeln!(m, "\n**Keywords (what the texts say):** {}", words.join(", "));
+        }
+        if let Some(note) = prototype_note(k, if has_text(c) { c.prototypes_per_class } else { 0 }) {
+            let _ = writeln!(m, "\n*{}*", md(&note));
         }
         if !k.prototypes.is_empty() {
             let _ = writeln!(m, "\n**Prototypes:**\n");
@@ -523,6 +778,17 @@ pub fn markdown(model: &ModelFile, sel: &[SelectionRow], c: &Clusters, data_name
                     x.z
                 );
             }
+        }
+    }
+    if !c.hierarchy.is_empty() {
+        let _ = writeln!(
+            m,
+            "\n## Class hierarchy\n\nClasses combined pairwise by entropy (mclust's clustCombi), first step first.\n\n| step | combines | with | groups after | entropy drop |\n|---:|---|---|---:|---:|"
+        );
+        let list = |v: &[usize]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("+");
+        for (i, s) in c.hierarchy.iter().enumerate() {
+            let _ =
+                writeln!(m, "| {} | {} | {} | {} | {:.2} |", i + 1, list(&s.left), list(&s.right), s.groups, s.gain);
         }
     }
     if !c.outliers.is_empty() {

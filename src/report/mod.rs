@@ -2,6 +2,7 @@
 //! folder and renamed into place, so a failed run never leaves a half-written file.
 
 pub mod html;
+pub mod merge;
 
 use std::io::Write;
 use std::path::Path;
