@@ -22,6 +22,7 @@
 //! this backend to those references.
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
+use rayon::prelude::*;
 
 use super::{Backend, EStepSummary, KernelParams, MixtureData, Pass, Posteriors, SuffStats, Vectors};
 use crate::foundation::MISSING_CODE;
@@ -225,9 +226,35 @@ fn batch_ops(data: &CpuData, models: &[&KernelParams]) -> BatchOps {
 /// One model's E-step summary and (when asked for) M-step statistics.
 type ModelResult = (EStepSummary, Option<SuffStats>);
 
+/// Models per group when a batch is split across threads by model (see [`run_batch`]).
+const MODELS_PER_GROUP: usize = 4;
+/// Tables with fewer row blocks than this split a batch of models into groups.
+const FEW_BLOCKS: usize = 4;
+
 /// E-step (and, with `with_stats`, the statistics of the next M-step) of every model in
-/// `models` in one pass over the blocks.
+/// `models`. The work is parallel over row blocks; a small table has too few blocks to keep the
+/// threads busy (one block below 4,096 rows), so its batch is also cut into fixed groups of
+/// [`MODELS_PER_GROUP`] models, one pass each, run in parallel. The groups depend on the number
+/// of models only, never on the thread count, so results stay bit-for-bit reproducible.
 fn run_batch(
+    data: &CpuData,
+    models: &mut [(&KernelParams, &mut CpuResp)],
+    with_stats: bool,
+) -> Result<Vec<ModelResult>> {
+    if data.blocks.len() < FEW_BLOCKS && models.len() > MODELS_PER_GROUP {
+        let groups: Vec<Result<Vec<ModelResult>>> =
+            models.par_chunks_mut(MODELS_PER_GROUP).map(|group| run_group(data, group, with_stats)).collect();
+        let mut out = Vec::with_capacity(models.len());
+        for g in groups {
+            out.extend(g?);
+        }
+        return Ok(out);
+    }
+    run_group(data, models, with_stats)
+}
+
+/// [`run_batch`] of one group of models: one pass over the blocks.
+fn run_group(
     data: &CpuData,
     models: &mut [(&KernelParams, &mut CpuResp)],
     with_stats: bool,
