@@ -73,7 +73,7 @@ def main():
         data, emb, out = (os.path.join(tmp, x) for x in ("t.csv", "t.npy", "fit"))
         table(data, emb, a.rows)
         t = time.perf_counter()
-        subprocess.run([SEGMIX, "fit", data, "--cat", "country,channel", "--log", "ctr,roas", "--text", "copy",
+        subprocess.run([SEGMIX, "fit", data, "--cat", "country,channel", "--num", "ctr,roas", "--log", "ctr,roas", "--text", "copy",
                         "--embeddings", emb, "--k", "6", "--n-init", "1", "--tsne", "--device", "cpu", "-q",
                         "--out", out], check=True)
         fit_s = time.perf_counter() - t
