@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use segmix::backend::CpuBackend;
+use segmix::backend::{CpuBackend, MixtureData};
 use segmix::explain::lasso::lasso_gram;
 use segmix::explain::{ExplainOptions, explain};
 use segmix::mixture::em::{FitConfig, NoProgress};
 use segmix::model::ModelFile;
-use segmix::pipeline::{FitJob, FolderOptions, fit_inputs, fit_to_folder, read_inputs};
+use segmix::pipeline::{FitJob, FitOutput, FolderOptions, Inputs, fit_inputs, fit_to_folder, read_inputs};
 
 use crate::util::{repo_file, roles, text_table, write};
 
@@ -26,13 +26,19 @@ fn text_table_job(data: PathBuf, embeddings: PathBuf, (k_min, k_max): (usize, us
     }
 }
 
+/// A [`text_table`] fitted at K = 3: the fit, its rows as fitted, and the inputs (the table).
+fn fit_at_three(data: PathBuf, embeddings: PathBuf) -> (FitOutput, MixtureData, Inputs) {
+    let job = text_table_job(data, embeddings, (3, 3));
+    let mut inputs = read_inputs(&job, None).unwrap();
+    let (fit, data) = fit_inputs(&CpuBackend::new(), &job, &mut inputs, &NoProgress).unwrap();
+    (fit, data, inputs)
+}
+
 #[test]
 fn prototypes_are_the_nearest_distinct_member_texts() {
     let d = tempfile::tempdir().unwrap();
     let (data, emb) = text_table(d.path(), 120, |i| format!("text number {}", i % 40));
-    let job = text_table_job(data, emb, (3, 3));
-    let mut inputs = read_inputs(&job, None).unwrap();
-    let (fit, data) = fit_inputs(&CpuBackend::new(), &job, &mut inputs, &NoProgress).unwrap();
+    let (fit, data, inputs) = fit_at_three(data, emb);
     let c = explain(&fit.fitted(&data, &inputs.table), &ExplainOptions { prototypes: 4, ..ExplainOptions::default() })
         .unwrap();
     let params = &fit.model.params;
@@ -255,9 +261,7 @@ fn an_identifier_like_column_is_pooled_in_starts_and_map() {
 fn prototypes_zero_shows_none_and_few_members_show_fewer() {
     let d = tempfile::tempdir().unwrap();
     let (data, emb) = text_table(d.path(), 120, |i| format!("text number {}", i % 40));
-    let job = text_table_job(data, emb, (3, 3));
-    let mut inputs = read_inputs(&job, None).unwrap();
-    let (fit, data) = fit_inputs(&CpuBackend::new(), &job, &mut inputs, &NoProgress).unwrap();
+    let (fit, data, inputs) = fit_at_three(data, emb);
     let fitted = fit.fitted(&data, &inputs.table);
     let none = explain(&fitted, &ExplainOptions { prototypes: 0, ..ExplainOptions::default() }).unwrap();
     assert!(none.classes.iter().all(|c| c.prototypes.is_empty() && c.prototypes_mahalanobis.is_empty()));
@@ -281,9 +285,7 @@ fn hierarchy_contrast_keywords_and_explorer_rows_are_in_clusters_json() {
     let d = tempfile::tempdir().unwrap();
     let words = ["free gems now", "join the guild", "ranked arena season"];
     let (data, emb) = text_table(d.path(), 150, |i| format!("{} {}", words[i % 3], i % 5));
-    let job = text_table_job(data, emb, (3, 3));
-    let mut inputs = read_inputs(&job, None).unwrap();
-    let (fit, data) = fit_inputs(&CpuBackend::new(), &job, &mut inputs, &NoProgress).unwrap();
+    let (fit, data, inputs) = fit_at_three(data, emb);
     let c = explain(&fit.fitted(&data, &inputs.table), &ExplainOptions::default()).unwrap();
     // Hierarchy: K − 1 steps down to one group, entropy falling to zero.
     assert_eq!(c.hierarchy.len(), 2);

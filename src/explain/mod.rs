@@ -354,7 +354,7 @@ pub fn explain(fit: &Fitted, opts: &ExplainOptions) -> Result<Clusters> {
             let texts: Vec<&str> = text.rows.iter().map(|&i| col.values[i].as_deref().unwrap_or_default()).collect();
             let vocab = vocab::Vocabulary::build(&texts, opts.min_df, opts.max_terms);
             (
-                prototypes::prototypes(fit, &text, col, opts),
+                prototypes::prototypes(fit, &text, col, &labels, opts),
                 decoder::keywords(fit, &text, &vocab, opts),
                 contrast::keywords(&vocab, &text.rows, &posteriors.resp, k, opts.keywords),
             )

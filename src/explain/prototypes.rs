@@ -9,11 +9,13 @@ use crate::data::TextColumn;
 use crate::foundation::linalg;
 
 /// Per class, the prototypes by Euclidean and by Mahalanobis distance (none by Mahalanobis when
-/// the class's text covariance has no Cholesky factor).
+/// the class's text covariance has no Cholesky factor). `labels` are the rows' most probable
+/// classes.
 pub(super) fn prototypes(
     fit: &Fitted,
     t: &TextSpace,
     col: &TextColumn,
+    labels: &[usize],
     opts: &ExplainOptions,
 ) -> Vec<(Vec<Prototype>, Vec<Prototype>)> {
     let params = &fit.model.params;
@@ -23,7 +25,6 @@ pub(super) fn prototypes(
     if opts.prototypes == 0 {
         return protos;
     }
-    let labels = fit.posteriors.labels();
     for (kk, pr) in protos.iter_mut().enumerate() {
         let members: Vec<usize> = t.rows.iter().copied().filter(|&i| labels[i] == kk).collect();
         let mu = &params.means[kk * p..kk * p + d];

@@ -800,8 +800,8 @@ impl<B: Backend> SplitMerge<'_, B> {
     /// Rounds of: the best eligible restart's moves ([`StartSpaces::split_merges`]) screened like
     /// starts; the best one, if it already beats the best restart, run to convergence and kept
     /// as a new restart (`merge i+j split c`) when it is eligible and its objective beats the
-    /// best's; the next round starts from it. Stops at the first round without a gain, after [`SPLIT_MERGE_ROUNDS`], or when the rounds'
-    /// work passes [`SCREEN_BUDGET`] (the first round always runs). Small tables screen
+    /// best's; the next round starts from it. Stops at the first round without a gain, after
+    /// [`SPLIT_MERGE_ROUNDS`], or when the rounds' work passes [`SCREEN_BUDGET`] (the first round always runs). Small tables screen
     /// [`SPLIT_MERGE_MOVES`] moves per round for at most [`SPLIT_MERGE_ITERS`] iterations; larger
     /// ones, whose screen runs [`SCREEN_ITERS`], max(n_init, [`SPLIT_MERGE_MIN`]) for that many.
     /// Returns the moves screened and the EM iterations they took.
@@ -819,6 +819,8 @@ impl<B: Backend> SplitMerge<'_, B> {
         let moves = if iters > SCREEN_ITERS { SPLIT_MERGE_MOVES } else { cfg.n_init.max(SPLIT_MERGE_MIN) };
         let iters = iters.min(SPLIT_MERGE_ITERS);
         let objective = |f: &Finished<B::Resp>| f.0.loglik + f.1.log_prior();
+        // A gain smaller than the convergence tolerance is no gain.
+        let min_gain = cfg.tol.max(1e-9) * self.data.n as f64;
         let (mut screened, mut iterations, mut work) = (0, 0, 0);
         for round in 0..SPLIT_MERGE_ROUNDS {
             if round > 0 && work >= SCREEN_BUDGET {
@@ -841,7 +843,7 @@ impl<B: Backend> SplitMerge<'_, B> {
             work = work.saturating_add(iters.saturating_mul(iteration_cost(self.data, k)));
             let Some(mut run) = kept.into_iter().next() else { break };
             // Only a move that already beats the best restart runs on to convergence.
-            if run.objective() <= from + cfg.tol.max(1e-9) * self.data.n as f64 {
+            if run.objective() <= from + min_gain {
                 break;
             }
             let before = run.iterations;
@@ -860,7 +862,7 @@ impl<B: Backend> SplitMerge<'_, B> {
             run.restart = finished.len() + 1;
             let done = finish(run, self.data, cfg);
             let gain = objective(&done) - from;
-            if !(done.0.eligible() && gain > cfg.tol.max(1e-9) * self.data.n as f64) {
+            if !(done.0.eligible() && gain > min_gain) {
                 break;
             }
             finished.push(done);

@@ -438,22 +438,15 @@ impl<'a> StartSpaces<'a> {
     /// two by 2-means of its rows.
     pub fn splits(&self, prev: &Params, labels: &[usize], count: usize, seed: u64) -> Vec<Start> {
         let k = prev.k + 1;
-        let feat = &self.spaces[self.split].1;
-        let mut order: Vec<(usize, f64)> = (0..prev.k).map(|c| (c, prev.weights[c] * class_entropy(prev, c))).collect();
-        order.sort_by(|a, b| b.1.total_cmp(&a.1));
         let mut out = Vec::new();
-        for &(c, _) in &order {
+        for c in widest(prev) {
             if out.len() == count {
                 break;
             }
-            let members: Vec<usize> = (0..self.n).filter(|&i| labels[i] == c).collect();
-            if members.len() < 2 {
+            let Some((members, halves)) = self.halve(labels, c, Rng::derive(seed, k as u64, 10_000 + c as u64)) else {
                 continue;
-            }
-            let x: Vec<f64> = members.iter().flat_map(|&i| feat.row(i).iter().copied()).collect();
-            let sub = InitFeatures::from_matrix(members.len(), feat.f, Cow::Owned(x));
-            let mut rng = Rng::derive(seed, k as u64, 10_000 + c as u64);
-            let halves = kmeans(&sub, 2, &mut rng).labels;
+            };
+            let halves = halves.labels;
             let mut new: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
             for (&i, &h) in members.iter().zip(&halves) {
                 if h == 1 {
@@ -482,8 +475,8 @@ impl<'a> StartSpaces<'a> {
     pub fn split_merges(&self, theta: &Params, resp: &[f64], count: usize, seed: u64, round: usize) -> Vec<Start> {
         const PAIRS: usize = 10;
         const WIDEST: usize = 5;
-        let (k, n) = (theta.k, self.n);
-        if k < 3 || resp.len() != n * k {
+        let k = theta.k;
+        if k < 3 || resp.len() != self.n * k {
             return Vec::new();
         }
         let mut overlap = vec![0.0; k * k];
@@ -496,32 +489,22 @@ impl<'a> StartSpaces<'a> {
         }
         let mut pairs: Vec<(usize, usize)> = (0..k).flat_map(|i| (i + 1..k).map(move |j| (i, j))).collect();
         pairs.sort_by(|a, b| overlap[b.0 * k + b.1].total_cmp(&overlap[a.0 * k + a.1]));
-        let mut wide: Vec<(usize, f64)> = (0..k).map(|c| (c, theta.weights[c] * class_entropy(theta, c))).collect();
-        wide.sort_by(|a, b| b.1.total_cmp(&a.1));
-        // Each split class's rows on one side (false) or the other (true) of its 2-means boundary.
+        let wide: Vec<usize> = widest(theta).into_iter().take(WIDEST).collect();
+        // Each split class's rows on one side (false) or the other (true) of its 2-means boundary:
+        // every row labelled by the nearer of the two centres of the class's own rows.
         let labels: Vec<usize> = resp.chunks_exact(k).map(|r| crate::foundation::stats::argmax(r).0).collect();
         let feat = &self.spaces[self.split].1;
-        let sides: Vec<Option<Vec<bool>>> = (0..k)
-            .map(|c| {
-                if !wide[..WIDEST.min(k)].iter().any(|w| w.0 == c) {
-                    return None;
-                }
-                let members: Vec<usize> = (0..n).filter(|&i| labels[i] == c).collect();
-                if members.len() < 2 {
-                    return None;
-                }
-                let x: Vec<f64> = members.iter().flat_map(|&i| feat.row(i).iter().copied()).collect();
-                let sub = InitFeatures::from_matrix(members.len(), feat.f, Cow::Owned(x));
-                let mut rng = Rng::derive(seed, k as u64, 20_000 + (round * k + c) as u64);
-                let centers = kmeans(&sub, 2, &mut rng).centers;
-                let (c0, c1) = centers.split_at(feat.f);
-                let dist = |row: &[f64], m: &[f64]| row.iter().zip(m).map(|(a, b)| (a - b) * (a - b)).sum::<f64>();
-                Some((0..n).map(|i| dist(feat.row(i), c1) < dist(feat.row(i), c0)).collect())
-            })
-            .collect();
+        let norms = row_norms(&feat.x, feat.f);
+        let mut sides: Vec<Option<Vec<bool>>> = vec![None; k];
+        for &c in &wide {
+            let rng = Rng::derive(seed, k as u64, 20_000 + (round * k + c) as u64);
+            sides[c] = self
+                .halve(&labels, c, rng)
+                .map(|(_, halves)| assign(&feat.x, &norms, feat.f, &halves.centers).iter().map(|a| a.0 == 1).collect());
+        }
         let mut out = Vec::new();
         for &(i, j) in pairs.iter().take(PAIRS) {
-            for &(c, _) in wide.iter().take(WIDEST) {
+            for &c in &wide {
                 if out.len() == count {
                     return out;
                 }
@@ -538,6 +521,27 @@ impl<'a> StartSpaces<'a> {
         }
         out
     }
+}
+
+impl StartSpaces<'_> {
+    /// The rows labelled `c` and their 2-means in the split space (`None` below two rows).
+    fn halve(&self, labels: &[usize], c: usize, mut rng: Rng) -> Option<(Vec<usize>, KMeans)> {
+        let feat = &self.spaces[self.split].1;
+        let members: Vec<usize> = (0..self.n).filter(|&i| labels[i] == c).collect();
+        if members.len() < 2 {
+            return None;
+        }
+        let x: Vec<f64> = members.iter().flat_map(|&i| feat.row(i).iter().copied()).collect();
+        let halves = kmeans(&InitFeatures::from_matrix(members.len(), feat.f, Cow::Owned(x)), 2, &mut rng);
+        Some((members, halves))
+    }
+}
+
+/// The classes of a fit, widest first: by N_c · H_c, the class's share of −ℓ (H_c its entropy).
+fn widest(theta: &Params) -> Vec<usize> {
+    let mut order: Vec<(usize, f64)> = (0..theta.k).map(|c| (c, theta.weights[c] * class_entropy(theta, c))).collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1));
+    order.into_iter().map(|x| x.0).collect()
 }
 
 /// Entropy of class c's distribution: ½ ln det(2πe Σ_c) for the Gaussian block plus

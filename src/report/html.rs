@@ -296,8 +296,13 @@ fn has_text(c: &Clusters) -> bool {
     c.decoder.is_some() || c.classes.iter().any(|k| !k.prototypes.is_empty())
 }
 
-/// Why a class of a fit with texts shows fewer prototypes than asked for (`wanted`, 0 when
-/// unknown).
+/// Prototypes each class should show: 0 (no note) for a fit without texts.
+fn prototypes_wanted(c: &Clusters) -> usize {
+    if has_text(c) { c.prototypes_per_class } else { 0 }
+}
+
+/// Why a class shows fewer prototypes than asked for (`wanted`, from [`prototypes_wanted`]; 0
+/// when unknown or the fit has no text).
 fn prototype_note(c: &ClassReport, wanted: usize) -> Option<String> {
     let shown = c.prototypes.len();
     (wanted > 0 && shown < wanted).then(|| match shown {
@@ -311,7 +316,6 @@ fn prototype_note(c: &ClassReport, wanted: usize) -> Option<String> {
 }
 
 fn card(html: &mut String, c: &ClassReport, wanted: usize) {
-    // `wanted` is 0 for a fit without texts: no prototype note.
     let _ = write!(
         html,
         r#"<section class="card" id="class-{}" data-class="{}" style="--c:{}"><h3>{}</h3>"#,
@@ -440,11 +444,10 @@ fn dendrogram_svg(c: &Clusters) -> String {
             y - 4.0,
             m.gain
         );
+        // The combined group takes the place of both, keyed by its smallest class.
+        pos.remove(&l);
         pos.remove(&r);
         pos.insert(l.min(r), ((xl + xr) / 2.0, y));
-        if r < l {
-            pos.remove(&l);
-        }
     }
     s + "</svg>"
 }
@@ -546,8 +549,9 @@ pub fn html(model: &ModelFile, sel: &[SelectionRow], c: &Clusters, data_name: &s
     }
     legend(&mut h, c);
     h.push_str("<h2>Classes</h2>");
+    let wanted = prototypes_wanted(c);
     for k in &c.classes {
-        card(&mut h, k, if has_text(c) { c.prototypes_per_class } else { 0 });
+        card(&mut h, k, wanted);
     }
     explorer_sections(&mut h, c);
     if !c.hierarchy.is_empty() {
@@ -734,6 +738,7 @@ pub fn markdown(model: &ModelFile, sel: &[SelectionRow], c: &Clusters, data_name
         }
     }
     let _ = writeln!(m, "\n## Classes");
+    let wanted = prototypes_wanted(c);
     for k in &c.classes {
         let _ = writeln!(m, "\n### {}\n\n{} rows, weight {:.3}.", md(&title(k)), k.size, k.weight);
         if let Some(s) = &k.strategy {
@@ -747,7 +752,7 @@ pub fn markdown(model: &ModelFile, sel: &[SelectionRow], c: &Clusters, data_name
             let words: Vec<String> = k.contrast_keywords.iter().map(|w| md(&w.word)).collect();
             let _ = writeln!(m, "\n**Keywords (what the texts say):** {}", words.join(", "));
         }
-        if let Some(note) = prototype_note(k, if has_text(c) { c.prototypes_per_class } else { 0 }) {
+        if let Some(note) = prototype_note(k, wanted) {
             let _ = writeln!(m, "\n*{}*", md(&note));
         }
         if !k.prototypes.is_empty() {
