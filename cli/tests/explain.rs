@@ -242,6 +242,18 @@ fn report_merge_to_writes_the_groups() {
     assert!(groups.iter().all(|g| g["categorical"]["channel"]["levels"].as_array().unwrap().len() == 3));
     let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
     assert!(manifest.contains("merge-2.csv") && manifest.contains("merge-2.json"));
+    // A damaged assignments.csv (no manifest, so it is read) is an error naming file, line and column.
+    std::fs::remove_file(out.join("manifest.json")).unwrap();
+    let assignments = std::fs::read_to_string(out.join("assignments.csv")).unwrap();
+    let mut lines: Vec<String> = assignments.lines().map(str::to_string).collect();
+    let mut cells: Vec<&str> = lines[3].split(',').collect();
+    cells[5] = "x"; // row,class,max_posterior,loglik,post_1,post_2,post_3
+    lines[3] = cells.join(",");
+    std::fs::write(out.join("assignments.csv"), lines.join("\n") + "\n").unwrap();
+    let run = segmix(&["report", out.to_str().unwrap(), "--merge-to", "2"]);
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("assignments.csv") && err.contains("line 4: post_2 is not a number"), "{err}");
     for bad in ["0", "4"] {
         let run = segmix(&["report", out.to_str().unwrap(), "--merge-to", bad]);
         assert_eq!(run.status.code(), Some(1));

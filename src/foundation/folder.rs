@@ -38,6 +38,11 @@ pub struct Manifest {
     pub format: String,
     pub segmix_version: String,
     pub files: Vec<Entry>,
+    /// Set on the staged manifest of a write that adds files to a folder without a manifest
+    /// (`Keep::Others` into an unchecked folder): it is only the commit point, and is removed
+    /// instead of installed, so the folder stays unchecked rather than listing a part of its set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 impl Manifest {
@@ -174,18 +179,23 @@ impl FolderWrite {
             let bytes = entry.metadata().map_err(|e| Error::io(entry.path(), e))?.len();
             files.push(Entry { sha256: sha256_file(&entry.path())?, name, bytes });
         }
-        if self.keep == Keep::Others
-            && let Some(old) = Manifest::read(&self.out)?
-        {
-            let kept: Vec<Entry> = old
-                .files
-                .into_iter()
-                .filter(|e| !files.iter().any(|f| f.name == e.name) && self.out.join(&e.name).exists())
-                .collect();
-            files.extend(kept);
+        let mut partial = false;
+        if self.keep == Keep::Others {
+            match Manifest::read(&self.out)? {
+                Some(old) => {
+                    let kept: Vec<Entry> = old
+                        .files
+                        .into_iter()
+                        .filter(|e| !files.iter().any(|f| f.name == e.name) && self.out.join(&e.name).exists())
+                        .collect();
+                    files.extend(kept);
+                }
+                None => partial = true,
+            }
         }
         files.sort_by(|a, b| a.name.cmp(&b.name));
-        let manifest = Manifest { format: FORMAT.into(), segmix_version: env!("CARGO_PKG_VERSION").into(), files };
+        let manifest =
+            Manifest { format: FORMAT.into(), segmix_version: env!("CARGO_PKG_VERSION").into(), files, partial };
         let json = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
         write_atomic(&self.staging.join(MANIFEST), |w| w.write_all(json.as_bytes()))?;
         sync_dir(&self.staging)?;
@@ -263,9 +273,12 @@ fn roll_forward(out: &Path, staging: &Path) -> Result<()> {
         }
     }
     sync_dir(out)?;
-    let from = staging.join(MANIFEST);
-    std::fs::rename(&from, out.join(MANIFEST)).map_err(io(&from))?;
-    sync_dir(out)?;
+    // A partial manifest was only the commit point: the folder stays without one.
+    if !new.partial {
+        let from = staging.join(MANIFEST);
+        std::fs::rename(&from, out.join(MANIFEST)).map_err(io(&from))?;
+        sync_dir(out)?;
+    }
     std::fs::remove_dir_all(staging).map_err(io(staging))
 }
 
@@ -294,6 +307,21 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn adding_files_to_a_folder_without_a_manifest_leaves_it_unchecked() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path();
+        std::fs::write(out.join("model.json"), "old fit").unwrap();
+        write_set(out, Keep::Others, &[("report.html", "r")]).unwrap();
+        assert_eq!(visible(out), ["model.json", "report.html"]);
+        assert!(Manifest::read(out).unwrap().is_none(), "a manifest listing only the report");
+        assert!(open(out, &["model.json", "report.html"]).unwrap().is_none());
+        // A folder with a manifest keeps it, with the new file in it.
+        write_set(out, Keep::Nothing, &[("model.json", "new fit")]).unwrap();
+        write_set(out, Keep::Others, &[("report.html", "r2")]).unwrap();
+        assert!(open(out, &["model.json", "report.html"]).unwrap().is_some_and(|m| m.lists("report.html")));
     }
 
     #[test]
@@ -347,7 +375,8 @@ mod tests {
         }
         let entries =
             ["a", "b"].map(|n| Entry { name: n.into(), bytes: 1, sha256: sha256_file(&staging.join(n)).unwrap() });
-        let m = Manifest { format: FORMAT.into(), segmix_version: "test".into(), files: entries.to_vec() };
+        let m =
+            Manifest { format: FORMAT.into(), segmix_version: "test".into(), files: entries.to_vec(), partial: false };
         std::fs::write(staging.join(MANIFEST), serde_json::to_string(&m).unwrap()).unwrap();
         std::fs::rename(staging.join("a"), out.join("a")).unwrap();
         // Now: a is new, b is old, c is old-only, and the old manifest is in place.

@@ -39,9 +39,9 @@ fn read_posteriors(path: &Path, k: usize) -> Result<Vec<f64>> {
     let mut post = Vec::new();
     for (no, rec) in r.records().enumerate() {
         let rec = rec.map_err(|e| bad(e.to_string()))?;
-        for &c in &cols {
+        for (class, &c) in cols.iter().enumerate() {
             let v = rec.get(c).and_then(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite());
-            post.push(v.ok_or_else(|| bad(format!("line {}: post_{} is not a number", no + 2, c + 1)))?);
+            post.push(v.ok_or_else(|| bad(format!("line {}: post_{} is not a number", no + 2, class + 1)))?);
         }
     }
     Ok(post)
