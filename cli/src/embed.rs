@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use segmix::data::{Roles, Strictness, read_table};
 use segmix::encoders::Embedder;
 use segmix::encoders::cache::Cache;
-use segmix::encoders::resolve::{cache_root, resolve};
+use segmix::pipeline::EmbedderOptions;
 
 use segmix::backend::AnyBackend;
 
@@ -38,7 +38,8 @@ pub struct EmbedderArgs {
 
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
-    /// The table: a CSV file with a header line.
+    /// The table: a CSV file with a header line, or Parquet (.parquet) or Arrow IPC (.arrow,
+    /// .feather, .arrows) by its extension; only the text column is read.
     pub data: PathBuf,
 
     /// The text column to embed.
@@ -62,39 +63,19 @@ pub fn load_embedder(
     backend: &AnyBackend,
     g: &Global,
 ) -> segmix::Result<(Embedder, Option<Cache>)> {
-    #[cfg(not(feature = "gpu"))]
-    let _ = backend;
-    let resolved = resolve(args.model.as_deref())?;
-    #[cfg_attr(not(feature = "gpu"), allow(unused_mut))]
-    let mut e = resolved.embedder;
-    if let Some(p) = &args.text_prefix {
-        e.set_prefix(Some(p.clone()));
-    }
-    #[cfg(feature = "gpu")]
-    if let Some(gpu) = backend.gpu_backend() {
-        match e.use_gpu(gpu.device()) {
-            Ok(()) => {}
-            // auto never fails where the CPU would work.
-            Err(err) if backend.is_auto() => eprintln!("note: the sentence encoder runs on the CPU: {err}"),
-            Err(err) => return Err(err),
-        }
+    let opts =
+        EmbedderOptions { model: args.model.clone(), no_cache: args.no_cache, text_prefix: args.text_prefix.clone() };
+    let loaded = segmix::pipeline::load_embedder(&opts, backend)?;
+    for note in &loaded.notes {
+        eprintln!("note: {note}");
     }
     if !g.quiet {
-        eprintln!("embedder: {} on {}", resolved.source, e.device());
+        eprintln!("{}", loaded.origin);
     }
-    // A cache that cannot be opened costs only the caching.
-    let cache = if args.no_cache {
-        None
-    } else {
-        match Cache::open(&cache_root().join("embeddings"), &e.info) {
-            Ok(c) => Some(c),
-            Err(err) => {
-                eprintln!("warning: the embedding cache is off for this run: {err}");
-                None
-            }
-        }
-    };
-    Ok((e, cache))
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok((loaded.embedder, loaded.cache))
 }
 
 /// The embedding progress bar (texts/s, ETA) on stderr.

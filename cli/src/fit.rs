@@ -18,7 +18,8 @@ use super::{Global, choice, display, progress::Bar, warn_all};
 
 #[derive(Debug, Args)]
 pub struct FitArgs {
-    /// The table: a CSV file with a header line.
+    /// The table: a CSV file with a header line, or Parquet (.parquet) or Arrow IPC (.arrow,
+    /// .feather, .arrows) by its extension; only the role columns are read.
     pub data: PathBuf,
 
     /// Output folder (created if needed): model.json, assignments.csv, selection.csv,

@@ -19,10 +19,12 @@ pub struct PredictArgs {
     #[arg(value_name = "MODEL_JSON")]
     pub model_json: PathBuf,
 
-    /// New rows: a CSV with the model's columns (metric columns may be absent or empty).
+    /// New rows: CSV, Parquet or Arrow IPC (by extension) with the model's columns (metric
+    /// columns may be absent or empty).
     pub data: PathBuf,
 
-    /// Output CSV: the assignments columns plus expected_<metric> for every metric.
+    /// Output: the assignments columns plus expected_<metric> for every metric; CSV, or Parquet
+    /// (.parquet) or Arrow IPC (.arrow, .feather) by its extension.
     #[arg(long, short, value_name = "FILE")]
     pub out: PathBuf,
 

@@ -1,6 +1,7 @@
 //! Reading the user's table.
 //!
-//! Input: a CSV file with a header and the column roles chosen on the command line
+//! Input: a table file (CSV with a header; Parquet or Arrow IPC by extension: [`columnar`]) or
+//! Arrow record batches in memory, and the column roles chosen on the command line
 //! (`--cat`, `--num`, `--text`). Output: a typed [`Table`] holding only those columns —
 //! categorical columns as raw strings (encoded against a level list later, so `fit` and
 //! `predict` share one code path), numeric columns as `f64` with `NaN` for missing, and the
@@ -10,6 +11,7 @@
 //! case, surrounding spaces ignored) is missing in every role. Every error names the file, the
 //! line (1-based, as an editor shows it), the 0-based data row where it matters, and the column.
 
+pub mod columnar;
 pub mod embeddings;
 
 use std::cell::RefCell;
@@ -72,13 +74,25 @@ pub struct Table {
     pub categorical: Vec<CategoricalColumn>,
     pub numeric: Vec<NumericColumn>,
     pub text: Option<TextColumn>,
-    /// 1-based file line of each data row (for messages about rows).
+    /// 1-based file line of each data row of a CSV file (for messages about rows); empty for
+    /// columnar sources.
     pub lines: Vec<u64>,
+    /// First data row of each Parquet row group, when the file has several (messages name them).
+    pub row_groups: Vec<usize>,
     /// The field separator the file was read with (see [`read_table_from`]).
     pub delimiter: u8,
 }
 
 impl Table {
+    /// Where data row `row` is, for messages: "line L (row R)" in a CSV file, "row group G, row
+    /// R" in a Parquet file of several row groups, "row R" otherwise.
+    pub fn at(&self, row: usize) -> String {
+        match self.lines.get(row) {
+            Some(line) => format!("line {line} (row {row})"),
+            None => columnar::at_row(&self.row_groups, row),
+        }
+    }
+
     /// What the user should hear about how the file was read: a separator other than a comma.
     pub fn format_note(&self) -> Option<String> {
         (self.delimiter != b',').then(|| {
@@ -111,8 +125,14 @@ enum Slot {
     Text,
 }
 
-/// Reads the role columns of `path`.
+/// Reads the role columns of `path`: CSV, or Parquet or Arrow IPC by its extension
+/// ([`columnar::Format`]).
 pub fn read_table(path: &Path, roles: &Roles, strictness: Strictness) -> Result<Table> {
+    match columnar::Format::of(path) {
+        columnar::Format::Parquet => return columnar::read_parquet(path, roles, strictness),
+        columnar::Format::ArrowIpc => return columnar::read_ipc(path, roles, strictness),
+        columnar::Format::Csv => {}
+    }
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     read_table_from(path, file, roles, strictness)
 }
@@ -284,7 +304,8 @@ pub fn read_table_from<R: std::io::Read>(
             });
         }
     }
-    let mut table = columns.finish(file, lines, strictness)?;
+    let n_rows = lines.len();
+    let mut table = columns.finish(file, lines, n_rows, strictness)?;
     table.delimiter = delimiter;
     Ok(table)
 }
@@ -432,12 +453,17 @@ impl Columns {
         Ok(())
     }
 
-    /// The table: columns absent from a prediction table become all-missing; a fit refuses a
-    /// table without data rows or with a role column that is missing on every row.
-    fn finish(mut self, file: PathBuf, lines: Vec<u64>, strictness: Strictness) -> Result<Table> {
-        let n_rows = lines.len();
+    /// The table of `n_rows` rows (`lines`: their CSV lines, or empty): columns absent from a
+    /// prediction table become all-missing; a fit refuses a table without data rows or with a
+    /// role column that is missing on every row.
+    fn finish(mut self, file: PathBuf, lines: Vec<u64>, n_rows: usize, strictness: Strictness) -> Result<Table> {
         if n_rows == 0 {
-            return Err(Error::Csv { file, line: 1, message: "the file has a header but no data rows".into() });
+            let message = if lines.is_empty() {
+                "the table has columns but no rows"
+            } else {
+                "the file has a header but no data rows"
+            };
+            return Err(Error::Csv { file, line: 1, message: message.into() });
         }
         for c in self.categorical.iter_mut().filter(|c| !c.present) {
             c.values = vec![None; n_rows];
@@ -460,7 +486,7 @@ impl Columns {
             }
         }
         let Columns { categorical, numeric, text, .. } = self;
-        Ok(Table { path: file, n_rows, categorical, numeric, text, lines, delimiter: b',' })
+        Ok(Table { path: file, n_rows, categorical, numeric, text, lines, row_groups: Vec::new(), delimiter: b',' })
     }
 }
 

@@ -413,10 +413,10 @@ pub fn check_transforms(numeric: &[&str], transforms: &[(String, Transform)]) ->
 /// The error for a value outside a transform's domain, naming file, line, row and column.
 fn domain_error(table: &Table, row: usize, column: &str, t: Transform, v: f64) -> Error {
     Error::config(format!(
-        "{}: line {} (row {row}), column {column:?}: {v} cannot be modelled with --{}, which needs {}; \
+        "{}: {}, column {column:?}: {v} cannot be modelled with --{}, which needs {}; \
          fix the value, leave the cell empty to mark it missing, or drop the column from --{}",
         table.path.display(),
-        table.lines.get(row).copied().unwrap_or(0),
+        table.at(row),
         t.name(),
         t.domain(),
         t.name()
@@ -481,10 +481,10 @@ impl NumericSchema {
                 .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
                 .map_or((0, f64::NAN), |(i, v)| (i, *v));
             return Err(Error::config(format!(
-                "{}: line {}, row {i}, column {:?}: the value {v:e} is too large to standardize beside the \
+                "{}: {}, column {:?}: the value {v:e} is too large to standardize beside the \
                  column's others (their spread overflows f64); rescale the column",
                 table.path.display(),
-                table.lines.get(i).copied().unwrap_or(0),
+                table.at(i),
                 c.name
             )));
         }

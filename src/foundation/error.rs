@@ -46,6 +46,15 @@ pub enum Error {
     )]
     NotNumeric { file: PathBuf, line: u64, row: usize, column: String, value: String },
 
+    /// A bad cell of a columnar table (Parquet, Arrow, a DataFrame): `at` is its row group and row.
+    #[error("{file}: {at}{}: {message}", if column.is_empty() { String::new() } else { format!(", column {column:?}") })]
+    Cell { file: PathBuf, at: String, column: String, message: String },
+
+    /// A columnar table's column whose type its role cannot read (strings for --num that are
+    /// not numbers are a [`Error::Cell`] instead).
+    #[error("{file}: column {column:?} holds {found}, which a {role} column cannot read; {hint}")]
+    ColumnType { file: PathBuf, column: String, found: String, role: String, hint: String },
+
     #[error(
         "{file}: column {column:?} has no value in any row; drop it from the roles \
          or fill it in"
@@ -78,6 +87,10 @@ pub enum Error {
 
     #[error("sentence embedder: {0}")]
     Embedder(String),
+
+    /// The caller asked the run to stop (Ctrl-C in the Python package).
+    #[error("interrupted")]
+    Cancelled,
 
     /// No usable GPU adapter, a wgpu validation or out-of-memory error, or a lost device.
     #[error("GPU: {0}")]

@@ -14,7 +14,7 @@ const TMP_INFIX: &str = ".tmp-";
 /// Writes `path` atomically: `write` fills a temporary file beside it, which is flushed to disk
 /// and then renamed over `path`, so a reader (or a crash) sees the old file or the new one, never
 /// a part. Temporary files of the same name left by killed runs are removed.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut (dyn Write + Send)) -> std::io::Result<()>) -> Result<()> {
     let dir = parent(path);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp: PathBuf = dir.join(format!(".{name}{TMP_INFIX}{}", std::process::id()));

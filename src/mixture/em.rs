@@ -156,6 +156,11 @@ pub trait Progress: Sync {
     fn run_started(&self, _k: usize, _restart: usize, _n_init: usize) {}
     fn iteration(&self, _k: usize, _restart: usize, _iter: usize, _loglik: f64) {}
     fn run_finished(&self) {}
+    /// Whether the caller wants the run stopped (Ctrl-C in a notebook). Asked before every EM
+    /// iteration; `true` ends the fit with [`Error::Cancelled`].
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Progress`] that reports nothing.
@@ -436,6 +441,9 @@ fn advance<B: Backend>(
         let mut active: Vec<&mut Run<B::Resp>> = runs.iter_mut().filter(|r| !r.done && r.iterations < pause).collect();
         if active.is_empty() {
             return Ok(());
+        }
+        if progress.cancelled() {
+            return Err(Error::Cancelled);
         }
         let kps = active.iter().map(|r| r.theta.kernel_params(&data.patterns)).collect::<Result<Vec<_>>>()?;
         let total_k: usize = active.iter().map(|r| r.k).sum();

@@ -8,10 +8,11 @@ pub mod compare;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::backend::{Backend, MixtureData, Posteriors};
+use crate::backend::{AnyBackend, Backend, MixtureData, Posteriors};
 use crate::data::embeddings::read_matrix;
 use crate::data::{Roles, Strictness, Table, read_table};
 use crate::encoders::cache::Cache;
+use crate::encoders::resolve::{cache_root, resolve};
 use crate::encoders::{Embedder, EmbedderInfo};
 use crate::explain::llm::{LlmEndpoint, label_classes};
 use crate::explain::{self, ExplainOptions};
@@ -118,6 +119,69 @@ impl std::fmt::Debug for TextEmbedder<'_> {
     }
 }
 
+/// Which sentence embedder to load ([`load_embedder`]).
+#[derive(Debug, Clone, Default)]
+pub struct EmbedderOptions {
+    /// A folder, a name (`multilingual`, `minilm`) or a hub id; `None`: `$SEGMIX_MODEL`, else
+    /// all-MiniLM-L6-v2.
+    pub model: Option<String>,
+    /// Neither read nor write the on-disk embedding cache.
+    pub no_cache: bool,
+    /// A prefix put before every text instead of the model's default prompt.
+    pub text_prefix: Option<String>,
+}
+
+/// A loaded embedder, its cache, and what the user should hear about it.
+#[derive(Debug)]
+pub struct LoadedEmbedder {
+    pub embedder: Embedder,
+    pub cache: Option<Cache>,
+    /// Where the model came from and where it runs ("embedder: … on …").
+    pub origin: String,
+    /// Why the encoder runs on the CPU though a GPU was selected (auto only).
+    pub notes: Vec<String>,
+    /// The embedding cache could not be opened (it is off for this run).
+    pub warnings: Vec<String>,
+}
+
+/// Resolves and loads the sentence embedder `opts` names (fetching it on first use), on the
+/// backend's GPU when it has one (auto falls back to the CPU with a note), with its cache.
+pub fn load_embedder(opts: &EmbedderOptions, backend: &AnyBackend) -> Result<LoadedEmbedder> {
+    #[cfg(not(feature = "gpu"))]
+    let _ = backend;
+    let resolved = resolve(opts.model.as_deref())?;
+    #[cfg_attr(not(feature = "gpu"), allow(unused_mut))]
+    let mut notes = Vec::new();
+    let mut e = resolved.embedder;
+    if let Some(p) = &opts.text_prefix {
+        e.set_prefix(Some(p.clone()));
+    }
+    #[cfg(feature = "gpu")]
+    if let Some(gpu) = backend.gpu_backend() {
+        match e.use_gpu(gpu.device()) {
+            Ok(()) => {}
+            // auto never fails where the CPU would work.
+            Err(err) if backend.is_auto() => notes.push(format!("the sentence encoder runs on the CPU: {err}")),
+            Err(err) => return Err(err),
+        }
+    }
+    let origin = format!("embedder: {} on {}", resolved.source, e.device());
+    // A cache that cannot be opened costs only the caching.
+    let mut warnings = Vec::new();
+    let cache = if opts.no_cache {
+        None
+    } else {
+        match Cache::open(&cache_root().join("embeddings"), &e.info) {
+            Ok(c) => Some(c),
+            Err(err) => {
+                warnings.push(format!("the embedding cache is off for this run: {err}"));
+                None
+            }
+        }
+    };
+    Ok(LoadedEmbedder { embedder: e, cache, origin, notes, warnings })
+}
+
 /// Label used in messages about vectors that came from the embedder rather than a file.
 const EMBEDDER_LABEL: &str = "<sentence embedder>";
 
@@ -186,23 +250,42 @@ pub struct Inputs {
 /// `--text` column.
 pub fn read_inputs(job: &FitJob, embedder: Option<&TextEmbedder>) -> Result<Inputs> {
     let started = Instant::now();
-    let use_embedder = job.embeddings.is_none() && job.roles.text.is_some();
+    check_job(job, job.embeddings.is_some(), embedder)?;
+    let table = read_table(&job.data, &job.roles, Strictness::Fit)?;
+    let embeddings = load_embeddings(job.embeddings.as_deref(), &table)?;
+    inputs_from_table(job, table, embeddings, embedder, started)
+}
+
+/// Checks a job's roles and options before any data is read (`vectors`: precomputed text
+/// vectors come with the table).
+fn check_job(job: &FitJob, vectors: bool, embedder: Option<&TextEmbedder>) -> Result<()> {
+    let use_embedder = !vectors && job.roles.text.is_some();
     if use_embedder && embedder.is_none() {
         return Err(Error::config(
             "--text needs vectors: a sentence embedder, or --embeddings FILE with one precomputed vector per row",
         ));
     }
-    if job.roles.categorical.is_empty()
-        && job.roles.numeric.is_empty()
-        && job.roles.text.is_none()
-        && job.embeddings.is_none()
-    {
+    if job.roles.categorical.is_empty() && job.roles.numeric.is_empty() && job.roles.text.is_none() && !vectors {
         return Err(Error::config("nothing to model: name columns with --cat and/or --num, or pass --embeddings"));
     }
     if job.pca_dims == 0 {
         return Err(Error::config("--pca-dims must be at least 1"));
     }
-    let table = read_table(&job.data, &job.roles, Strictness::Fit)?;
+    Ok(())
+}
+
+/// The inputs of a fit from a table already read (a DataFrame handed over by the Python
+/// package, read with `job.roles` and [`Strictness::Fit`]): `embeddings` are its precomputed
+/// text vectors, if any; else `embedder` embeds its text column. `started` is when the job began.
+pub fn inputs_from_table(
+    job: &FitJob,
+    table: Table,
+    embeddings: Option<TextVectors>,
+    embedder: Option<&TextEmbedder>,
+    started: Instant,
+) -> Result<Inputs> {
+    let use_embedder = embeddings.is_none() && job.roles.text.is_some();
+    check_job(job, embeddings.is_some(), embedder)?;
     job.config.check(table.n_rows)?;
     let mut warnings: Vec<String> = table.format_note().into_iter().collect();
     let mut loaded = None;
@@ -214,7 +297,7 @@ pub fn read_inputs(job: &FitJob, embedder: Option<&TextEmbedder>) -> Result<Inpu
             loaded = Some(l);
             Some(v)
         }
-        _ => load_embeddings(job.embeddings.as_deref(), &table)?,
+        _ => embeddings,
     };
     Ok(Inputs { table, embeddings, embedder: loaded, warnings, started })
 }
@@ -387,16 +470,36 @@ pub fn predict<B: Backend>(
     embeddings: Option<&Path>,
     embedder: Option<&TextEmbedder>,
 ) -> Result<Prediction> {
+    let roles = model_roles(model);
+    let table = read_table(data, &roles, Strictness::Predict)?;
+    let embeddings = load_embeddings(embeddings, &table)?;
+    predict_table(backend, model, &table, embeddings, embedder)
+}
+
+/// The columns a table needs to be scored by `model` (read with [`Strictness::Predict`]: a
+/// column the table lacks is missing on every row).
+pub fn model_roles(model: &ModelFile) -> Roles {
     let schema = &model.schema;
-    let roles = Roles {
+    Roles {
         categorical: schema.categorical.iter().map(|c| c.name.clone()).collect(),
         numeric: schema.numeric.iter().map(|c| c.name.clone()).collect(),
         text: schema.text.as_ref().and_then(|t| t.column.clone()),
-    };
-    let table = read_table(data, &roles, Strictness::Predict)?;
+    }
+}
+
+/// Scores the rows of a table already read with [`model_roles`]; the text block comes from
+/// `embeddings` when given, else from `embedder` (see [`predict`]).
+pub fn predict_table<B: Backend>(
+    backend: &B,
+    model: &ModelFile,
+    table: &Table,
+    embeddings: Option<TextVectors>,
+    embedder: Option<&TextEmbedder>,
+) -> Result<Prediction> {
+    let schema = &model.schema;
     let mut warnings: Vec<String> = table.format_note().into_iter().collect();
     let emb = match (embeddings, model_embedder(model), embedder) {
-        (Some(path), _, _) => load_embeddings(Some(path), &table)?,
+        (Some(v), _, _) => Some(v),
         (None, Some(fitted), Some(te)) => {
             let mut loaded = (te.load)()?;
             let found = &loaded.0.info;
@@ -409,14 +512,14 @@ pub fn predict<B: Backend>(
             }
             // The texts are embedded as in the fit: with its prefix (or none).
             loaded.0.set_prefix(fitted.prefix.clone());
-            let (v, warning) = embed_text_column(&table, &loaded, te.progress)?;
+            let (v, warning) = embed_text_column(table, &loaded, te.progress)?;
             warnings.extend(warning);
             Some(v)
         }
         _ => None,
     };
     let emb = emb.map(|v| v.placed(backend)).transpose()?;
-    let (mdata, w) = schema.transform(&table, emb.as_ref())?;
+    let (mdata, w) = schema.transform(table, emb.as_ref())?;
     warnings.extend(w);
     let posteriors = predict::posteriors(backend, &mdata, &model.params)?;
     let mut expected = Vec::new();
@@ -428,10 +531,11 @@ pub fn predict<B: Backend>(
     Ok(Prediction { posteriors, expected, warnings })
 }
 
-/// Writes the prediction file: the assignment columns plus `expected_<col>`.
+/// Writes the prediction file: the assignment columns plus `expected_<col>`, as CSV, or as
+/// Parquet or Arrow IPC by the extension of `path`.
 pub fn write_prediction(path: &Path, pred: &Prediction) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         report::ensure_dir(dir)?;
     }
-    report::write_assignments(path, &pred.posteriors, &pred.expected)
+    report::write_assignments_as(path, &pred.posteriors, &pred.expected)
 }

@@ -9,7 +9,13 @@ use std::path::Path;
 
 pub use crate::foundation::fs::write_atomic;
 
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow_schema::{ArrowError, DataType, Field, Schema};
+
 use crate::backend::Posteriors;
+use crate::data::columnar::Format;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::stats::argmax;
 use crate::mixture::em::RunRecord;
@@ -23,7 +29,7 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
 /// need it), one field at a time: `fill` writes the records.
 pub fn write_csv(path: &Path, fill: impl FnOnce(&mut CsvRows) -> csv::Result<()>) -> Result<()> {
     write_atomic(path, |w| {
-        let mut rows = CsvRows { w: csv::Writer::from_writer(w), buf: String::new() };
+        let mut rows = CsvRows { w: csv::Writer::from_writer(w as &mut dyn Write), buf: String::new() };
         fill(&mut rows)?;
         rows.w.flush()
     })
@@ -108,6 +114,70 @@ pub fn write_assignments(path: &Path, post: &Posteriors, extra: &[(String, Vec<f
         }
         Ok(())
     })
+}
+
+/// The prediction file in the format its extension names ([`Format`]): Parquet or Arrow IPC
+/// with the columns of [`write_assignments`] (`row` and `class` as integers, the rest as
+/// float64), else CSV.
+pub fn write_assignments_as(path: &Path, post: &Posteriors, extra: &[(String, Vec<f64>)]) -> Result<()> {
+    let format = Format::of(path);
+    if format == Format::Csv {
+        return write_assignments(path, post, extra);
+    }
+    let batch = assignments_batch(post, extra).map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+    write_atomic(path, |w| {
+        match format {
+            Format::Parquet => {
+                let props = parquet::file::properties::WriterProperties::builder()
+                    .set_compression(parquet::basic::Compression::SNAPPY)
+                    .build();
+                let mut writer = parquet::arrow::ArrowWriter::try_new(w, batch.schema(), Some(props))
+                    .map_err(std::io::Error::other)?;
+                writer.write(&batch).map_err(std::io::Error::other)?;
+                writer.close().map_err(std::io::Error::other)?;
+            }
+            _ => {
+                let mut writer =
+                    arrow_ipc::writer::FileWriter::try_new(w, &batch.schema()).map_err(std::io::Error::other)?;
+                writer.write(&batch).map_err(std::io::Error::other)?;
+                writer.finish().map_err(std::io::Error::other)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The columns of [`write_assignments`] as one Arrow record batch.
+fn assignments_batch(post: &Posteriors, extra: &[(String, Vec<f64>)]) -> std::result::Result<RecordBatch, ArrowError> {
+    let (k, n) = (post.k, post.row_loglik.len());
+    let mut best = Vec::with_capacity(n);
+    let mut max = Vec::with_capacity(n);
+    for r in post.resp.chunks_exact(k.max(1)).take(n) {
+        let (b, m) = argmax(r);
+        best.push(b as i64 + 1);
+        max.push(m);
+    }
+    let mut fields = vec![
+        Field::new("row", DataType::Int64, false),
+        Field::new("class", DataType::Int64, false),
+        Field::new("max_posterior", DataType::Float64, false),
+        Field::new("loglik", DataType::Float64, false),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(0..n as i64)),
+        Arc::new(Int64Array::from(best)),
+        Arc::new(Float64Array::from(max)),
+        Arc::new(Float64Array::from(post.row_loglik.clone())),
+    ];
+    for c in 0..k {
+        fields.push(Field::new(format!("post_{}", c + 1), DataType::Float64, false));
+        columns.push(Arc::new(Float64Array::from_iter_values((0..n).map(|i| post.resp[i * k + c]))));
+    }
+    for (name, values) in extra {
+        fields.push(Field::new(name, DataType::Float64, false));
+        columns.push(Arc::new(Float64Array::from(values.clone())));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 /// `selection.csv`: one line per (k, restart).
