@@ -1,0 +1,412 @@
+//! `segmix._native`: the library's fit, predict, explain and report for the Python package.
+//!
+//! Tables arrive through the Arrow C stream interface (no copy until the role columns are read
+//! into the library's [`Table`]); arrays leave as native-endian float64 bytes that numpy views
+//! with `frombuffer`. Every call that fits, embeds or scores releases the GIL, reports progress
+//! to an optional Python callable, and stops at Ctrl-C (the progress object asks Python for
+//! pending signals before every EM iteration). Errors become Python exceptions with the
+//! library's message: `TypeError` for a column of the wrong type, `OSError` for files,
+//! `RuntimeError` for the GPU, the embedder and numerical failures, `ValueError` for the rest.
+//! The estimator, the conversions of DataFrames and the warnings live in the pure-Python
+//! package around this module.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use arrow_array::RecordBatchReader;
+use arrow_array::ffi_stream::RecordBatchStreamReader;
+use arrow_pyarrow::FromPyArrow;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use segmix::Error;
+use segmix::backend::{AnyBackend, DeviceChoice, MixtureData};
+use segmix::data::columnar::table_from_batches;
+use segmix::data::{Roles, Strictness, Table};
+use segmix::explain::ExplainOptions;
+use segmix::explain::tsne::TsneOptions;
+use segmix::featurize::TextVectors;
+use segmix::featurize::schema::Transform;
+use segmix::foundation::choice::Choice;
+use segmix::foundation::matrix::Matrix;
+use segmix::mixture::em::{FitConfig, NoProgress, Progress};
+use segmix::mixture::{CovType, Criterion};
+use segmix::model::ModelFile;
+use segmix::pipeline::{self, EmbedderOptions, FitJob, FitOutput, FolderOptions, TextEmbedder};
+
+/// The Python exception for a library error (an interruption re-raises Python's own).
+fn py_err(e: Error, progress: Option<&PyProgress>) -> PyErr {
+    if let Some(err) = progress.and_then(PyProgress::take_error) {
+        return err;
+    }
+    let message = e.to_string();
+    match e {
+        Error::ColumnType { .. } => PyTypeError::new_err(message),
+        Error::Io { .. } => PyOSError::new_err(message),
+        Error::Gpu(_) | Error::Embedder(_) | Error::Numerical(_) => PyRuntimeError::new_err(message),
+        Error::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
+        _ => PyValueError::new_err(message),
+    }
+}
+
+fn choice<C: Choice>(what: &str, value: &str) -> PyResult<C> {
+    C::parse(value).ok_or_else(|| PyValueError::new_err(format!("{what}={value:?}: choose one of {}", C::names())))
+}
+
+/// Progress to a Python callable `callback(event, info)` and Ctrl-C: an exception raised by the
+/// callback, or a signal handler's `KeyboardInterrupt`, stops the run and is re-raised.
+struct PyProgress {
+    callback: Option<Py<PyAny>>,
+    error: Mutex<Option<PyErr>>,
+}
+
+impl PyProgress {
+    fn new(callback: Option<Py<PyAny>>) -> Self {
+        PyProgress { callback, error: Mutex::new(None) }
+    }
+
+    fn take_error(&self) -> Option<PyErr> {
+        self.error.lock().ok()?.take()
+    }
+
+    fn fail(&self, e: PyErr) {
+        if let Ok(mut slot) = self.error.lock()
+            && slot.is_none()
+        {
+            *slot = Some(e);
+        }
+    }
+
+    fn emit(&self, event: &str, fill: impl FnOnce(&Bound<PyDict>) -> PyResult<()>) {
+        let Some(cb) = &self.callback else { return };
+        Python::attach(|py| {
+            let info = PyDict::new(py);
+            if let Err(e) = fill(&info).and_then(|()| cb.call1(py, (event, info)).map(drop)) {
+                self.fail(e);
+            }
+        });
+    }
+
+    /// The embedder's progress: `done` of `total` distinct texts.
+    fn texts(&self, done: usize, total: usize) {
+        self.emit("embed", |d| {
+            d.set_item("done", done)?;
+            d.set_item("total", total)
+        });
+    }
+}
+
+impl Progress for PyProgress {
+    fn status(&self, line: &str) {
+        self.emit("status", |d| d.set_item("line", line));
+    }
+    fn sweep_started(&self, total_runs: usize) {
+        self.emit("sweep", |d| d.set_item("total", total_runs));
+    }
+    fn run_started(&self, k: usize, restart: usize, n_init: usize) {
+        self.emit("run", |d| {
+            d.set_item("k", k)?;
+            d.set_item("restart", restart)?;
+            d.set_item("n_init", n_init)
+        });
+    }
+    fn iteration(&self, k: usize, restart: usize, iter: usize, loglik: f64) {
+        self.emit("iteration", |d| {
+            d.set_item("k", k)?;
+            d.set_item("restart", restart)?;
+            d.set_item("iteration", iter)?;
+            d.set_item("loglik", loglik)
+        });
+    }
+    fn run_finished(&self) {
+        self.emit("run_finished", |_| Ok(()));
+    }
+    fn cancelled(&self) -> bool {
+        if self.error.lock().map(|e| e.is_some()).unwrap_or(true) {
+            return true;
+        }
+        Python::attach(|py| match py.check_signals() {
+            Ok(()) => false,
+            Err(e) => {
+                self.fail(e);
+                true
+            }
+        })
+    }
+}
+
+/// The role columns of an object exposing `__arrow_c_stream__`, read while holding the GIL (the
+/// stream may be produced by Python code); `source` names the table in messages.
+fn read_table(data: &Bound<PyAny>, source: &str, roles: &Roles, strictness: Strictness) -> PyResult<Table> {
+    let reader = RecordBatchStreamReader::from_pyarrow_bound(data)?;
+    let names: Vec<String> = reader.schema().fields().iter().map(|f| f.name().clone()).collect();
+    table_from_batches(Path::new(source), &names, reader, roles, strictness).map_err(|e| py_err(e, None))
+}
+
+/// Precomputed text vectors: float32 bytes of a `rows × cols` matrix (NaN rows: no text).
+fn vectors(table: &Table, embeddings: Option<(Vec<u8>, usize, usize)>) -> PyResult<Option<TextVectors>> {
+    let Some((bytes, rows, cols)) = embeddings else { return Ok(None) };
+    if bytes.len() != rows * cols * 4 {
+        return Err(PyValueError::new_err("embeddings: the buffer does not hold rows × cols float32 values"));
+    }
+    let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let matrix = Matrix { rows, cols, values };
+    Ok(Some(TextVectors::from_file("<embeddings>".into(), matrix, table)))
+}
+
+fn f64_bytes<'py>(py: Python<'py>, values: &[f64]) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, bytemuck::cast_slice(values))
+}
+
+/// The embedder options of a call.
+fn embedder_options(text_model: Option<String>, text_prefix: Option<String>, no_cache: bool) -> EmbedderOptions {
+    EmbedderOptions { model: text_model, no_cache, text_prefix }
+}
+
+/// Runs `job` on `backend`'s side of the GIL with an embedder loaded on demand; returns what
+/// `run` returns and the embedder's notes and warnings.
+fn with_embedder<T>(
+    backend: &AnyBackend,
+    opts: &EmbedderOptions,
+    progress: &PyProgress,
+    run: impl FnOnce(&TextEmbedder) -> segmix::Result<T>,
+) -> (segmix::Result<T>, Vec<String>) {
+    let said = Mutex::new(Vec::new());
+    let load = || {
+        let l = pipeline::load_embedder(opts, backend)?;
+        if let Ok(mut s) = said.lock() {
+            s.extend(l.notes.iter().chain(&l.warnings).cloned());
+        }
+        Ok((l.embedder, l.cache))
+    };
+    let texts = |done: usize, total: usize| progress.texts(done, total);
+    let te = TextEmbedder { load: &load, progress: &texts };
+    let out = run(&te);
+    (out, said.into_inner().unwrap_or_default())
+}
+
+/// A finished fit with the rows it was fitted on (for explanations and the report).
+#[pyclass(module = "segmix._native", frozen)]
+struct Fitted {
+    fit: FitOutput,
+    data: MixtureData,
+    table: Table,
+}
+
+#[pymethods]
+impl Fitted {
+    /// `model.json`'s text.
+    fn model_json(&self) -> String {
+        self.fit.model.to_json()
+    }
+
+    /// Every restart of every K (`selection.csv`'s records) as JSON.
+    fn selection_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.fit.sweep.runs).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// (posteriors as n × K float64 bytes, K).
+    fn posteriors<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, usize) {
+        let p = &self.fit.sweep.posteriors;
+        (f64_bytes(py, &p.resp), p.k)
+    }
+
+    /// Each row's log-likelihood (on the data's own scale) as float64 bytes.
+    fn row_loglik<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        f64_bytes(py, &self.fit.sweep.posteriors.row_loglik)
+    }
+
+    /// Every warning of the data and the fit, in order.
+    fn warnings(&self) -> Vec<String> {
+        self.fit.warnings.clone()
+    }
+
+    /// `clusters.json`'s text: every class explained.
+    #[pyo3(signature = (prototypes=5, keywords=10, min_df=3, seed=0))]
+    fn explain(
+        &self,
+        py: Python<'_>,
+        prototypes: usize,
+        keywords: usize,
+        min_df: usize,
+        seed: u64,
+    ) -> PyResult<String> {
+        let opts = ExplainOptions { prototypes, keywords, min_df, seed, ..ExplainOptions::default() };
+        let fitted = self.fit.fitted(&self.data, &self.table);
+        py.detach(|| segmix::explain::explain(&fitted, &opts).map(|c| c.to_json())).map_err(|e| py_err(e, None))
+    }
+
+    /// Writes the fit folder `segmix fit` writes into `out`; returns its warnings.
+    #[pyo3(signature = (out, prototypes=5, keywords=10, min_df=3, tsne=false, seed=0))]
+    fn report(
+        &self,
+        py: Python<'_>,
+        out: std::path::PathBuf,
+        prototypes: usize,
+        keywords: usize,
+        min_df: usize,
+        tsne: bool,
+        seed: u64,
+    ) -> PyResult<Vec<String>> {
+        let opts = FolderOptions {
+            explain: ExplainOptions {
+                prototypes,
+                keywords,
+                min_df,
+                tsne: tsne.then(|| TsneOptions { seed, ..TsneOptions::default() }),
+                seed,
+                ..ExplainOptions::default()
+            },
+            outliers: None,
+            llm: None,
+        };
+        py.detach(|| pipeline::write_folder(&out, &self.fit, &self.data, &self.table, &opts, &NoProgress, |_| Ok(())))
+            .map_err(|e| py_err(e, None))
+    }
+}
+
+/// Fits every K of `k` on a table and keeps the best by `criterion`.
+#[pyfunction]
+#[pyo3(signature = (
+    data, *, source, cat, num, text, log, log1p, k, covariance, criterion, n_init, max_iter, tol, reg,
+    seed, pca_dims, device, text_model=None, text_prefix=None, no_cache=false, embeddings=None,
+    progress=None
+))]
+fn fit(
+    py: Python<'_>,
+    data: &Bound<PyAny>,
+    source: String,
+    cat: Vec<String>,
+    num: Vec<String>,
+    text: Option<String>,
+    log: Vec<String>,
+    log1p: Vec<String>,
+    k: (usize, usize),
+    covariance: &str,
+    criterion: &str,
+    n_init: usize,
+    max_iter: usize,
+    tol: f64,
+    reg: f64,
+    seed: u64,
+    pca_dims: usize,
+    device: &str,
+    text_model: Option<String>,
+    text_prefix: Option<String>,
+    no_cache: bool,
+    embeddings: Option<(Vec<u8>, usize, usize)>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(Fitted, Vec<String>)> {
+    let roles = Roles { categorical: cat, numeric: num, text };
+    let transforms: Vec<(String, Transform)> =
+        log.into_iter().map(|c| (c, Transform::Log)).chain(log1p.into_iter().map(|c| (c, Transform::Log1p))).collect();
+    let config = FitConfig {
+        k_min: k.0,
+        k_max: k.1,
+        n_init,
+        max_iter,
+        tol,
+        seed,
+        cov_type: choice::<CovType>("covariance", covariance)?,
+        reg,
+        criterion: choice::<Criterion>("criterion", criterion)?,
+    };
+    let device = choice::<DeviceChoice>("device", device)?;
+    let job = FitJob { data: source.clone().into(), roles, embeddings: None, pca_dims, transforms, config };
+    let started = Instant::now();
+    let table = read_table(data, &source, &job.roles, Strictness::Fit)?;
+    let vectors = vectors(&table, embeddings)?;
+    let progress = PyProgress::new(progress);
+    let opts = embedder_options(text_model, text_prefix, no_cache);
+    let (result, said) = py.detach(|| {
+        let backend = match AnyBackend::select(device) {
+            Ok(b) => b,
+            Err(e) => return (Err(e), Vec::new()),
+        };
+        with_embedder(&backend, &opts, &progress, |te| {
+            let mut inputs = pipeline::inputs_from_table(&job, table, vectors, Some(te), started)?;
+            let (fit, data) = pipeline::fit_inputs(&backend, &job, &mut inputs, &progress)?;
+            Ok(Fitted { fit, data, table: inputs.table })
+        })
+    });
+    let fitted = result.map_err(|e| py_err(e, Some(&progress)))?;
+    Ok((fitted, said))
+}
+
+/// Scores a table with a model (`model.json`'s text): (posteriors bytes, K, row log-likelihood
+/// bytes, [(expected_<metric>, bytes)], warnings).
+#[pyfunction]
+#[pyo3(signature = (
+    model_json, data, *, source, device, text_model=None, text_prefix=None, no_cache=false,
+    embeddings=None, progress=None
+))]
+fn predict<'py>(
+    py: Python<'py>,
+    model_json: &str,
+    data: &Bound<PyAny>,
+    source: String,
+    device: &str,
+    text_model: Option<String>,
+    text_prefix: Option<String>,
+    no_cache: bool,
+    embeddings: Option<(Vec<u8>, usize, usize)>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(Bound<'py, PyBytes>, usize, Bound<'py, PyBytes>, Vec<(String, Bound<'py, PyBytes>)>, Vec<String>)> {
+    let model = ModelFile::parse(Path::new("model.json"), model_json).map_err(|e| py_err(e, None))?;
+    let device = choice::<DeviceChoice>("device", device)?;
+    let table = read_table(data, &source, &pipeline::model_roles(&model), Strictness::Predict)?;
+    let vectors = vectors(&table, embeddings)?;
+    let progress = PyProgress::new(progress);
+    let opts = embedder_options(text_model, text_prefix, no_cache);
+    let (result, said) = py.detach(|| {
+        let backend = match AnyBackend::select(device) {
+            Ok(b) => b,
+            Err(e) => return (Err(e), Vec::new()),
+        };
+        with_embedder(&backend, &opts, &progress, |te| {
+            pipeline::predict_table(&backend, &model, &table, vectors, Some(te))
+        })
+    });
+    let pred = result.map_err(|e| py_err(e, Some(&progress)))?;
+    let expected = pred.expected.iter().map(|(name, v)| (name.clone(), f64_bytes(py, v))).collect();
+    let mut warnings = said;
+    warnings.extend(pred.warnings);
+    Ok((
+        f64_bytes(py, &pred.posteriors.resp),
+        pred.posteriors.k,
+        f64_bytes(py, &pred.posteriors.row_loglik),
+        expected,
+        warnings,
+    ))
+}
+
+/// Checks `model.json`'s text the way `segmix predict` does; returns it unchanged.
+#[pyfunction]
+fn check_model(path: &str, model_json: &str) -> PyResult<()> {
+    ModelFile::parse(Path::new(path), model_json).map(drop).map_err(|e| py_err(e, None))
+}
+
+/// Writes `text` to `path` atomically (a reader sees the old file or the new one, never a part).
+#[pyfunction]
+fn write_atomic(path: std::path::PathBuf, text: &str) -> PyResult<()> {
+    segmix::report::write_atomic(&path, |w| w.write_all(text.as_bytes())).map_err(|e| py_err(e, None))
+}
+
+/// The segmix version this module was built from.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Fitted>()?;
+    m.add_function(wrap_pyfunction!(fit, m)?)?;
+    m.add_function(wrap_pyfunction!(predict, m)?)?;
+    m.add_function(wrap_pyfunction!(check_model, m)?)?;
+    m.add_function(wrap_pyfunction!(write_atomic, m)?)?;
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    Ok(())
+}
