@@ -31,6 +31,9 @@ def _module(obj: Any) -> str:
 
 def is_tabular(X: Any) -> bool:
     """Whether ``X`` is a table with named columns (not a plain matrix)."""
+    if _module(X) == "scipy":
+        # Sparse matrices (a DOK matrix is a dict) go to scikit-learn's validation, which refuses them.
+        return False
     return (
         _module(X) in ("pandas", "polars")
         and hasattr(X, "columns")
