@@ -11,7 +11,7 @@
 //! package around this module.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow_array::RecordBatchReader;
@@ -170,15 +170,18 @@ fn embedder_options(text_model: Option<String>, text_prefix: Option<String>, no_
 fn with_embedder<T>(
     backend: &AnyBackend,
     opts: &EmbedderOptions,
-    progress: &PyProgress,
+    progress: &Arc<PyProgress>,
     run: impl FnOnce(&TextEmbedder) -> segmix::Result<T>,
 ) -> (segmix::Result<T>, Vec<String>) {
     let said = Mutex::new(Vec::new());
     let load = || {
-        let l = pipeline::load_embedder(opts, backend)?;
+        let mut l = pipeline::load_embedder(opts, backend)?;
         if let Ok(mut s) = said.lock() {
             s.extend(l.notes.iter().chain(&l.warnings).cloned());
         }
+        // Ctrl-C stops the embedding after the batch in flight.
+        let p = Arc::clone(progress);
+        l.embedder.set_stop(Arc::new(move || p.cancelled()));
         Ok((l.embedder, l.cache))
     };
     let texts = |done: usize, total: usize| progress.texts(done, total);
@@ -318,7 +321,7 @@ fn fit(
     let started = Instant::now();
     let table = read_table(data, &source, &job.roles, Strictness::Fit)?;
     let vectors = vectors(&table, embeddings)?;
-    let progress = PyProgress::new(progress);
+    let progress = Arc::new(PyProgress::new(progress));
     let opts = embedder_options(text_model, text_prefix, no_cache);
     let (result, said) = py.detach(|| {
         let backend = match AnyBackend::select(device) {
@@ -327,11 +330,11 @@ fn fit(
         };
         with_embedder(&backend, &opts, &progress, |te| {
             let mut inputs = pipeline::inputs_from_table(&job, table, vectors, Some(te), started)?;
-            let (fit, data) = pipeline::fit_inputs(&backend, &job, &mut inputs, &progress)?;
+            let (fit, data) = pipeline::fit_inputs(&backend, &job, &mut inputs, &*progress)?;
             Ok(Fitted { fit, data, table: inputs.table })
         })
     });
-    let fitted = result.map_err(|e| py_err(e, Some(&progress)))?;
+    let fitted = result.map_err(|e| py_err(e, Some(&*progress)))?;
     Ok((fitted, said))
 }
 
@@ -358,7 +361,7 @@ fn predict<'py>(
     let device = choice::<DeviceChoice>("device", device)?;
     let table = read_table(data, &source, &pipeline::model_roles(&model), Strictness::Predict)?;
     let vectors = vectors(&table, embeddings)?;
-    let progress = PyProgress::new(progress);
+    let progress = Arc::new(PyProgress::new(progress));
     let opts = embedder_options(text_model, text_prefix, no_cache);
     let (result, said) = py.detach(|| {
         let backend = match AnyBackend::select(device) {
@@ -369,7 +372,7 @@ fn predict<'py>(
             pipeline::predict_table(&backend, &model, &table, vectors, Some(te))
         })
     });
-    let pred = result.map_err(|e| py_err(e, Some(&progress)))?;
+    let pred = result.map_err(|e| py_err(e, Some(&*progress)))?;
     let expected = pred.expected.iter().map(|(name, v)| (name.clone(), f64_bytes(py, v))).collect();
     let mut warnings = said;
     warnings.extend(pred.warnings);

@@ -261,3 +261,18 @@ def test_parquet_files_read_only_the_role_columns(ads, tmp_path):
     pq.write_table(pa.Table.from_pandas(ads), path, row_group_size=500)
     est = quiet(k=3, **ROLES).fit(pq.read_table(path, columns=ROLES["cat"] + ROLES["num"]))
     assert est.loglik_ == pytest.approx(quiet(k=3, **ROLES).fit(ads).loglik_, rel=1e-12)
+
+
+def test_an_interrupt_stops_the_embedding_after_the_batch_in_flight(ads):
+    seen = []
+
+    def stop(event, info):
+        if event == "embed":
+            seen.append(info["done"])
+            if info["done"] > 0:
+                raise KeyboardInterrupt
+
+    texts = ads.drop_duplicates("Ad_Text").head(400)
+    with pytest.raises(KeyboardInterrupt):
+        quiet(k=2, text="Ad_Text", cache=False, progress=stop).fit(texts)
+    assert seen[0] == 0 and 0 < seen[-1] < 400, seen

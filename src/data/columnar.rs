@@ -20,6 +20,7 @@ use arrow_schema::{ArrowError, DataType};
 
 use super::{CategoricalColumn, Columns, NumericColumn, Roles, Slot, Strictness, Table, TextColumn, is_missing};
 use crate::foundation::error::{Error, Result};
+use crate::foundation::guard;
 
 /// How a table file is stored, told by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,13 +46,16 @@ impl Format {
 
 /// Reads the role columns of a Parquet file, only those columns, one row group at a time.
 pub fn read_parquet(path: &Path, roles: &Roles, strictness: Strictness) -> Result<Table> {
+    guard::catch(path, "Parquet", || parquet_table(path, roles, strictness))
+}
+
+fn parquet_table(path: &Path, roles: &Roles, strictness: Strictness) -> Result<Table> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let not_parquet = |e: parquet::errors::ParquetError| Error::Csv {
+    let not_parquet = |e: parquet::errors::ParquetError| Error::Table {
         file: path.to_path_buf(),
-        line: 0,
         message: format!("not a readable Parquet file ({e}); a Parquet file ends with the bytes PAR1"),
     };
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(not_parquet)?;
@@ -79,12 +83,15 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// Reads the role columns of an Arrow IPC file (`.arrow`, `.feather`: the file format, read with
 /// a projection) or stream (`.arrows`, or any IPC file without the file format's footer).
 pub fn read_ipc(path: &Path, roles: &Roles, strictness: Strictness) -> Result<Table> {
+    guard::catch(path, "Arrow IPC", || ipc_table(path, roles, strictness))
+}
+
+fn ipc_table(path: &Path, roles: &Roles, strictness: Strictness) -> Result<Table> {
     use arrow_ipc::reader::{FileReader, StreamReader};
 
     let open = || File::open(path).map_err(|e| Error::io(path, e));
-    let not_ipc = |e: ArrowError| Error::Csv {
+    let not_ipc = |e: ArrowError| Error::Table {
         file: path.to_path_buf(),
-        line: 0,
         message: format!(
             "not a readable Arrow IPC file ({e}); .arrow/.feather/.ipc hold the IPC file format, .arrows the stream format"
         ),

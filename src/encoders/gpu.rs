@@ -759,7 +759,7 @@ impl Embedder {
             *count += uids.len();
             finished(&uids, at, got);
             done(*count, todo.len());
-            Ok(())
+            self.check_stop()
         };
         for (w, window) in todo.chunks(WINDOW).enumerate() {
             let inputs: Vec<&str> = window.iter().map(|&u| distinct.texts[u]).collect();

@@ -135,6 +135,28 @@ pub struct Embedder {
     pad_id: u32,
     /// What runs after pooling (Dense modules), usually nothing.
     head: head::Head,
+    /// Asked after every batch: `true` stops the embedding with [`Error::Cancelled`].
+    stop: Stop,
+}
+
+/// A caller's "stop now?" ([`Embedder::set_stop`]).
+#[derive(Clone, Default)]
+struct Stop(Option<std::sync::Arc<dyn Fn() -> bool + Send + Sync>>);
+
+impl std::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Stop(set)" } else { "Stop(none)" })
+    }
+}
+
+impl Stop {
+    /// `Err(Cancelled)` when the caller asked to stop.
+    fn check(&self) -> Result<()> {
+        match &self.0 {
+            Some(stop) if stop() => Err(Error::Cancelled),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Vectors for a list of texts.
@@ -323,6 +345,7 @@ impl Embedder {
             gpu: None,
             tokenizer,
             pad_id,
+            stop: Stop::default(),
             head,
         })
     }
@@ -457,6 +480,17 @@ impl Embedder {
 
     /// Sets the text prefix (`None` or an empty string: none), replacing the model's default
     /// prompt.
+    /// Asks `stop` after every batch, and ends the embedding with [`Error::Cancelled`] when it
+    /// says so (Ctrl-C in the Python package).
+    pub fn set_stop(&mut self, stop: std::sync::Arc<dyn Fn() -> bool + Send + Sync>) {
+        self.stop = Stop(Some(stop));
+    }
+
+    /// Ends the embedding with [`Error::Cancelled`] when the caller asked to stop.
+    pub(crate) fn check_stop(&self) -> Result<()> {
+        self.stop.check()
+    }
+
     pub fn set_prefix(&mut self, prefix: Option<String>) {
         self.info.prefix = prefix.filter(|p| !p.is_empty());
     }
@@ -517,6 +551,7 @@ impl Embedder {
                         }
                         finished += b;
                         done(finished, total);
+                        self.check_stop()?;
                     }
                     distinct.store(cache, window, |r| &vectors[window[r] * dim..(window[r] + 1) * dim]);
                 }

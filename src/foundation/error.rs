@@ -46,6 +46,10 @@ pub enum Error {
     )]
     NotNumeric { file: PathBuf, line: u64, row: usize, column: String, value: String },
 
+    /// A table file that cannot be read as a whole (not Parquet, a damaged Arrow file).
+    #[error("{file}: {message}")]
+    Table { file: PathBuf, message: String },
+
     /// A bad cell of a columnar table (Parquet, Arrow, a DataFrame): `at` is its row group and row.
     #[error("{file}: {at}{}: {message}", if column.is_empty() { String::new() } else { format!(", column {column:?}") })]
     Cell { file: PathBuf, at: String, column: String, message: String },

@@ -11,6 +11,7 @@ pub mod folder;
 pub mod fs;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod guard;
 pub mod linalg;
 pub mod matrix;
 pub mod metrics;
