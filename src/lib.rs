@@ -11,11 +11,12 @@
 //! | the fitted model | [`model`] (`model.json`: schema and mixture parameters) |
 //! | the latent class model | [`mixture`] (parameters, starts, EM, selection, predict) |
 //! | features | [`featurize`] (text vectors → PCA; standardization and transforms: the schema) |
-//! | input | [`data`] (CSV → typed table, roles, vector files) |
+//! | input | [`data`] (CSV, Parquet, Arrow IPC or Arrow batches → typed table, roles, vector files) |
 //! | kernels | [`backend`] (mixture kernels, CPU and WGSL) and [`encoders`] (sentence transformers, candle and WGSL) |
 //! | foundations | [`foundation`] (errors, RNG, linear algebra, metrics, the GPU device toolkit) |
 //!
-//! The `segmix` command is a separate crate (`cli/`) on top of [`pipeline`].
+//! The `segmix` command (`cli/`) and the Python bindings (`python/`) are separate crates on top
+//! of [`pipeline`].
 
 pub mod backend;
 pub mod data;

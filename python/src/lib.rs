@@ -338,6 +338,10 @@ fn fit(
     Ok((fitted, said))
 }
 
+/// What [`predict`] returns: posteriors (n × K float64 bytes), K, each row's log-likelihood,
+/// each metric's expected values, and the warnings.
+type Scores<'py> = (Bound<'py, PyBytes>, usize, Bound<'py, PyBytes>, Vec<(String, Bound<'py, PyBytes>)>, Vec<String>);
+
 /// Scores a table with a model (`model.json`'s text): (posteriors bytes, K, row log-likelihood
 /// bytes, [(expected_<metric>, bytes)], warnings).
 #[pyfunction]
@@ -356,7 +360,7 @@ fn predict<'py>(
     no_cache: bool,
     embeddings: Option<(Vec<u8>, usize, usize)>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<(Bound<'py, PyBytes>, usize, Bound<'py, PyBytes>, Vec<(String, Bound<'py, PyBytes>)>, Vec<String>)> {
+) -> PyResult<Scores<'py>> {
     let model = ModelFile::parse(Path::new("model.json"), model_json).map_err(|e| py_err(e, None))?;
     let device = choice::<DeviceChoice>("device", device)?;
     let table = read_table(data, &source, &pipeline::model_roles(&model), Strictness::Predict)?;

@@ -458,12 +458,7 @@ impl Columns {
     /// role column that is missing on every row.
     fn finish(mut self, file: PathBuf, lines: Vec<u64>, n_rows: usize, strictness: Strictness) -> Result<Table> {
         if n_rows == 0 {
-            let message = if lines.is_empty() {
-                "the table has columns but no rows"
-            } else {
-                "the file has a header but no data rows"
-            };
-            return Err(Error::Csv { file, line: 1, message: message.into() });
+            return Err(Error::Table { file, message: "the table names its columns but has no data rows".into() });
         }
         for c in self.categorical.iter_mut().filter(|c| !c.present) {
             c.values = vec![None; n_rows];
