@@ -309,6 +309,18 @@ class SegMix(ClusterMixin, BaseEstimator):
             )
         return False
 
+    def _engine(self, embeddings: Any, progress: _Progress) -> dict:
+        """The native calls' arguments shared by fitting and scoring: where to run, the
+        embedder, precomputed vectors, progress."""
+        return dict(
+            device=str(self.device),
+            text_model=self.text_model,
+            text_prefix=self.text_prefix,
+            no_cache=not self.cache,
+            embeddings=self._embeddings(embeddings),
+            progress=progress.callback,
+        )
+
     @staticmethod
     def _embeddings(embeddings: Any) -> tuple[bytes, int, int] | None:
         if embeddings is None:
@@ -346,12 +358,7 @@ class SegMix(ClusterMixin, BaseEstimator):
                 reg=float(self.reg),
                 seed=int(self.seed),
                 pca_dims=int(self.pca_dims),
-                device=str(self.device),
-                text_model=self.text_model,
-                text_prefix=self.text_prefix,
-                no_cache=not self.cache,
-                embeddings=self._embeddings(embeddings),
-                progress=progress.callback,
+                **self._engine(embeddings, progress),
             )
         finally:
             progress.close()
@@ -436,12 +443,7 @@ class SegMix(ClusterMixin, BaseEstimator):
                 self._model_json,
                 table.stream,
                 source=table.source,
-                device=str(self.device),
-                text_model=self.text_model,
-                text_prefix=self.text_prefix,
-                no_cache=not self.cache,
-                embeddings=self._embeddings(embeddings),
-                progress=progress.callback,
+                **self._engine(embeddings, progress),
             )
         finally:
             progress.close()

@@ -165,14 +165,19 @@ fn embedder_options(text_model: Option<String>, text_prefix: Option<String>, no_
     EmbedderOptions { model: text_model, no_cache, text_prefix }
 }
 
-/// Runs `job` on `backend`'s side of the GIL with an embedder loaded on demand; returns what
-/// `run` returns and the embedder's notes and warnings.
+/// Opens the `device` backend and runs `run` on it with an embedder loaded on demand (call it
+/// with the GIL released); returns what `run` returns and the embedder's notes and warnings.
 fn with_embedder<T>(
-    backend: &AnyBackend,
+    device: DeviceChoice,
     opts: &EmbedderOptions,
     progress: &Arc<PyProgress>,
-    run: impl FnOnce(&TextEmbedder) -> segmix::Result<T>,
+    run: impl FnOnce(&AnyBackend, &TextEmbedder) -> segmix::Result<T>,
 ) -> (segmix::Result<T>, Vec<String>) {
+    let backend = match AnyBackend::select(device) {
+        Ok(b) => b,
+        Err(e) => return (Err(e), Vec::new()),
+    };
+    let backend = &backend;
     let said = Mutex::new(Vec::new());
     let load = || {
         let mut l = pipeline::load_embedder(opts, backend)?;
@@ -186,7 +191,7 @@ fn with_embedder<T>(
     };
     let texts = |done: usize, total: usize| progress.texts(done, total);
     let te = TextEmbedder { load: &load, progress: &texts };
-    let out = run(&te);
+    let out = run(backend, &te);
     (out, said.into_inner().unwrap_or_default())
 }
 
@@ -324,13 +329,9 @@ fn fit(
     let progress = Arc::new(PyProgress::new(progress));
     let opts = embedder_options(text_model, text_prefix, no_cache);
     let (result, said) = py.detach(|| {
-        let backend = match AnyBackend::select(device) {
-            Ok(b) => b,
-            Err(e) => return (Err(e), Vec::new()),
-        };
-        with_embedder(&backend, &opts, &progress, |te| {
+        with_embedder(device, &opts, &progress, |backend, te| {
             let mut inputs = pipeline::inputs_from_table(&job, table, vectors, Some(te), started)?;
-            let (fit, data) = pipeline::fit_inputs(&backend, &job, &mut inputs, &*progress)?;
+            let (fit, data) = pipeline::fit_inputs(backend, &job, &mut inputs, &*progress)?;
             Ok(Fitted { fit, data, table: inputs.table })
         })
     });
@@ -368,12 +369,8 @@ fn predict<'py>(
     let progress = Arc::new(PyProgress::new(progress));
     let opts = embedder_options(text_model, text_prefix, no_cache);
     let (result, said) = py.detach(|| {
-        let backend = match AnyBackend::select(device) {
-            Ok(b) => b,
-            Err(e) => return (Err(e), Vec::new()),
-        };
-        with_embedder(&backend, &opts, &progress, |te| {
-            pipeline::predict_table(&backend, &model, &table, vectors, Some(te))
+        with_embedder(device, &opts, &progress, |backend, te| {
+            pipeline::predict_table(backend, &model, &table, vectors, Some(te))
         })
     });
     let pred = result.map_err(|e| py_err(e, Some(&*progress)))?;
