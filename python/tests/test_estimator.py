@@ -276,3 +276,30 @@ def test_an_interrupt_stops_the_embedding_after_the_batch_in_flight(ads):
     with pytest.raises(KeyboardInterrupt):
         quiet(k=2, text="Ad_Text", cache=False, progress=stop).fit(texts)
     assert seen[0] == 0 and 0 < seen[-1] < 400, seen
+
+
+def test_the_gil_is_released_while_fitting():
+    """Another Python thread keeps running while a fit runs in Rust."""
+    import threading
+    import time
+
+    X = np.random.default_rng(1).normal(size=(200_000, 4))
+    done = threading.Event()
+    took = []
+
+    def work():
+        t = time.perf_counter()
+        quiet(k=range(2, 6)).fit(X)
+        took.append(time.perf_counter() - t)
+        done.set()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    ticks = [time.perf_counter()]
+    while not done.is_set():
+        time.sleep(0.01)
+        ticks.append(time.perf_counter())
+    thread.join()
+    gaps = np.diff(ticks)
+    assert took[0] > 1.0, took
+    assert gaps.max() < 0.5, f"the main thread stalled {gaps.max():.2f}s during a {took[0]:.1f}s fit"
