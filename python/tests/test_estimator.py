@@ -303,3 +303,14 @@ def test_the_gil_is_released_while_fitting():
     gaps = np.diff(ticks)
     assert took[0] > 1.0, took
     assert gaps.max() < 0.5, f"the main thread stalled {gaps.max():.2f}s during a {took[0]:.1f}s fit"
+
+
+def test_grid_search_picks_by_held_out_likelihood(ads):
+    from sklearn.model_selection import GridSearchCV
+
+    X = ads[["CTR", "CVR", "ROAS"]].to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SegmixWarning)
+        search = GridSearchCV(quiet(k=range(2, 5)), {"covariance": ["full", "spherical"]}, cv=2).fit(X)
+    assert search.best_params_ == {"covariance": "full"}
+    assert search.best_estimator_.k_ in (2, 3, 4)
