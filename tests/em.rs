@@ -601,3 +601,45 @@ fn a_fit_with_missing_values_reports_the_hand_computed_marginal_likelihood() {
     let ones = seen.iter().filter(|&&c| c == 1).count() as f64;
     assert!((th.alpha[1] - (ones + 1.0) / (seen.len() as f64 + 2.0)).abs() < 1e-12);
 }
+
+// ---------------------------------------------------------------------------------------------
+// EM over shards (the worker protocol of a fit past one machine).
+
+#[test]
+fn em_over_shards_matches_one_shard_whatever_the_split() {
+    use segmix::mixture::shards::{LocalShards, run_em};
+
+    // Mixed data with missing values in many patterns; a start away from the optimum.
+    let s = synthetic(3000, 3, 4, 2, 3, 1.5, 0.6, 31);
+    let data = with_missing(s.data, 0.12, 7);
+    assert!(data.patterns.len() > 8);
+    let start = {
+        let mut th = random_params(3, data.p, &data.n_levels, &mut Rng::new(3));
+        th.reg = 1e-6;
+        th
+    };
+    let cfg = FitConfig { tol: 1e-9, max_iter: 200, ..config(3, 1) };
+    let cpu = CpuBackend::new();
+    let whole = LocalShards::new(&cpu, vec![data.clone()], 3).unwrap();
+    let one = run_em(&mut { whole }, start.clone(), &cfg, &NoProgress).unwrap();
+    assert!(one.iterations > 5 && one.converged);
+    assert!(one.trace.windows(2).all(|w| w[1] >= w[0] - 1e-9 * w[0].abs()), "EM over shards is monotone");
+    let labels_of = |th: &Params| {
+        let post = predict::posteriors(&cpu, &data, th).unwrap();
+        post.labels()
+    };
+    // Contiguous shards of unequal sizes, and a shard holding rows of only some patterns.
+    for cuts in [vec![0, 1000, 2000, 3000], vec![0, 17, 2900, 3000], vec![0, 1500, 3000]] {
+        let parts: Vec<MixtureData> = cuts.windows(2).map(|w| data.rows(&(w[0]..w[1]).collect::<Vec<_>>())).collect();
+        let mut shards = LocalShards::new(&cpu, parts, 3).unwrap();
+        let run = run_em(&mut shards, start.clone(), &cfg, &NoProgress).unwrap();
+        assert_eq!(run.iterations, one.iterations, "{cuts:?}");
+        assert!(
+            (run.loglik - one.loglik).abs() <= 1e-9 * one.loglik.abs(),
+            "{cuts:?}: {} vs {}",
+            run.loglik,
+            one.loglik
+        );
+        assert_eq!(labels_of(&run.params), labels_of(&one.params), "{cuts:?}");
+    }
+}

@@ -191,6 +191,26 @@ impl MixtureData {
         out.set_patterns(&observed);
         out
     }
+    /// Re-indexes the rows' patterns into `global`, a table that holds every pattern of these
+    /// rows with the complete one first (a shard of a table split across workers uses the table's
+    /// one pattern table, so the workers' statistics add up).
+    pub fn use_patterns(&mut self, global: &[Vec<bool>]) -> Result<()> {
+        let map = self
+            .patterns
+            .iter()
+            .map(|p| {
+                global.iter().position(|g| g == p).map(|i| i as u32).ok_or_else(|| {
+                    crate::foundation::error::Error::config(
+                        "internal: a shard's missing-value pattern is not in the global table",
+                    )
+                })
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        self.pattern.iter_mut().for_each(|p| *p = map[*p as usize]);
+        self.patterns = global.to_vec();
+        Ok(())
+    }
+
     /// Builds the pattern table from a mask of observed continuous values (n × p, row-major).
     pub fn set_patterns(&mut self, observed: &[bool]) {
         let p = self.p;

@@ -19,6 +19,7 @@ pub mod em;
 pub mod init;
 pub mod params;
 pub mod predict;
+pub mod shards;
 
 use serde::{Deserialize, Serialize};
 
