@@ -6,9 +6,18 @@ explained in words. ``SegMix`` is a scikit-learn estimator over the same Rust en
 ``segmix`` command; models saved by either are read by both.
 """
 
-from . import _native
-from ._estimator import SegMix, SegmixWarning
-from ._explain import ClassExplanation, Explanation, Prototype
+import os as _os
+
+# On a machine without a desktop session (no XDG_RUNTIME_DIR: a server, a container, CI), Mesa's
+# Vulkan device-select layer prints "error: XDG_RUNTIME_DIR is invalid" whenever the GPU is
+# probed; segmix chooses adapters itself, so the layer is switched off there unless the user set
+# it (as the `segmix` command does).
+if not _os.path.isdir(_os.environ.get("XDG_RUNTIME_DIR", "")) and "NODEVICE_SELECT" not in _os.environ:
+    _os.environ["NODEVICE_SELECT"] = "1"
+
+from . import _native  # noqa: E402
+from ._estimator import SegMix, SegmixWarning  # noqa: E402
+from ._explain import ClassExplanation, Explanation, Prototype  # noqa: E402
 
 __version__ = _native.version()
 

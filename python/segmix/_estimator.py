@@ -94,6 +94,8 @@ class _Progress:
 
     def _bar(self, event: str, info: dict) -> None:
         if event == "embed":
+            if info["total"] == 0:  # every text came from the cache
+                return
             if self.bar is None or self.bar.desc != "embedding":
                 self.close()
                 self.bar = self.tqdm(total=info["total"], desc="embedding", unit="text", leave=False)

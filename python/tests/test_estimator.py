@@ -2,6 +2,7 @@
 of table in, explanations, the report, notebook behaviour and bad input."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -314,3 +315,12 @@ def test_grid_search_picks_by_held_out_likelihood(ads):
         search = GridSearchCV(quiet(k=range(2, 5)), {"covariance": ["full", "spherical"]}, cv=2).fit(X)
     assert search.best_params_ == {"covariance": "full"}
     assert search.best_estimator_.k_ in (2, 3, 4)
+
+
+def test_headless_gpu_probes_are_quiet(tmp_path):
+    """Without a desktop session, probing the GPU (device="auto") prints nothing on stderr."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "NODEVICE_SELECT")}
+    code = "import numpy as np; from segmix import SegMix; SegMix(k=2).fit(np.random.default_rng(0).normal(size=(200, 2)))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "XDG_RUNTIME_DIR" not in r.stderr, r.stderr
