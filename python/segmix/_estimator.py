@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _native
 from ._explain import Explanation, from_clusters_json
-from ._tables import Tabular, column_names, is_tabular, matrix_table, to_arrow
+from ._tables import Tabular, is_tabular, matrix_table, to_arrow
 
 
 class SegmixWarning(UserWarning):
@@ -408,7 +408,7 @@ class SegMix(ClusterMixin, BaseEstimator):
             rows.append(
                 {
                     "k": s["k"],
-                    "loglik": s.get("loglik", math.nan) if s.get("loglik") is not None else math.nan,
+                    "loglik": s["loglik"] if s.get("loglik") is not None else math.nan,
                     "bic": c.get("bic", math.nan),
                     "icl": c.get("icl", math.nan),
                     "aic": c.get("aic", math.nan),

@@ -51,9 +51,7 @@ def column_names(X: Any) -> list[str]:
         return [str(c) for c in X.columns]
     if _module(X) == "polars":
         return list(X.columns)
-    if isinstance(X, (pa.Table, pa.RecordBatch)):
-        return list(X.schema.names)
-    if isinstance(X, pa.RecordBatchReader):
+    if isinstance(X, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)):
         return list(X.schema.names)
     return list(pa.table(X).schema.names)
 
