@@ -11,4 +11,5 @@ mod explain;
 mod fit_quality;
 mod fuzz_cases;
 mod references;
+mod sharded;
 mod util;

@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use super::TextVectors;
 use super::reduce::Pca;
 use crate::backend::MixtureData;
-use crate::data::{CategoricalColumn, NumericColumn, Table};
+use crate::data::{NumericColumn, Table};
 use crate::foundation::MISSING_CODE;
 use crate::foundation::error::{Error, Result};
+use crate::foundation::linalg::Gram;
 use crate::foundation::stats::mean_sd;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,33 +132,6 @@ const FEW_VALUES: usize = 20;
 /// Few-valued columns with at most this many distinct values get a warning suggesting `--cat`.
 const WARN_VALUES: usize = 10;
 
-/// Ties in a numeric column: the resolution h (see [`NumericSchema::resolution`]) and the number
-/// of distinct values. A value is *heavy* when it holds at least 5% of the rows of a few-valued
-/// column, or [`MASS_POINT_SHARE`] of any column; h is the smallest gap between a heavy value and
-/// its neighbouring distinct values. `values` must be finite and sorted.
-fn resolution(values: &[f64]) -> (Option<f64>, usize) {
-    let mut distinct: Vec<(f64, usize)> = Vec::new();
-    for &v in values {
-        match distinct.last_mut() {
-            Some((last, c)) if *last == v => *c += 1,
-            _ => distinct.push((v, 1)),
-        }
-    }
-    let n = values.len() as f64;
-    let share = if distinct.len() <= FEW_VALUES { 0.05 } else { MASS_POINT_SHARE };
-    let mut h: Option<f64> = None;
-    for (i, &(v, c)) in distinct.iter().enumerate() {
-        if (c as f64) < share * n || c < 2 {
-            continue;
-        }
-        let gaps = [i.checked_sub(1).map(|j| v - distinct[j].0), distinct.get(i + 1).map(|d| d.0 - v)];
-        for g in gaps.into_iter().flatten() {
-            h = Some(h.map_or(g, |h: f64| h.min(g)));
-        }
-    }
-    (h, distinct.len())
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TextSchema {
     /// The text column, when one was named.
@@ -184,26 +158,47 @@ pub struct Schema {
 pub type Warnings = Vec<String>;
 
 impl Schema {
-    /// Learns levels, standardization and PCA from the training table.
+    /// Learns levels, standardization and PCA from the training table: its [`TableSummary`],
+    /// then [`Schema::finish`] — the same two steps a fit over shards runs with the shards'
+    /// merged summaries, so one machine and N shards agree to rounding.
     pub fn fit(
         table: &Table,
         emb: Option<&TextVectors>,
         pca_dims: usize,
         transforms: &[(String, Transform)],
     ) -> Result<(Schema, Warnings)> {
+        let (summary, sorted) = TableSummary::of(table, emb, transforms)?;
+        let ties = sorted.ties(&summary.tie_query());
+        Schema::finish(&summary, &ties, pca_dims)
+    }
+
+    /// The schema of the rows `summary` describes (one table's, or the merge of every shard's in
+    /// shard order), with `ties` answering the summary's [`TableSummary::tie_query`] over the
+    /// same rows: sorted levels, the moments of each metric with its resolution, the PCA of the
+    /// text vectors' merged Gram matrix. Returns the warnings a user should read about the data.
+    pub fn finish(summary: &TableSummary, ties: &TieAnswer, pca_dims: usize) -> Result<(Schema, Warnings)> {
         let mut warnings = Vec::new();
-        let categorical = table.categorical.iter().map(|c| CategoricalSchema::fit(c, &mut warnings)).collect();
-        let names: Vec<&str> = table.numeric.iter().map(|c| c.name.as_str()).collect();
-        check_transforms(&names, transforms)?;
-        let numeric = table
-            .numeric
-            .iter()
-            .map(|c| {
-                let transform = transforms.iter().find(|(n, _)| n == &c.name).map_or(Transform::Identity, |t| t.1);
-                NumericSchema::fit(table, c, transform, &mut warnings)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let text = emb.map(|v| TextSchema::fit(table, v, pca_dims, &mut warnings)).transpose()?;
+        let categorical = summary.categorical.iter().map(|c| c.schema(&mut warnings)).collect();
+        let query = summary.tie_query();
+        let mut numeric = Vec::with_capacity(summary.numeric.len());
+        for ((c, values), answers) in summary.numeric.iter().zip(&query.columns).zip(&ties.columns) {
+            numeric.push(c.schema(&summary.sources, values, answers, &mut warnings)?);
+        }
+        let text = match &summary.gram {
+            Some(gram) => {
+                let (pca, warn) = Pca::from_gram(gram, pca_dims)?;
+                warnings.extend(warn);
+                let scale = pca.explained_variance.iter().map(|v| v.sqrt()).collect();
+                Some(TextSchema {
+                    column: summary.text_column.clone(),
+                    source: "embeddings-file".into(),
+                    embedder: None,
+                    pca,
+                    scale,
+                })
+            }
+            None => None,
+        };
         Ok((Schema { categorical, numeric, text }, warnings))
     }
 
@@ -321,15 +316,18 @@ impl Schema {
                 "{empty_rows} rows have no observed value in any modelled column; they are kept and get the class weights as posteriors"
             ));
         }
-        let mut data = MixtureData {
-            n,
-            p,
-            x: block.x,
-            pattern: Vec::new(),
-            patterns: Vec::new(),
+        let mut data = MixtureData { n, x: block.x, codes, log_jacobian: block.log_jacobian, ..self.layout() };
+        data.set_patterns(&block.observed);
+        Ok((data, warnings))
+    }
+
+    /// Rows of this schema with none in them yet: the width, levels, variance floors, names and
+    /// scales every [`Schema::transform`] of it shares.
+    pub fn layout(&self) -> MixtureData {
+        let d_text = self.text.as_ref().map_or(0, |t| t.pca.d());
+        MixtureData {
+            p: d_text + self.numeric.len(),
             n_levels: self.categorical.iter().map(|c| c.levels.len()).collect(),
-            codes,
-            log_jacobian: block.log_jacobian,
             var_floor: std::iter::repeat_n(0.0, d_text)
                 .chain(self.numeric.iter().map(|c| c.variance_floor()))
                 .collect(),
@@ -340,9 +338,8 @@ impl Schema {
                 .flat_map(|t| t.scale.iter().copied())
                 .chain(self.numeric.iter().map(|c| c.sd))
                 .collect(),
-        };
-        data.set_patterns(&block.observed);
-        Ok((data, warnings))
+            ..MixtureData::default()
+        }
     }
 
     /// The PCA scores (n × d, NaN rows without text) of the text vectors the model expects.
@@ -437,41 +434,286 @@ fn check_vectors(v: &TextVectors, n: usize, dim: usize) -> Result<()> {
     Ok(())
 }
 
-impl CategoricalSchema {
-    /// The column's levels (sorted); an identifier-like column gets a warning.
-    fn fit(c: &CategoricalColumn, warnings: &mut Warnings) -> CategoricalSchema {
-        let levels: BTreeSet<&str> = c.values.iter().flatten().map(String::as_str).collect();
-        let observed = c.values.iter().flatten().count();
-        if levels.len() > 50 && levels.len() * 2 > observed {
-            warnings.push(format!(
-                "column {:?} has {} levels for {observed} values; an identifier-like column adds \
-                 K x {} parameters and little information. Drop it from --cat, or group rare levels",
-                c.name,
-                levels.len(),
-                levels.len() - 1
-            ));
+/// Distinct values a [`NumericSummary`] keeps exactly: one more than a few-valued column has, so
+/// a merge can still tell "few" from "more".
+const KEEP_VALUES: usize = FEW_VALUES + 1;
+
+/// What a table (or one shard of a table, or several merged in shard order) says about its role
+/// columns before a schema exists. Every field merges exactly ([`TableSummary::merge`]), so a
+/// fit over shards learns its schema from the shards' summaries without moving their rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableSummary {
+    /// The tables summarized (named in messages).
+    pub sources: Vec<String>,
+    pub rows: usize,
+    pub categorical: Vec<LevelCounts>,
+    pub numeric: Vec<NumericSummary>,
+    pub text_column: Option<String>,
+    /// Raw moments of the text vectors (rows with a vector only), for the PCA.
+    pub gram: Option<Gram>,
+}
+
+/// How often each level of a categorical column occurs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelCounts {
+    pub name: String,
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// A numeric column's observed values after its transform: their moments, and what the
+/// resolution rule needs of their ties.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumericSummary {
+    pub name: String,
+    pub transform: Transform,
+    /// Observed values.
+    pub count: u64,
+    pub mean: f64,
+    /// Population standard deviation.
+    pub sd: f64,
+    /// Every distinct value with its count, while there are at most `KEEP_VALUES` of them.
+    pub values: Option<Vec<(f64, u64)>>,
+    /// Values holding at least [`MASS_POINT_SHARE`] of the observed values of some part
+    /// summarized: a value that holds that share of all the parts together is among them.
+    pub mass_points: Vec<f64>,
+}
+
+/// A table's observed numeric values, transformed and sorted: kept by whoever holds the rows to
+/// answer the [`TieQuery`] of the merged summary.
+#[derive(Debug, Clone, Default)]
+pub struct SortedValues {
+    columns: Vec<Vec<f64>>,
+}
+
+/// Per numeric column, the values whose ties decide its resolution: every distinct value of a
+/// few-valued column, else the candidate mass points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TieQuery {
+    pub columns: Vec<Vec<f64>>,
+}
+
+/// How often a queried value occurs, and its nearest distinct neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TieCount {
+    pub count: u64,
+    pub below: Option<f64>,
+    pub above: Option<f64>,
+}
+
+/// The answer to a [`TieQuery`], one [`TieCount`] per queried value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TieAnswer {
+    pub columns: Vec<Vec<TieCount>>,
+}
+
+/// (count, mean, population sd) of two sets of values together, computed on the scale of their
+/// spread so that neither the squares nor the sums overflow.
+fn merge_moments(a: (u64, f64, f64), b: (u64, f64, f64)) -> (u64, f64, f64) {
+    if a.0 == 0 || b.0 == 0 {
+        return if a.0 == 0 { b } else { a };
+    }
+    let n = a.0 + b.0;
+    let (wa, wb) = (a.0 as f64 / n as f64, b.0 as f64 / n as f64);
+    let mean = wa * a.1 + wb * b.1;
+    let (da, db) = (a.1 - mean, b.1 - mean);
+    let m = [a.2, b.2, da.abs(), db.abs()].into_iter().fold(0.0, f64::max);
+    if m == 0.0 {
+        return (n, mean, 0.0);
+    }
+    let sq = |v: f64| (v / m).powi(2);
+    (n, mean, m * (wa * (sq(a.2) + sq(da)) + wb * (sq(b.2) + sq(db))).sqrt())
+}
+
+/// Distinct values of sorted `values` with their counts.
+fn distinct_counts(values: &[f64]) -> Vec<(f64, u64)> {
+    let mut distinct: Vec<(f64, u64)> = Vec::new();
+    for &v in values {
+        match distinct.last_mut() {
+            Some((last, c)) if *last == v => *c += 1,
+            _ => distinct.push((v, 1)),
         }
-        CategoricalSchema { name: c.name.clone(), levels: levels.into_iter().map(str::to_string).collect() }
+    }
+    distinct
+}
+
+impl TableSummary {
+    /// The summary of one table (and its text vectors), with its sorted numeric values. A value
+    /// outside a transform's domain, or too large to standardize, is an error naming its row.
+    pub fn of(
+        table: &Table,
+        emb: Option<&TextVectors>,
+        transforms: &[(String, Transform)],
+    ) -> Result<(TableSummary, SortedValues)> {
+        let names: Vec<&str> = table.numeric.iter().map(|c| c.name.as_str()).collect();
+        check_transforms(&names, transforms)?;
+        let categorical = table
+            .categorical
+            .iter()
+            .map(|c| {
+                let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+                for v in c.values.iter().flatten() {
+                    match counts.get_mut(v.as_str()) {
+                        Some(n) => *n += 1,
+                        None => {
+                            counts.insert(v.clone(), 1);
+                        }
+                    }
+                }
+                LevelCounts { name: c.name.clone(), counts }
+            })
+            .collect();
+        let mut numeric = Vec::with_capacity(table.numeric.len());
+        let mut sorted = SortedValues::default();
+        for c in &table.numeric {
+            let transform = transforms.iter().find(|(n, _)| n == &c.name).map_or(Transform::Identity, |t| t.1);
+            let (summary, values) = NumericSummary::of(table, c, transform)?;
+            numeric.push(summary);
+            sorted.columns.push(values);
+        }
+        let gram = match emb {
+            Some(v) => {
+                check_vectors(v, table.n_rows, v.vectors.cols())?;
+                Some(v.vectors.gram()?)
+            }
+            None => None,
+        };
+        let summary = TableSummary {
+            sources: vec![table.path.display().to_string()],
+            rows: table.n_rows,
+            categorical,
+            numeric,
+            text_column: table.text.as_ref().map(|t| t.name.clone()),
+            gram,
+        };
+        Ok((summary, sorted))
+    }
+
+    /// The summary of both tables' rows (`o`'s after `self`'s); their columns must agree.
+    pub fn merge(mut self, o: &TableSummary) -> Result<TableSummary> {
+        let names = |s: &TableSummary| {
+            let cat = s.categorical.iter().map(|c| c.name.clone());
+            let num = s.numeric.iter().map(|c| format!("{} ({})", c.name, c.transform.name()));
+            cat.chain(num).chain(s.text_column.clone()).collect::<Vec<_>>()
+        };
+        let gram_dims = |s: &TableSummary| s.gram.as_ref().map(|g| g.dim);
+        if names(&self) != names(o) || gram_dims(&self) != gram_dims(o) {
+            return Err(Error::config(format!(
+                "{} and {} do not read the same columns ({:?} against {:?}, text vectors of {:?} and {:?} dimensions); \
+                 every shard must have the fit's columns",
+                self.sources.join(", "),
+                o.sources.join(", "),
+                names(&self),
+                names(o),
+                gram_dims(&self),
+                gram_dims(o)
+            )));
+        }
+        self.sources.extend(o.sources.iter().cloned());
+        self.rows += o.rows;
+        for (a, b) in self.categorical.iter_mut().zip(&o.categorical) {
+            for (level, n) in &b.counts {
+                *a.counts.entry(level.clone()).or_default() += n;
+            }
+        }
+        for (a, b) in self.numeric.iter_mut().zip(&o.numeric) {
+            a.merge(b);
+        }
+        if let (Some(a), Some(b)) = (self.gram.take(), &o.gram) {
+            self.gram = Some(a.merge(b));
+        }
+        Ok(self)
+    }
+
+    /// The values whose ties the schema needs counted over every row.
+    pub fn tie_query(&self) -> TieQuery {
+        let columns = self
+            .numeric
+            .iter()
+            .map(|c| match &c.values {
+                Some(v) if v.len() <= FEW_VALUES => v.iter().map(|x| x.0).collect(),
+                _ => c.mass_points.clone(),
+            })
+            .collect();
+        TieQuery { columns }
     }
 }
 
-impl NumericSchema {
-    /// Mean, sd and resolution of the column after `transform`; a constant or few-valued column
-    /// gets a warning, a value outside the transform's domain or an overflowing variance an error.
-    fn fit(table: &Table, c: &NumericColumn, transform: Transform, warnings: &mut Warnings) -> Result<NumericSchema> {
+impl SortedValues {
+    /// Each queried value's count and nearest distinct neighbours in these values.
+    pub fn ties(&self, q: &TieQuery) -> TieAnswer {
+        let columns = self
+            .columns
+            .iter()
+            .zip(&q.columns)
+            .map(|(values, query)| {
+                query
+                    .iter()
+                    .map(|&v| {
+                        let lo = values.partition_point(|&x| x < v);
+                        let hi = values.partition_point(|&x| x <= v);
+                        TieCount {
+                            count: (hi - lo) as u64,
+                            below: lo.checked_sub(1).map(|i| values[i]),
+                            above: values.get(hi).copied(),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        TieAnswer { columns }
+    }
+}
+
+impl TieAnswer {
+    /// The answer over both sets of rows: counts add, the neighbours are the nearest of either.
+    pub fn merge(mut self, o: &TieAnswer) -> TieAnswer {
+        for (a, b) in self.columns.iter_mut().zip(&o.columns) {
+            for (x, y) in a.iter_mut().zip(b) {
+                x.count += y.count;
+                x.below = match (x.below, y.below) {
+                    (Some(p), Some(q)) => Some(p.max(q)),
+                    (p, q) => p.or(q),
+                };
+                x.above = match (x.above, y.above) {
+                    (Some(p), Some(q)) => Some(p.min(q)),
+                    (p, q) => p.or(q),
+                };
+            }
+        }
+        self
+    }
+}
+
+impl LevelCounts {
+    /// The column's levels (sorted); an identifier-like column gets a warning.
+    fn schema(&self, warnings: &mut Warnings) -> CategoricalSchema {
+        let observed: u64 = self.counts.values().sum();
+        let levels = self.counts.len();
+        if levels > 50 && levels as u64 * 2 > observed {
+            warnings.push(format!(
+                "column {:?} has {levels} levels for {observed} values; an identifier-like column adds \
+                 K x {} parameters and little information. Drop it from --cat, or group rare levels",
+                self.name,
+                levels - 1
+            ));
+        }
+        CategoricalSchema { name: self.name.clone(), levels: self.counts.keys().cloned().collect() }
+    }
+}
+
+impl NumericSummary {
+    /// The summary of column `c` of `table` after `transform`, and its sorted values.
+    fn of(table: &Table, c: &NumericColumn, transform: Transform) -> Result<(NumericSummary, Vec<f64>)> {
         let mut obs = Vec::with_capacity(c.values.len());
         for (i, &v) in c.values.iter().enumerate().filter(|(_, v)| !v.is_nan()) {
             obs.push(transform.apply(v).ok_or_else(|| domain_error(table, i, &c.name, transform, v))?);
         }
-        if obs.is_empty() {
-            return Err(Error::config(format!(
-                "{}: numeric column {:?} has no value in any row; drop it from --num",
-                table.path.display(),
-                c.name
-            )));
-        }
-        // Scaled so that values up to f64's range overflow neither the sum nor the squares.
-        let (mean, mut sd) = mean_sd(&obs.iter().map(|&v| (1.0, v)).collect::<Vec<_>>());
+        let (mean, sd) = if obs.is_empty() {
+            (0.0, 0.0)
+        } else {
+            // Scaled so that values up to f64's range overflow neither the sum nor the squares.
+            mean_sd(&obs.iter().map(|&v| (1.0, v)).collect::<Vec<_>>())
+        };
         if !sd.is_finite() || !mean.is_finite() {
             let (i, v) = c
                 .values
@@ -488,40 +730,97 @@ impl NumericSchema {
                 c.name
             )));
         }
+        obs.sort_by(f64::total_cmp);
+        let distinct = distinct_counts(&obs);
+        let heavy = MASS_POINT_SHARE * obs.len() as f64;
+        let summary = NumericSummary {
+            name: c.name.clone(),
+            transform,
+            count: obs.len() as u64,
+            mean,
+            sd,
+            mass_points: distinct.iter().filter(|d| d.1 as f64 >= heavy).map(|d| d.0).collect(),
+            values: (distinct.len() <= KEEP_VALUES).then_some(distinct),
+        };
+        Ok((summary, obs))
+    }
+
+    /// Adds another part's summary of the same column.
+    fn merge(&mut self, o: &NumericSummary) {
+        (self.count, self.mean, self.sd) = merge_moments((self.count, self.mean, self.sd), (o.count, o.mean, o.sd));
+        self.values = match (self.values.take(), &o.values) {
+            (Some(a), Some(b)) => {
+                let mut all: Vec<f64> = a.iter().chain(b).map(|d| d.0).collect();
+                all.sort_by(f64::total_cmp);
+                all.dedup();
+                let count = |list: &[(f64, u64)], v: f64| list.iter().find(|d| d.0 == v).map_or(0, |d| d.1);
+                (all.len() <= KEEP_VALUES).then(|| all.iter().map(|&v| (v, count(&a, v) + count(b, v))).collect())
+            }
+            _ => None,
+        };
+        self.mass_points.extend(o.mass_points.iter().copied());
+        self.mass_points.sort_by(f64::total_cmp);
+        self.mass_points.dedup();
+    }
+
+    /// The column's schema: mean, sd and resolution h — the smallest gap between a *heavy*
+    /// value and its distinct neighbours, where a value is heavy when it holds at least 5% of
+    /// the rows of a few-valued column, or [`MASS_POINT_SHARE`] of any column (`ties` counts
+    /// `values`, the summary's [`TableSummary::tie_query`] of this column). A constant or few-valued
+    /// column gets a warning; a column without values or whose spread overflows, an error.
+    fn schema(
+        &self,
+        sources: &[String],
+        values: &[f64],
+        ties: &[TieCount],
+        warnings: &mut Warnings,
+    ) -> Result<NumericSchema> {
+        if self.count == 0 {
+            return Err(Error::config(format!(
+                "{}: numeric column {:?} has no value in any row; drop it from --num",
+                sources.join(", "),
+                self.name
+            )));
+        }
+        if !self.sd.is_finite() || !self.mean.is_finite() {
+            return Err(Error::config(format!(
+                "{}: column {:?}: its values are too large to standardize together (their spread \
+                 overflows f64); rescale the column",
+                sources.join(", "),
+                self.name
+            )));
+        }
+        let (mean, mut sd) = (self.mean, self.sd);
         let constant = sd <= 1e-12 * mean.abs().max(1.0);
         if constant {
-            warnings.push(format!("column {:?} is constant ({mean}); it carries no information", c.name));
+            warnings.push(format!("column {:?} is constant ({mean}); it carries no information", self.name));
             sd = 1.0;
         }
-        obs.sort_by(f64::total_cmp);
-        let (resolution, distinct) = if constant { (None, 1) } else { resolution(&obs) };
+        let few = self.values.as_ref().map(Vec::len).filter(|&d| d <= FEW_VALUES);
+        let distinct = few.unwrap_or(KEEP_VALUES);
+        let share = if few.is_some() { 0.05 } else { MASS_POINT_SHARE };
+        let n = self.count as f64;
+        let mut resolution: Option<f64> = None;
+        if !constant {
+            for (&v, t) in values.iter().zip(ties) {
+                if (t.count as f64) < share * n || t.count < 2 {
+                    continue;
+                }
+                for g in [t.below.map(|b| v - b), t.above.map(|a| a - v)].into_iter().flatten() {
+                    resolution = Some(resolution.map_or(g, |h: f64| h.min(g)));
+                }
+            }
+        }
         if !constant && distinct <= WARN_VALUES {
             warnings.push(format!(
                 "column {:?} has only {distinct} distinct values: it is modelled as continuous, with every \
                  class variance kept at least h²/12 (h = {}, its resolution) so that no class collapses \
                  onto one value. If its values are categories, pass it with --cat instead",
-                c.name,
+                self.name,
                 resolution.unwrap_or(0.0)
             ));
         }
-        Ok(NumericSchema { name: c.name.clone(), mean, sd, transform, resolution })
-    }
-}
-
-impl TextSchema {
-    /// The PCA of the text vectors (on the device when they are resident there).
-    fn fit(table: &Table, v: &TextVectors, pca_dims: usize, warnings: &mut Warnings) -> Result<TextSchema> {
-        check_vectors(v, table.n_rows, v.vectors.cols())?;
-        let (pca, warn) = Pca::fit(&v.vectors, pca_dims)?;
-        warnings.extend(warn);
-        let scale = pca.explained_variance.iter().map(|v| v.sqrt()).collect();
-        Ok(TextSchema {
-            column: table.text.as_ref().map(|t| t.name.clone()),
-            source: "embeddings-file".into(),
-            embedder: None,
-            pca,
-            scale,
-        })
+        Ok(NumericSchema { name: self.name.clone(), mean, sd, transform: self.transform, resolution })
     }
 }
 

@@ -2,7 +2,8 @@
 //! RNG, dense linear algebra (Cholesky, eigen, the GEMM wrapper), partition metrics, a host
 //! matrix type, row vectors on the host or a device with the Gram matrix and projection run
 //! where they live ([`vectors`]), CPU references of the toolkit's kernels ([`reference`]),
-//! small statistics, thread-count-independent reductions, and the GPU device toolkit. Nothing
+//! small statistics, thread-count-independent reductions, the binary framing of messages between
+//! processes ([`wire`]), and the GPU device toolkit. Nothing
 //! here imports another segmix module.
 
 pub mod choice;
@@ -20,6 +21,7 @@ pub mod reference;
 pub mod rng;
 pub mod stats;
 pub mod vectors;
+pub mod wire;
 
 /// The code of a missing categorical value, shared by the table, the kernels (`MISSING` in
 /// `e_step.wgsl`) and the model.

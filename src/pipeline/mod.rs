@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod compare;
+pub mod sharded;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -327,29 +328,34 @@ pub fn fit_inputs<B: Backend>(
         warnings.extend(r.warnings.iter().cloned());
     }
     warnings.extend(sweep.selection_warnings((job.config.k_min, job.config.k_max)));
+    let fit = fit_summary(&sweep, data.n, &job.config, inputs.started.elapsed().as_secs_f64(), backend.describe());
+    let model = ModelFile::new(schema, sweep.params.clone(), fit);
+    Ok((FitOutput { model, sweep, warnings, outliers: None }, data))
+}
+
+/// The `fit` record of `model.json` for the winner of `sweep` over `n_rows` rows.
+fn fit_summary(sweep: &Sweep, n_rows: usize, config: &FitConfig, seconds: f64, device: String) -> FitSummary {
     let best = sweep.best_run();
-    let fit = FitSummary {
-        n_rows: data.n,
+    FitSummary {
+        n_rows,
         k: best.k,
         restart: best.restart,
-        criterion: job.config.criterion,
+        criterion: config.criterion,
         loglik: best.loglik,
         n_params: best.n_params,
         criteria: best.criteria,
         iterations: best.iterations,
         converged: best.converged,
-        seed: job.config.seed,
-        k_range: [job.config.k_min, job.config.k_max],
-        n_init: job.config.n_init,
-        seconds: inputs.started.elapsed().as_secs_f64(),
-        device: backend.describe(),
+        seed: config.seed,
+        k_range: [config.k_min, config.k_max],
+        n_init: config.n_init,
+        seconds,
+        device,
         per_k: sweep.per_k.clone(),
         stability: Some(sweep.selected().stability.clone()),
         screened: sweep.screened,
         screen_iterations: sweep.screen_iterations,
-    };
-    let model = ModelFile::new(schema, sweep.params.clone(), fit);
-    Ok((FitOutput { model, sweep, warnings, outliers: None }, data))
+    }
 }
 
 /// Reads, prepares and fits.

@@ -84,6 +84,11 @@ impl CsvRows<'_> {
 /// `assignments.csv` (and the prediction file): `row,class,max_posterior,loglik,post_1..post_K`
 /// followed by any `extra` columns (name, one value per row).
 pub fn write_assignments(path: &Path, post: &Posteriors, extra: &[(String, Vec<f64>)]) -> Result<()> {
+    write_assignments_csv(path, post, extra, 0)
+}
+
+/// [`write_assignments`] of rows numbered from `first_row` (a shard's rows in the whole table).
+fn write_assignments_csv(path: &Path, post: &Posteriors, extra: &[(String, Vec<f64>)], first_row: usize) -> Result<()> {
     let k = post.k;
     let n = post.row_loglik.len();
     write_csv(path, |w| {
@@ -100,7 +105,7 @@ pub fn write_assignments(path: &Path, post: &Posteriors, extra: &[(String, Vec<f
         for i in 0..n {
             let r = &post.resp[i * k..(i + 1) * k];
             let (best, max) = argmax(r);
-            w.value(i)?;
+            w.value(first_row + i)?;
             w.value(best + 1)?;
             w.num(max)?;
             w.num(post.row_loglik[i])?;
@@ -120,11 +125,22 @@ pub fn write_assignments(path: &Path, post: &Posteriors, extra: &[(String, Vec<f
 /// with the columns of [`write_assignments`] (`row` and `class` as integers, the rest as
 /// float64), else CSV.
 pub fn write_assignments_as(path: &Path, post: &Posteriors, extra: &[(String, Vec<f64>)]) -> Result<()> {
+    write_assignments_from(path, post, extra, 0)
+}
+
+/// [`write_assignments_as`] of rows numbered from `first_row`: one shard's part of a table's
+/// assignments.
+pub fn write_assignments_from(
+    path: &Path,
+    post: &Posteriors,
+    extra: &[(String, Vec<f64>)],
+    first_row: usize,
+) -> Result<()> {
     let format = Format::of(path);
     if format == Format::Csv {
-        return write_assignments(path, post, extra);
+        return write_assignments_csv(path, post, extra, first_row);
     }
-    let batch = assignments_batch(post, extra).map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+    let batch = assignments_batch(post, extra, first_row).map_err(|e| Error::io(path, std::io::Error::other(e)))?;
     write_atomic(path, |w| {
         match format {
             Format::Parquet => {
@@ -148,7 +164,11 @@ pub fn write_assignments_as(path: &Path, post: &Posteriors, extra: &[(String, Ve
 }
 
 /// The columns of [`write_assignments`] as one Arrow record batch.
-fn assignments_batch(post: &Posteriors, extra: &[(String, Vec<f64>)]) -> std::result::Result<RecordBatch, ArrowError> {
+fn assignments_batch(
+    post: &Posteriors,
+    extra: &[(String, Vec<f64>)],
+    first_row: usize,
+) -> std::result::Result<RecordBatch, ArrowError> {
     let (k, n) = (post.k, post.row_loglik.len());
     let mut best = Vec::with_capacity(n);
     let mut max = Vec::with_capacity(n);
@@ -164,7 +184,7 @@ fn assignments_batch(post: &Posteriors, extra: &[(String, Vec<f64>)]) -> std::re
         Field::new("loglik", DataType::Float64, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(0..n as i64)),
+        Arc::new(Int64Array::from_iter_values((first_row..first_row + n).map(|r| r as i64))),
         Arc::new(Int64Array::from(best)),
         Arc::new(Float64Array::from(max)),
         Arc::new(Float64Array::from(post.row_loglik.clone())),

@@ -18,7 +18,7 @@ use crate::foundation::error::{Error, Result};
 
 /// Raw moments of a set of rows: their count, column sums and XᵀX (the PCA covariance before
 /// centring), as the Gram kernels return them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Gram {
     pub rows: usize,
     pub dim: usize,
@@ -31,6 +31,15 @@ impl Gram {
     /// The moments of no rows, `dim` wide (what a pass adds its rows to).
     pub fn zeros(dim: usize) -> Gram {
         Gram { rows: 0, dim, sum: vec![0.0; dim], xtx: vec![0.0; dim * dim] }
+    }
+
+    /// The moments of both sets of rows (`o` must be as wide).
+    pub fn merge(mut self, o: &Gram) -> Gram {
+        debug_assert_eq!(self.dim, o.dim);
+        self.rows += o.rows;
+        self.sum.iter_mut().zip(&o.sum).for_each(|(a, b)| *a += b);
+        self.xtx.iter_mut().zip(&o.xtx).for_each(|(a, b)| *a += b);
+        self
     }
 }
 

@@ -1,0 +1,204 @@
+//! A fit over shards (`pipeline::sharded`): whatever the split, the same schema, the same
+//! model and the same classes as one machine; a shard's bad row stops the fit with the message
+//! one machine gives, naming the shard's file and row.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use segmix::backend::CpuBackend;
+use segmix::data::{CategoricalColumn, NumericColumn, Roles, Table, TextColumn};
+use segmix::featurize::TextVectors;
+use segmix::featurize::schema::Transform;
+use segmix::foundation::matrix::Matrix;
+use segmix::foundation::rng::Rng;
+use segmix::mixture::em::{FitConfig, NoProgress};
+use segmix::pipeline::sharded::{LocalTransport, ShardedFit, ShardedJob, Worker, fit_sharded, posteriors};
+use segmix::pipeline::{FitJob, fit_inputs, inputs_from_table};
+
+const DIM: usize = 8;
+
+/// A table of three segments: two categorical columns, a log-normal metric (`--log`), a 1–5
+/// rating (ties: a resolution), a spend, text vectors; missing values in every column.
+fn table(n: usize, seed: u64) -> (Table, Matrix) {
+    let mut rng = Rng::new(seed);
+    let (mut channel, mut country, mut ctr, mut rating, mut spend, mut text) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut vectors = Vec::with_capacity(n * DIM);
+    for i in 0..n {
+        let g = (rng.next_u64() % 3) as usize;
+        let u = |rng: &mut Rng| rng.next_u64() as f64 / u64::MAX as f64;
+        let missing = |rng: &mut Rng| u(rng) < 0.05;
+        channel.push(
+            (!missing(&mut rng))
+                .then(|| ["search", "social", "video"][(g + (u(&mut rng) < 0.2) as usize) % 3].to_string()),
+        );
+        country.push((!missing(&mut rng)).then(|| ["DE", "FR", "JP", "US"][(rng.next_u64() % 4) as usize].to_string()));
+        ctr.push(if missing(&mut rng) { f64::NAN } else { (-4.0 + g as f64 * 0.7 + 0.3 * (u(&mut rng) - 0.5)).exp() });
+        rating.push(if missing(&mut rng) { f64::NAN } else { (1 + g + (rng.next_u64() % 3) as usize) as f64 });
+        spend.push(100.0 * g as f64 + 40.0 * u(&mut rng));
+        let has_text = !missing(&mut rng);
+        text.push(has_text.then(|| format!("ad {i} of segment {g}")));
+        for d in 0..DIM {
+            vectors.push(if d == g { 1.0 } else { 0.0 } + 0.3 * (u(&mut rng) as f32 - 0.5));
+        }
+    }
+    let cat = |name: &str, values| CategoricalColumn { name: name.into(), values, present: true };
+    let num = |name: &str, values| NumericColumn { name: name.into(), values, present: true };
+    let t = Table {
+        path: PathBuf::from("whole.parquet"),
+        n_rows: n,
+        categorical: vec![cat("channel", channel), cat("country", country)],
+        numeric: vec![num("ctr", ctr), num("rating", rating), num("spend", spend)],
+        text: Some(TextColumn { name: "copy".into(), values: text }),
+        lines: Vec::new(),
+        row_groups: Vec::new(),
+        delimiter: b',',
+    };
+    (t, Matrix { rows: n, cols: DIM, values: vectors })
+}
+
+/// Rows `from..to` of `t` and `m` as the file `name`.
+fn part(t: &Table, m: &Matrix, from: usize, to: usize, name: &str) -> (Table, Option<TextVectors>) {
+    let mut p = t.clone();
+    p.path = PathBuf::from(name);
+    p.n_rows = to - from;
+    p.categorical.iter_mut().for_each(|c| c.values = c.values[from..to].to_vec());
+    p.numeric.iter_mut().for_each(|c| c.values = c.values[from..to].to_vec());
+    p.text.iter_mut().for_each(|c| c.values = c.values[from..to].to_vec());
+    let matrix = Matrix { rows: to - from, cols: DIM, values: m.values[from * DIM..to * DIM].to_vec() };
+    let v = TextVectors::from_file(PathBuf::from(format!("{name}.vectors")), matrix, &p);
+    (p, Some(v))
+}
+
+fn transforms() -> Vec<(String, Transform)> {
+    vec![("ctr".to_string(), Transform::Log)]
+}
+
+fn config() -> FitConfig {
+    FitConfig { k_min: 2, k_max: 4, n_init: 2, seed: 5, tol: 1e-9, max_iter: 400, ..FitConfig::default() }
+}
+
+/// Shards cut at `cuts` (each part of a shard a file of its own), with the driver's sample.
+fn sharded(t: &Table, m: &Matrix, shards: &[Vec<usize>], sample_rows: usize) -> (ShardedFit, Vec<usize>) {
+    let workers = shards
+        .iter()
+        .enumerate()
+        .map(|(s, cuts)| {
+            let parts = cuts
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| part(t, m, w[0], w[1], &format!("shard-{s}-part-{i}.parquet")))
+                .collect();
+            Worker::new(CpuBackend::new(), parts, transforms(), None, Vec::new()).unwrap()
+        })
+        .collect();
+    let mut transport = LocalTransport { workers };
+    let job = ShardedJob { pca_dims: 3, config: config(), sample_rows };
+    let fit = fit_sharded(&mut transport, &CpuBackend::new(), &job, &NoProgress).unwrap();
+    let labels = posteriors(&mut transport, &fit.model).unwrap().iter().flat_map(|p| p.labels()).collect();
+    (fit, labels)
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-300)
+}
+
+#[test]
+fn a_fit_over_shards_is_the_same_whatever_the_split() {
+    let n = 3000;
+    let (t, m) = table(n, 11);
+    // One shard of one file is the reference; then 2 and 3 shards of unequal sizes, one of them
+    // holding two files.
+    let (one, one_labels) = sharded(&t, &m, &[vec![0, n]], 700);
+    assert!(one.sample_rows < n && one.sample_rows > 400, "a sample of about 700 rows: {}", one.sample_rows);
+    assert_eq!(one.refits.len(), 3, "every K refitted on all rows");
+    assert!(one.traffic.iterations > 0 && one.traffic.bytes_received > 0);
+    let schema = &one.model.schema;
+    assert_eq!(schema.categorical[0].levels, ["search", "social", "video"]);
+    assert!(schema.numeric[1].resolution == Some(1.0), "the rating's ties give it a resolution");
+    for split in [vec![vec![0, 1200], vec![1200, 3000]], vec![vec![0, 17, 1000], vec![1000, 2999], vec![2999, 3000]]] {
+        let (fit, labels) = sharded(&t, &m, &split, 700);
+        assert_eq!(fit.sample_rows, one.sample_rows, "{split:?}: the sample does not depend on the split");
+        assert_eq!(fit.model.fit.k, one.model.fit.k, "{split:?}");
+        assert!(
+            close(fit.model.fit.loglik, one.model.fit.loglik, 1e-9),
+            "{split:?}: {} vs {}",
+            fit.model.fit.loglik,
+            one.model.fit.loglik
+        );
+        for (a, b) in fit.refits.iter().zip(&one.refits) {
+            assert!(
+                close(a.loglik, b.loglik, 1e-9) && a.iterations.abs_diff(b.iterations) <= 1,
+                "{split:?}: {a:?} {b:?}"
+            );
+        }
+        assert_eq!(labels, one_labels, "{split:?}: identical classes");
+        let s = &fit.model.schema;
+        assert_eq!(s.categorical, schema.categorical);
+        for (a, b) in s.numeric.iter().zip(&schema.numeric) {
+            assert!(
+                close(a.mean, b.mean, 1e-12) && close(a.sd, b.sd, 1e-12) && a.resolution == b.resolution,
+                "{a:?} {b:?}"
+            );
+        }
+        let (pa, pb) = (&s.text.as_ref().unwrap().pca, &schema.text.as_ref().unwrap().pca);
+        assert!(pa.explained_variance.iter().zip(&pb.explained_variance).all(|(a, b)| close(*a, *b, 1e-9)));
+    }
+}
+
+#[test]
+fn when_the_sample_is_the_whole_table_the_fit_is_one_machines() {
+    let n = 1500;
+    let (t, m) = table(n, 12);
+    let (fit, labels) = sharded(&t, &m, &[vec![0, 500], vec![500, 1500]], 10_000);
+    assert!(fit.refits.is_empty() && fit.sample_rows == n);
+    let job = FitJob {
+        data: "whole.parquet".into(),
+        roles: Roles {
+            categorical: vec!["channel".into(), "country".into()],
+            numeric: vec!["ctr".into(), "rating".into(), "spend".into()],
+            text: Some("copy".into()),
+        },
+        embeddings: None,
+        pca_dims: 3,
+        transforms: transforms(),
+        config: config(),
+    };
+    let v = TextVectors::from_file("whole.vectors".into(), m.clone(), &t);
+    let mut inputs = inputs_from_table(&job, t.clone(), Some(v), None, Instant::now()).unwrap();
+    let (single, _) = fit_inputs(&CpuBackend::new(), &job, &mut inputs, &NoProgress).unwrap();
+    assert_eq!(fit.model.fit.k, single.model.fit.k);
+    assert!(
+        close(fit.model.fit.loglik, single.model.fit.loglik, 1e-9),
+        "{} vs {}",
+        fit.model.fit.loglik,
+        single.model.fit.loglik
+    );
+    assert_eq!(labels, single.sweep.posteriors.labels());
+    assert_eq!(fit.model.schema.categorical, single.model.schema.categorical);
+}
+
+#[test]
+fn a_bad_row_in_one_shard_names_its_file_and_row() {
+    let (mut t, m) = table(900, 13);
+    t.numeric[0].values[700] = -0.5; // ctr is modelled on the log scale
+    let workers = [(0, 400), (400, 900)]
+        .iter()
+        .enumerate()
+        .map(|(s, &(a, b))| {
+            Worker::new(
+                CpuBackend::new(),
+                vec![part(&t, &m, a, b, &format!("shard-{s}.parquet"))],
+                transforms(),
+                None,
+                vec![],
+            )
+            .unwrap()
+        })
+        .collect();
+    let job = ShardedJob { pca_dims: 3, config: config(), sample_rows: 10_000 };
+    let err =
+        fit_sharded(&mut LocalTransport { workers }, &CpuBackend::new(), &job, &NoProgress).unwrap_err().to_string();
+    assert!(err.contains("shard-1.parquet") && err.contains("row 300") && err.contains("\"ctr\""), "{err}");
+    assert!(err.contains("--log"), "{err}");
+}
