@@ -34,6 +34,7 @@ use segmix::foundation::matrix::Matrix;
 use segmix::mixture::em::{FitConfig, NoProgress, Progress};
 use segmix::mixture::{CovType, Criterion};
 use segmix::model::ModelFile;
+use segmix::pipeline::sharded::{self, ShardedFit, ShardedJob, Transport, Worker};
 use segmix::pipeline::{self, EmbedderOptions, FitJob, FitOutput, FolderOptions, TextEmbedder};
 
 /// The Python exception for a library error (an interruption re-raises Python's own).
@@ -195,6 +196,35 @@ fn with_embedder<T>(
     (out, said.into_inner().unwrap_or_default())
 }
 
+/// The `--log` and `--log1p` columns as the library's transforms.
+fn transforms(log: Vec<String>, log1p: Vec<String>) -> Vec<(String, Transform)> {
+    log.into_iter().map(|c| (c, Transform::Log)).chain(log1p.into_iter().map(|c| (c, Transform::Log1p))).collect()
+}
+
+/// The EM settings of a fit.
+fn fit_config(
+    k: (usize, usize),
+    covariance: &str,
+    criterion: &str,
+    n_init: usize,
+    max_iter: usize,
+    tol: f64,
+    reg: f64,
+    seed: u64,
+) -> PyResult<FitConfig> {
+    Ok(FitConfig {
+        k_min: k.0,
+        k_max: k.1,
+        n_init,
+        max_iter,
+        tol,
+        seed,
+        cov_type: choice::<CovType>("covariance", covariance)?,
+        reg,
+        criterion: choice::<Criterion>("criterion", criterion)?,
+    })
+}
+
 /// A finished fit with the rows it was fitted on (for explanations and the report).
 #[pyclass(module = "segmix._native", frozen)]
 struct Fitted {
@@ -308,19 +338,8 @@ fn fit(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Fitted, Vec<String>)> {
     let roles = Roles { categorical: cat, numeric: num, text };
-    let transforms: Vec<(String, Transform)> =
-        log.into_iter().map(|c| (c, Transform::Log)).chain(log1p.into_iter().map(|c| (c, Transform::Log1p))).collect();
-    let config = FitConfig {
-        k_min: k.0,
-        k_max: k.1,
-        n_init,
-        max_iter,
-        tol,
-        seed,
-        cov_type: choice::<CovType>("covariance", covariance)?,
-        reg,
-        criterion: choice::<Criterion>("criterion", criterion)?,
-    };
+    let transforms = transforms(log, log1p);
+    let config = fit_config(k, covariance, criterion, n_init, max_iter, tol, reg, seed)?;
     let device = choice::<DeviceChoice>("device", device)?;
     let job = FitJob { data: source.clone().into(), roles, embeddings: None, pca_dims, transforms, config };
     let started = Instant::now();
@@ -386,6 +405,211 @@ fn predict<'py>(
     ))
 }
 
+/// One shard of a fit over shards (`segmix.ray`): its tables — files read by the library's
+/// readers (CSV, Parquet, Arrow IPC; messages name the file and row) or Arrow streams — embedded
+/// once, answering the driver's requests (`handle`) with the GIL released.
+#[pyclass(module = "segmix._native")]
+struct Shard {
+    worker: Mutex<Worker<AnyBackend>>,
+}
+
+#[pymethods]
+impl Shard {
+    /// `parts`: file paths (str) or objects with `__arrow_c_stream__`; `sources` names the
+    /// streams in messages.
+    #[new]
+    #[pyo3(signature = (
+        parts, sources, *, cat, num, text, log, log1p, device, text_model=None, text_prefix=None,
+        no_cache=false, progress=None
+    ))]
+    fn new(
+        py: Python<'_>,
+        parts: Vec<Bound<PyAny>>,
+        sources: Vec<String>,
+        cat: Vec<String>,
+        num: Vec<String>,
+        text: Option<String>,
+        log: Vec<String>,
+        log1p: Vec<String>,
+        device: &str,
+        text_model: Option<String>,
+        text_prefix: Option<String>,
+        no_cache: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Shard> {
+        let roles = Roles { categorical: cat, numeric: num, text };
+        let mut tables = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let table = if let Ok(path) = part.extract::<std::path::PathBuf>() {
+                py.detach(|| segmix::data::read_table(&path, &roles, Strictness::Fit)).map_err(|e| py_err(e, None))?
+            } else if part.hasattr("__arrow_c_stream__")? {
+                let source = sources.get(i).cloned().unwrap_or_else(|| format!("<part {i}>"));
+                read_table(part, &source, &roles, Strictness::Fit)?
+            } else {
+                return Err(PyTypeError::new_err("a shard's part is a file path or an Arrow stream"));
+            };
+            tables.push(table);
+        }
+        let device = choice::<DeviceChoice>("device", device)?;
+        let progress = Arc::new(PyProgress::new(progress));
+        let opts = embedder_options(text_model, text_prefix, no_cache);
+        let result = py.detach(|| {
+            let backend = AnyBackend::select(device)?;
+            let said = Mutex::new(Vec::new());
+            let embedded = {
+                let load = || {
+                    let l = pipeline::load_embedder(&opts, &backend)?;
+                    if let Ok(mut s) = said.lock() {
+                        s.extend(l.warnings.iter().cloned());
+                    }
+                    Ok((l.embedder, l.cache))
+                };
+                let texts = |done: usize, total: usize| progress.texts(done, total);
+                let te = TextEmbedder { load: &load, progress: &texts };
+                sharded::embed_parts(tables, Some(&te))?
+            };
+            let mut said = said.into_inner().unwrap_or_default();
+            said.extend(embedded.notes);
+            Worker::new(backend, embedded.parts, transforms(log, log1p), embedded.embedder, said)
+        });
+        let worker = result.map_err(|e| py_err(e, Some(&*progress)))?;
+        Ok(Shard { worker: Mutex::new(worker) })
+    }
+
+    /// Rows this shard holds.
+    fn rows(&self) -> PyResult<usize> {
+        Ok(self.lock()?.rows())
+    }
+
+    /// Answers one request of the driver (bytes in, bytes out).
+    fn handle<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let answer = py.detach(|| self.lock().map(|mut w| w.handle(request)))?.map_err(|e| py_err(e, None))?;
+        Ok(PyBytes::new(py, &answer))
+    }
+}
+
+impl Shard {
+    fn lock(&self) -> PyResult<std::sync::MutexGuard<'_, Worker<AnyBackend>>> {
+        self.worker.lock().map_err(|_| PyRuntimeError::new_err("the shard failed in an earlier call"))
+    }
+}
+
+/// The driver's side of a fit over shards: a Python object whose `call(requests, keeps_state)`
+/// sends `requests[i]` to shard `i` and returns the answers in shard order.
+struct PyTransport {
+    transport: Py<PyAny>,
+    shards: usize,
+    progress: Arc<PyProgress>,
+}
+
+impl Transport for PyTransport {
+    fn shards(&self) -> usize {
+        self.shards
+    }
+    fn call(&mut self, requests: Vec<Vec<u8>>, keeps_state: bool) -> segmix::Result<Vec<Vec<u8>>> {
+        Python::attach(|py| {
+            let list: Vec<Bound<PyBytes>> = requests.iter().map(|r| PyBytes::new(py, r)).collect();
+            let out = self.transport.bind(py).call_method1("call", (list, keeps_state))?;
+            out.extract::<Vec<Vec<u8>>>()
+        })
+        .map_err(|e| {
+            self.progress.fail(e);
+            Error::Cancelled
+        })
+    }
+}
+
+/// One shard's posteriors: (n × K float64 bytes, K, row log-likelihood bytes).
+type ShardPosteriors<'py> = (Bound<'py, PyBytes>, usize, Bound<'py, PyBytes>);
+
+/// A finished fit over shards.
+#[pyclass(module = "segmix._native", frozen)]
+struct ShardedFitted {
+    fit: ShardedFit,
+}
+
+#[pymethods]
+impl ShardedFitted {
+    fn model_json(&self) -> String {
+        self.fit.model.to_json()
+    }
+    /// The sweep's restarts on the sample (`selection.csv`'s records) as JSON.
+    fn selection_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.fit.sweep.runs).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+    /// Every K's refit on all rows as JSON.
+    fn refits_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.fit.refits).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+    /// What the per-iteration exchange cost, as JSON.
+    fn traffic_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.fit.traffic).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+    fn warnings(&self) -> Vec<String> {
+        self.fit.warnings.clone()
+    }
+    fn shard_rows(&self) -> Vec<usize> {
+        self.fit.shard_rows.clone()
+    }
+    fn sample_rows(&self) -> usize {
+        self.fit.sample_rows
+    }
+    /// Every shard's posteriors: [(posteriors bytes, K, row log-likelihood bytes)].
+    fn posteriors<'py>(&self, py: Python<'py>, transport: Py<PyAny>) -> PyResult<Vec<ShardPosteriors<'py>>> {
+        let progress = Arc::new(PyProgress::new(None));
+        let mut t = PyTransport { transport, shards: self.fit.shard_rows.len(), progress: Arc::clone(&progress) };
+        let parts =
+            py.detach(|| sharded::posteriors(&mut t, &self.fit.model)).map_err(|e| py_err(e, Some(&*progress)))?;
+        Ok(parts.iter().map(|p| (f64_bytes(py, &p.resp), p.k, f64_bytes(py, &p.row_loglik))).collect())
+    }
+    /// Has every shard write its assignments to `paths[i]`; returns what each wrote as JSON.
+    fn assign(&self, py: Python<'_>, transport: Py<PyAny>, paths: Vec<std::path::PathBuf>) -> PyResult<String> {
+        let progress = Arc::new(PyProgress::new(None));
+        let mut t = PyTransport { transport, shards: self.fit.shard_rows.len(), progress: Arc::clone(&progress) };
+        let written = py
+            .detach(|| sharded::write_assignments(&mut t, &self.fit, &paths))
+            .map_err(|e| py_err(e, Some(&*progress)))?;
+        serde_json::to_string(&written).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+}
+
+/// Fits over the `shards` shards `transport` reaches (see `segmix::pipeline::sharded`); the
+/// sweep on the sample runs here on `device`.
+#[pyfunction]
+#[pyo3(signature = (
+    transport, shards, *, k, covariance, criterion, n_init, max_iter, tol, reg, seed, pca_dims,
+    sample_rows, device, progress=None
+))]
+fn fit_sharded(
+    py: Python<'_>,
+    transport: Py<PyAny>,
+    shards: usize,
+    k: (usize, usize),
+    covariance: &str,
+    criterion: &str,
+    n_init: usize,
+    max_iter: usize,
+    tol: f64,
+    reg: f64,
+    seed: u64,
+    pca_dims: usize,
+    sample_rows: usize,
+    device: &str,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<ShardedFitted> {
+    let config = fit_config(k, covariance, criterion, n_init, max_iter, tol, reg, seed)?;
+    let device = choice::<DeviceChoice>("device", device)?;
+    let job = ShardedJob { pca_dims, config, sample_rows };
+    let progress = Arc::new(PyProgress::new(progress));
+    let mut t = PyTransport { transport, shards, progress: Arc::clone(&progress) };
+    let result = py.detach(|| {
+        let backend = AnyBackend::select(device)?;
+        sharded::fit_sharded(&mut t, &backend, &job, &*progress)
+    });
+    let fit = result.map_err(|e| py_err(e, Some(&*progress)))?;
+    Ok(ShardedFitted { fit })
+}
+
 /// Checks `model.json`'s text the way `segmix predict` does; returns it unchanged.
 #[pyfunction]
 fn check_model(path: &str, model_json: &str) -> PyResult<()> {
@@ -409,6 +633,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Fitted>()?;
     m.add_function(wrap_pyfunction!(fit, m)?)?;
     m.add_function(wrap_pyfunction!(predict, m)?)?;
+    m.add_function(wrap_pyfunction!(fit_sharded, m)?)?;
+    m.add_class::<Shard>()?;
+    m.add_class::<ShardedFitted>()?;
     m.add_function(wrap_pyfunction!(check_model, m)?)?;
     m.add_function(wrap_pyfunction!(write_atomic, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;

@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::fit_summary;
+use super::{TextEmbedder, embed_text_column, fit_summary};
 use crate::backend::{Backend, EStepSummary, KernelParams, MixtureData, Posteriors, SuffStats, e_step_stats_one};
 use crate::data::Table;
 use crate::encoders::EmbedderInfo;
@@ -87,7 +87,7 @@ fn json_message<T: Serialize>(value: &T) -> Vec<u8> {
 
 fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
     let body = bytes.strip_prefix(JSON.as_slice()).ok_or_else(|| damaged("expected a JSON message"))?;
-    serde_json::from_slice(body).map_err(|e| damaged(e))
+    serde_json::from_slice(body).map_err(damaged)
 }
 
 fn damaged(what: impl std::fmt::Display) -> Error {
@@ -243,7 +243,7 @@ pub struct Assigned {
 /// backend. Answers the driver's requests ([`Worker::handle`]).
 pub struct Worker<B: Backend> {
     backend: B,
-    parts: Vec<(Table, Option<TextVectors>)>,
+    parts: Vec<Part>,
     transforms: Vec<(String, Transform)>,
     embedder: Option<EmbedderInfo>,
     notes: Vec<String>,
@@ -266,7 +266,7 @@ impl<B: Backend> Worker<B> {
     /// transformer that made the vectors; `notes` are what loading and embedding said.
     pub fn new(
         backend: B,
-        parts: Vec<(Table, Option<TextVectors>)>,
+        parts: Vec<Part>,
         transforms: Vec<(String, Transform)>,
         embedder: Option<EmbedderInfo>,
         notes: Vec<String>,
@@ -381,6 +381,41 @@ impl<B: Backend> Worker<B> {
     }
 }
 
+/// A shard's tables with their text vectors: the sentence embedder (loaded once, when the
+/// tables have a text column and `embedder` is given) embeds each table's text column. Returns
+/// them with what describes the embedder in the model.
+pub fn embed_parts(tables: Vec<Table>, embedder: Option<&TextEmbedder>) -> Result<EmbeddedParts> {
+    let needs_text = tables.iter().any(|t| t.text.is_some());
+    let (Some(te), true) = (embedder, needs_text) else {
+        return Ok(EmbeddedParts {
+            parts: tables.into_iter().map(|t| (t, None)).collect(),
+            embedder: None,
+            notes: vec![],
+        });
+    };
+    let loaded = (te.load)()?;
+    let mut notes = Vec::new();
+    let mut parts = Vec::with_capacity(tables.len());
+    for t in tables {
+        let (v, w) = embed_text_column(&t, &loaded, te.progress)?;
+        notes.extend(w);
+        parts.push((t, Some(v)));
+    }
+    Ok(EmbeddedParts { parts, embedder: Some(loaded.0.info.clone()), notes })
+}
+
+/// A table of a shard with its text vectors (when the fit has a text column).
+pub type Part = (Table, Option<TextVectors>);
+
+/// What [`embed_parts`] returns: the parts, the embedder that made their vectors, and what
+/// loading and embedding said.
+#[derive(Debug)]
+pub struct EmbeddedParts {
+    pub parts: Vec<Part>,
+    pub embedder: Option<EmbedderInfo>,
+    pub notes: Vec<String>,
+}
+
 /// The error of a worker asked for something before the requests that set it up (a transport
 /// that restarted it must replay the state-keeping requests first).
 fn lost(what: &str) -> Error {
@@ -422,7 +457,8 @@ pub struct Traffic {
     pub bytes_received: u64,
     /// Seconds spent waiting for the shards' answers.
     pub wait_seconds: f64,
-    /// Seconds the driver spent itself: kernel parameters, encoding, decoding, merging, M-step.
+    /// Seconds the driver spent itself in the refits: kernel parameters, encoding, decoding,
+    /// merging, M-step.
     pub driver_seconds: f64,
 }
 
@@ -489,21 +525,14 @@ impl Shards for Remote<'_> {
         self.jacobian
     }
     fn e_step(&mut self, params: &KernelParams) -> Result<Vec<(EStepSummary, SuffStats)>> {
-        let start = Instant::now();
         let request = encode_kernel_params(params);
-        let shards = self.transport.shards();
-        self.traffic.bytes_sent += (request.len() * shards) as u64;
-        let encoded = start.elapsed().as_secs_f64();
+        self.traffic.bytes_sent += (request.len() * self.transport.shards()) as u64;
         let waited = Instant::now();
         let answers = broadcast(self.transport, request, false)?;
-        let wait = waited.elapsed().as_secs_f64();
-        let decoding = Instant::now();
+        self.traffic.wait_seconds += waited.elapsed().as_secs_f64();
         self.traffic.bytes_received += answers.iter().map(|a| a.len() as u64).sum::<u64>();
-        let out = answers.iter().map(|a| decode_stats(a)).collect::<Result<Vec<_>>>();
         self.traffic.iterations += 1;
-        self.traffic.wait_seconds += wait;
-        self.traffic.driver_seconds += encoded + decoding.elapsed().as_secs_f64();
-        out
+        answers.iter().map(|a| decode_stats(a)).collect()
     }
 }
 
@@ -582,6 +611,7 @@ pub fn fit_sharded<B: Backend>(
     let mut refits = Vec::new();
     let jacobian: f64 = prepared.iter().map(|p| p.log_jacobian).sum();
     let mut remote = Remote { transport, n, patterns, jacobian, traffic: Traffic::default() };
+    let refitting = Instant::now();
     if sample.n < n {
         // 5: every K's best restart refitted on all rows; K chosen there.
         // What the degenerate rule reads of the rows: how many, and the coordinates' names.
@@ -631,6 +661,8 @@ pub fn fit_sharded<B: Backend>(
         }
         params = theta;
     }
+    // The driver's own time in the refits: everything but waiting for the shards.
+    remote.traffic.driver_seconds = (refitting.elapsed().as_secs_f64() - remote.traffic.wait_seconds).max(0.0);
     fit.seconds = started.elapsed().as_secs_f64();
     let model = ModelFile::new(schema, params, fit);
     Ok(ShardedFit { model, sweep, refits, shard_rows, sample_rows: sample.n, warnings, traffic: remote.traffic })
