@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use segmix::backend::CpuBackend;
 use segmix::data::{CategoricalColumn, NumericColumn, Roles, Table, TextColumn};
+use segmix::explain::ExplainOptions;
 use segmix::featurize::TextVectors;
 use segmix::featurize::schema::Transform;
 use segmix::foundation::matrix::Matrix;
 use segmix::foundation::rng::Rng;
 use segmix::mixture::em::{FitConfig, NoProgress};
-use segmix::pipeline::sharded::{LocalTransport, ShardedFit, ShardedJob, Worker, fit_sharded, posteriors};
+use segmix::pipeline::sharded::{LocalTransport, ShardedFit, ShardedJob, Worker, explain, fit_sharded, posteriors};
 use segmix::pipeline::{FitJob, fit_inputs, inputs_from_table};
 
 const DIM: usize = 8;
@@ -37,7 +38,8 @@ fn table(n: usize, seed: u64) -> (Table, Matrix) {
         rating.push(if missing(&mut rng) { f64::NAN } else { (1 + g + (rng.next_u64() % 3) as usize) as f64 });
         spend.push(100.0 * g as f64 + 40.0 * u(&mut rng));
         let has_text = !missing(&mut rng);
-        text.push(has_text.then(|| format!("ad {i} of segment {g}")));
+        let words = ["dragon raid guild", "puzzle match calm", "racing drift speed"][g];
+        text.push(has_text.then(|| format!("{words} {} {}", ["now", "today", "free", "new"][i % 4], i % 7)));
         for d in 0..DIM {
             vectors.push(if d == g { 1.0 } else { 0.0 } + 0.3 * (u(&mut rng) as f32 - 0.5));
         }
@@ -78,8 +80,8 @@ fn config() -> FitConfig {
     FitConfig { k_min: 2, k_max: 4, n_init: 2, seed: 5, tol: 1e-9, max_iter: 400, ..FitConfig::default() }
 }
 
-/// Shards cut at `cuts` (each part of a shard a file of its own), with the driver's sample.
-fn sharded(t: &Table, m: &Matrix, shards: &[Vec<usize>], sample_rows: usize) -> (ShardedFit, Vec<usize>) {
+/// Workers for shards cut at `cuts` (each part of a shard a file of its own).
+fn workers(t: &Table, m: &Matrix, shards: &[Vec<usize>]) -> LocalTransport<CpuBackend> {
     let workers = shards
         .iter()
         .enumerate()
@@ -92,11 +94,21 @@ fn sharded(t: &Table, m: &Matrix, shards: &[Vec<usize>], sample_rows: usize) -> 
             Worker::new(CpuBackend::new(), parts, transforms(), None, Vec::new()).unwrap()
         })
         .collect();
-    let mut transport = LocalTransport { workers };
+    LocalTransport { workers }
+}
+
+/// The fit over those shards with the driver's sample, each row's class, and the shards.
+fn sharded(
+    t: &Table,
+    m: &Matrix,
+    shards: &[Vec<usize>],
+    sample_rows: usize,
+) -> (ShardedFit, Vec<usize>, LocalTransport<CpuBackend>) {
+    let mut transport = workers(t, m, shards);
     let job = ShardedJob { pca_dims: 3, config: config(), sample_rows };
     let fit = fit_sharded(&mut transport, &CpuBackend::new(), &job, &NoProgress).unwrap();
     let labels = posteriors(&mut transport, &fit.model).unwrap().iter().flat_map(|p| p.labels()).collect();
-    (fit, labels)
+    (fit, labels, transport)
 }
 
 fn close(a: f64, b: f64, rel: f64) -> bool {
@@ -109,16 +121,16 @@ fn a_fit_over_shards_is_the_same_whatever_the_split() {
     let (t, m) = table(n, 11);
     // One shard of one file is the reference; then 2 and 3 shards of unequal sizes, one of them
     // holding two files.
-    let (one, one_labels) = sharded(&t, &m, &[vec![0, n]], 700);
-    assert!(one.sample_rows < n && one.sample_rows > 400, "a sample of about 700 rows: {}", one.sample_rows);
+    let (one, one_labels, _) = sharded(&t, &m, &[vec![0, n]], 700);
+    assert!(one.sample.n < n && one.sample.n > 400, "a sample of about 700 rows: {}", one.sample.n);
     assert_eq!(one.refits.len(), 3, "every K refitted on all rows");
     assert!(one.traffic.iterations > 0 && one.traffic.bytes_received > 0);
     let schema = &one.model.schema;
     assert_eq!(schema.categorical[0].levels, ["search", "social", "video"]);
     assert!(schema.numeric[1].resolution == Some(1.0), "the rating's ties give it a resolution");
     for split in [vec![vec![0, 1200], vec![1200, 3000]], vec![vec![0, 17, 1000], vec![1000, 2999], vec![2999, 3000]]] {
-        let (fit, labels) = sharded(&t, &m, &split, 700);
-        assert_eq!(fit.sample_rows, one.sample_rows, "{split:?}: the sample does not depend on the split");
+        let (fit, labels, _) = sharded(&t, &m, &split, 700);
+        assert_eq!(fit.sample.n, one.sample.n, "{split:?}: the sample does not depend on the split");
         assert_eq!(fit.model.fit.k, one.model.fit.k, "{split:?}");
         assert!(
             close(fit.model.fit.loglik, one.model.fit.loglik, 1e-9),
@@ -150,8 +162,8 @@ fn a_fit_over_shards_is_the_same_whatever_the_split() {
 fn when_the_sample_is_the_whole_table_the_fit_is_one_machines() {
     let n = 1500;
     let (t, m) = table(n, 12);
-    let (fit, labels) = sharded(&t, &m, &[vec![0, 500], vec![500, 1500]], 10_000);
-    assert!(fit.refits.is_empty() && fit.sample_rows == n);
+    let (fit, labels, mut transport) = sharded(&t, &m, &[vec![0, 500], vec![500, 1500]], 10_000);
+    assert!(fit.refits.is_empty() && fit.sample.n == n);
     let job = FitJob {
         data: "whole.parquet".into(),
         roles: Roles {
@@ -176,29 +188,56 @@ fn when_the_sample_is_the_whole_table_the_fit_is_one_machines() {
     );
     assert_eq!(labels, single.sweep.posteriors.labels());
     assert_eq!(fit.model.schema.categorical, single.model.schema.categorical);
+
+    // The explanation from the shards' cells is one machine's explanation of the same fit.
+    let opts = ExplainOptions { prototypes: 3, keywords: 5, min_df: 2, ..ExplainOptions::default() };
+    let mine = explain(&mut transport, &CpuBackend::new(), &fit, &opts).unwrap();
+    let data = single.sweep.posteriors.clone();
+    let (_, prepared) = {
+        let mut inputs = inputs_from_table(
+            &job,
+            t.clone(),
+            Some(TextVectors::from_file("v".into(), m.clone(), &t)),
+            None,
+            Instant::now(),
+        )
+        .unwrap();
+        fit_inputs(&CpuBackend::new(), &job, &mut inputs, &NoProgress).unwrap()
+    };
+    let theirs = segmix::explain::explain(
+        &segmix::explain::Fitted { model: &single.model, posteriors: &data, outliers: &[], data: &prepared, table: &t },
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(mine.classes.len(), theirs.classes.len());
+    for (a, b) in mine.classes.iter().zip(&theirs.classes) {
+        assert_eq!(a.size, b.size);
+        let texts = |c: &segmix::explain::ClassReport| c.prototypes.iter().map(|p| p.text.clone()).collect::<Vec<_>>();
+        assert_eq!(texts(a), texts(b));
+        let terms =
+            |c: &segmix::explain::ClassReport| c.contrast_keywords.iter().map(|k| k.word.clone()).collect::<Vec<_>>();
+        assert_eq!(terms(a), terms(b));
+        assert!(!texts(a).is_empty() && !terms(a).is_empty(), "something to compare");
+        assert!(!a.prompt.is_empty() && a.prompt == b.prompt);
+    }
 }
 
 #[test]
 fn a_bad_row_in_one_shard_names_its_file_and_row() {
     let (mut t, m) = table(900, 13);
     t.numeric[0].values[700] = -0.5; // ctr is modelled on the log scale
-    let workers = [(0, 400), (400, 900)]
-        .iter()
-        .enumerate()
-        .map(|(s, &(a, b))| {
-            Worker::new(
-                CpuBackend::new(),
-                vec![part(&t, &m, a, b, &format!("shard-{s}.parquet"))],
-                transforms(),
-                None,
-                vec![],
-            )
-            .unwrap()
-        })
-        .collect();
+    let mut transport = LocalTransport {
+        workers: [(0, 400), (400, 900)]
+            .iter()
+            .enumerate()
+            .map(|(s, &(a, b))| {
+                let parts = vec![part(&t, &m, a, b, &format!("shard-{s}.parquet"))];
+                Worker::new(CpuBackend::new(), parts, transforms(), None, vec![]).unwrap()
+            })
+            .collect(),
+    };
     let job = ShardedJob { pca_dims: 3, config: config(), sample_rows: 10_000 };
-    let err =
-        fit_sharded(&mut LocalTransport { workers }, &CpuBackend::new(), &job, &NoProgress).unwrap_err().to_string();
+    let err = fit_sharded(&mut transport, &CpuBackend::new(), &job, &NoProgress).unwrap_err().to_string();
     assert!(err.contains("shard-1.parquet") && err.contains("row 300") && err.contains("\"ctr\""), "{err}");
     assert!(err.contains("--log"), "{err}");
 }

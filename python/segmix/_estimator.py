@@ -500,6 +500,17 @@ class SegMix(ClusterMixin, BaseEstimator):
         """Every class explained: member prototypes, keywords of two kinds, categorical and
         metric profiles, the variables' discriminative power, the class hierarchy, and a prompt
         per class for an LLM."""
+        explained = getattr(self, "_explained", None)
+        if getattr(self, "_fitted", None) is None and explained is not None:
+            # Fitted on Ray: explained on the sample before the shards went (segmix.ray.fit's explain=).
+            options, clusters = explained
+            asked = dict(prototypes=prototypes, keywords=keywords, min_df=min_df)
+            if asked != options:
+                raise ValueError(
+                    f"this model was fitted on Ray and explained with {options}; pass "
+                    f"explain={asked} to segmix.ray.fit for another explanation"
+                )
+            return from_clusters_json(clusters)
         return from_clusters_json(
             self._rows().explain(prototypes=prototypes, keywords=keywords, min_df=min_df, seed=int(self.seed))
         )

@@ -163,6 +163,8 @@ def fit(
     max_restarts: int = 3,
     num_cpus: float = 1,
     num_gpus: float = 0,
+    in_process: bool = False,
+    explain: bool | dict = True,
 ) -> SegMix:
     """Fits ``model`` (an unfitted :class:`segmix.SegMix` naming its ``cat``/``num``/``text``
     columns) on a Ray cluster and returns it fitted.
@@ -178,28 +180,42 @@ def fit(
     ``class``, ``max_posterior``, ``loglik``, ``post_k``); without it the posteriors are gathered
     into ``labels_`` and ``posteriors_``. ``max_restarts``: restarts of a lost actor before the fit
     fails. ``num_cpus``/``num_gpus``: each actor's Ray resources (give ``num_gpus=1`` with
-    ``device="gpu"`` to put each shard on its own GPU).
+    ``device="gpu"`` to put each shard on its own GPU). ``in_process``: run the shards in this
+    process instead, without Ray (files only) — the single-process reference of the same
+    algorithm. ``explain``: explain the classes before the actors go (``True``, or the options of
+    ``SegMix.explain`` as a dict: ``prototypes``, ``keywords``, ``min_df``); ``fitted.explain()``
+    then returns it. The explanation reads the sample's rows (their cells sent by the shards);
+    class sizes are counted on every row.
 
     The fitted model predicts, scores, saves and loads as one fitted by ``SegMix.fit``;
     ``fitted.ray_`` (:class:`RayFit`) says how the fit ran.
     """
-    ray = _ray()
     est = clone(model) if model is not None else SegMix()
     cat, num, text = _names(est.cat, "cat"), _names(est.num, "num"), est.text
     if not (cat or num or text):
         raise ValueError("a fit on Ray reads named columns: give the model cat=, num= and/or text=")
+    roles = dict(cat=cat, num=num, text=text, log=_names(est.log, "log"), log1p=_names(est.log1p, "log1p"))
+    engine = dict(
+        device=str(est.device), text_model=est.text_model, text_prefix=est.text_prefix, no_cache=not est.cache
+    )
+    files = _files(data)
+    if in_process:
+        if files is None:
+            raise TypeError("in_process=True reads a folder of table files or a list of files")
+        parts = _split_files(files, shards or 1)
+        workers = [_Shard(p, p, roles, engine) for p in parts]
+        return _run(est, _InProcess(workers), parts, sample_rows, assignments, explain)
+    ray = _ray()
     if not ray.is_initialized():
         ray.init()
-    files = _files(data)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     if files is not None:
-        n_shards = shards or min(len(files), cpus)
-        if n_shards > len(files):
-            raise ValueError(f"shards={n_shards} for {len(files)} files: a shard reads whole files")
-        parts = [[files[i] for i in g] for g in _groups(len(files), n_shards)]
+        parts = _split_files(files, shards or min(len(files), cpus))
         sources = parts
     elif isinstance(data, ray.data.Dataset):
         n_shards = shards or cpus
+        if n_shards < 1:
+            raise ValueError("shards must be at least 1")
         parts = [[split] for split in data.split(n_shards, equal=False)]
         sources = [[f"<ray dataset, shard {s}>"] for s in range(n_shards)]
     else:
@@ -207,19 +223,51 @@ def fit(
             f"segmix.ray.fit reads a ray.data.Dataset, a folder of table files or a list of files, "
             f"not {type(data).__name__}"
         )
-    if n_shards < 1:
-        raise ValueError("shards must be at least 1")
-    roles = dict(
-        cat=cat, num=num, text=text, log=_names(est.log, "log"), log1p=_names(est.log1p, "log1p")
-    )
-    engine = dict(
-        device=str(est.device), text_model=est.text_model, text_prefix=est.text_prefix, no_cache=not est.cache
-    )
     actor = ray.remote(_Shard).options(
         max_restarts=max_restarts, max_task_retries=0, num_cpus=num_cpus, num_gpus=num_gpus
     )
-    actors = [actor.remote(p, [str(x) for x in src], roles, engine) for p, src in zip(parts, sources)]
-    transport = _Transport(actors, [[str(x) for x in src] for src in sources], max_restarts)
+    actors = [actor.remote(p, src, roles, engine) for p, src in zip(parts, sources)]
+    try:
+        return _run(est, _Transport(actors, sources, max_restarts), sources, sample_rows, assignments, explain)
+    finally:
+        for a in actors:
+            ray.kill(a)
+
+
+def _split_files(files: list[str], shards: int) -> list[list[str]]:
+    if shards < 1:
+        raise ValueError("shards must be at least 1")
+    if shards > len(files):
+        raise ValueError(f"shards={shards} for {len(files)} files: a shard reads whole files")
+    return [[files[i] for i in g] for g in _groups(len(files), shards)]
+
+
+class _InProcess:
+    """The shards in this process: the same requests and answers, no Ray."""
+
+    def __init__(self, shards: list[_Shard]):
+        self.shards = shards
+        self.restarts = [0] * len(shards)
+
+    def call(self, requests: list[bytes], keeps_state: bool) -> list[bytes]:
+        return [s.handle(r) for s, r in zip(self.shards, requests)]
+
+
+def _run(
+    est: SegMix, transport: Any, sources: list[list[str]], sample_rows: int, assignments: Any, explain: Any
+) -> SegMix:
+    """The fit over ``transport``'s shards; sets ``est``'s fitted attributes."""
+    if explain is True:
+        explain = {}
+    if explain is not False and not isinstance(explain, dict):
+        raise TypeError(f"explain={explain!r}: give True, False, or a dict of SegMix.explain's options")
+    options = dict(prototypes=5, keywords=10, min_df=3)
+    if explain is not False:
+        unknown = set(explain) - set(options)
+        if unknown:
+            raise TypeError(f"explain: unknown options {sorted(unknown)}; SegMix.explain takes {sorted(options)}")
+        options.update(explain)
+    n_shards = len(sources)
     progress = _Progress(est.progress)
     try:
         k_min, k_max = _k_range(est.k)
@@ -249,17 +297,20 @@ def fit(
             parts_post = fitted.posteriors(transport)
             est.posteriors_ = np.concatenate([_floats(p, (-1, k)) for p, k, _ in parts_post])
             est.labels_ = est.posteriors_.argmax(axis=1).astype(np.int64)
+        clusters = None
+        if explain is not False:
+            clusters = fitted.explain(transport, device=str(est.device), seed=int(est.seed), **options)
     finally:
         progress.close()
-        for a in actors:
-            ray.kill(a)
     _warn(fitted.warnings())
+    cat, num, text = _names(est.cat, "cat"), _names(est.num, "num"), est.text
     est.cat_, est.num_, est.text_ = cat, num, text
     feature_names = cat + num + ([text] if text else [])
     est._matrix = False
     est.n_features_in_ = len(feature_names)
     est.feature_names_in_ = np.asarray(feature_names, dtype=object)
     est._set_model(fitted.model_json())
+    est._explained = (options, clusters) if clusters is not None else None
     est.selection_ = SegMix._selection(json.loads(fitted.selection_json()))
     refits = pd.DataFrame(
         [
@@ -285,4 +336,3 @@ def fit(
         assignments=written,
     )
     return est
-

@@ -552,7 +552,30 @@ impl ShardedFitted {
         self.fit.shard_rows.clone()
     }
     fn sample_rows(&self) -> usize {
-        self.fit.sample_rows
+        self.fit.sample.n
+    }
+    /// `clusters.json`'s text: the classes explained on the sample (see
+    /// `segmix::pipeline::sharded::explain`), scored here on `device`.
+    #[pyo3(signature = (transport, *, device, prototypes=5, keywords=10, min_df=3, seed=0))]
+    fn explain(
+        &self,
+        py: Python<'_>,
+        transport: Py<PyAny>,
+        device: &str,
+        prototypes: usize,
+        keywords: usize,
+        min_df: usize,
+        seed: u64,
+    ) -> PyResult<String> {
+        let device = choice::<DeviceChoice>("device", device)?;
+        let opts = ExplainOptions { prototypes, keywords, min_df, seed, ..ExplainOptions::default() };
+        let progress = Arc::new(PyProgress::new(None));
+        let mut t = PyTransport { transport, shards: self.fit.shard_rows.len(), progress: Arc::clone(&progress) };
+        let clusters = py.detach(|| {
+            let backend = AnyBackend::select(device)?;
+            sharded::explain(&mut t, &backend, &self.fit, &opts)
+        });
+        clusters.map(|c| c.to_json()).map_err(|e| py_err(e, Some(&*progress)))
     }
     /// Every shard's posteriors: [(posteriors bytes, K, row log-likelihood bytes)].
     fn posteriors<'py>(&self, py: Python<'py>, transport: Py<PyAny>) -> PyResult<Vec<ShardPosteriors<'py>>> {

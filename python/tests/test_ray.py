@@ -84,8 +84,8 @@ def test_any_number_of_shards_gives_one_machines_fit(cluster, tmp_path):
     rows = [len(pd.read_parquet(p)) for p in paths]
     assert full.ray_.shard_rows == [rows[0] + rows[1], rows[2] + rows[3]] and full.ray_.refits.empty
     # A sample of 900 rows for the sweep, every K refitted on all rows over the shards: the same
-    # whatever the number of shards, and the reference is one shard.
-    ref = quiet_fit(paths, SegMix(**MODEL), shards=1, sample_rows=900)
+    # whatever the number of shards; the reference is one shard in this process, without Ray.
+    ref = quiet_fit(paths, SegMix(**MODEL), shards=1, sample_rows=900, in_process=True)
     assert ref.ray_.sample_rows < len(df) and len(ref.ray_.refits) == 3
     assert ref.ray_.traffic["iterations"] > 0 and ref.ray_.traffic["bytes_received"] > 0
     for shards in (2, 3, 4):
@@ -166,3 +166,12 @@ def test_a_ray_dataset_with_text_embedded_on_the_workers(cluster, ads):
     # Each worker embeds its own texts: the vectors agree with one machine's to float32 rounding.
     assert got.k_ == one.k_ and close(got.loglik_, one.loglik_, 1e-6), (got.loglik_, one.loglik_)
     assert (got.labels_ == one.labels_).all()
+    # Explained before the actors went: the sample is the whole table here, so the explanation
+    # is one machine's.
+    mine, theirs = got.explain(), one.explain()
+    assert [c.size for c in mine.classes] == [c.size for c in theirs.classes]
+    for a, b in zip(mine.classes, theirs.classes):
+        assert [p.text for p in a.prototypes] == [p.text for p in b.prototypes] and a.prototypes
+        assert list(a.keywords["word"]) == list(b.keywords["word"])
+    with pytest.raises(ValueError, match="explain=.*segmix.ray.fit"):
+        got.explain(prototypes=2)

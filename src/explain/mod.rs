@@ -268,6 +268,16 @@ impl Clusters {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("clusters serialise")
     }
+
+    /// The classes' sizes counted on all `n` rows of a table whose explanation read a sample of
+    /// it (a fit over shards), and the prompts that quote them.
+    pub fn with_sizes(&mut self, sizes: &[usize], n: usize, text_col: Option<&str>) {
+        let k = self.classes.len();
+        for (c, &size) in self.classes.iter_mut().zip(sizes) {
+            c.size = size;
+            c.prompt = prompt::prompt(c, k, n, text_col);
+        }
+    }
 }
 
 /// The reduced text space the prototypes, the decoder and the maps share.

@@ -35,8 +35,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{TextEmbedder, embed_text_column, fit_summary};
 use crate::backend::{Backend, EStepSummary, KernelParams, MixtureData, Posteriors, SuffStats, e_step_stats_one};
-use crate::data::Table;
+use crate::data::{CategoricalColumn, NumericColumn, Table, TextColumn};
 use crate::encoders::EmbedderInfo;
+use crate::explain::{Clusters, ExplainOptions};
 use crate::featurize::TextVectors;
 use crate::featurize::schema::{Schema, SortedValues, TableSummary, TieAnswer, TieQuery, Transform};
 use crate::foundation::error::{Error, Result};
@@ -71,6 +72,7 @@ enum Control {
     Sample { first_row: usize, rate: f64, seed: u64 },
     Posteriors(Box<crate::mixture::params::Params>),
     Assign { params: Box<crate::mixture::params::Params>, path: PathBuf, first_row: usize },
+    Cells { params: Box<crate::mixture::params::Params>, first_row: usize, rate: f64, seed: u64 },
 }
 
 const JSON: &[u8; 4] = b"JSON";
@@ -230,6 +232,80 @@ struct Prepared {
     warnings: Vec<String>,
 }
 
+/// The cells of some rows of a table (NaN metrics as `None`, which JSON can hold).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Cells {
+    categorical: Vec<(String, Vec<Option<String>>)>,
+    numeric: Vec<(String, Vec<Option<f64>>)>,
+    text: Option<(String, Vec<Option<String>>)>,
+}
+
+impl Cells {
+    /// Rows `idx` of `t`, after the rows already here.
+    fn extend(&mut self, t: &Table, idx: &[usize]) {
+        if self.categorical.is_empty() && self.numeric.is_empty() && self.text.is_none() {
+            self.categorical = t.categorical.iter().map(|c| (c.name.clone(), Vec::new())).collect();
+            self.numeric = t.numeric.iter().map(|c| (c.name.clone(), Vec::new())).collect();
+            self.text = t.text.as_ref().map(|c| (c.name.clone(), Vec::new()));
+        }
+        for (out, c) in self.categorical.iter_mut().zip(&t.categorical) {
+            out.1.extend(idx.iter().map(|&i| c.values[i].clone()));
+        }
+        for (out, c) in self.numeric.iter_mut().zip(&t.numeric) {
+            out.1.extend(idx.iter().map(|&i| Some(c.values[i]).filter(|v| !v.is_nan())));
+        }
+        if let (Some(out), Some(c)) = (self.text.as_mut(), t.text.as_ref()) {
+            out.1.extend(idx.iter().map(|&i| c.values[i].clone()));
+        }
+    }
+
+    /// Another shard's cells after these.
+    fn append(&mut self, o: Cells) {
+        if self.categorical.is_empty() && self.numeric.is_empty() && self.text.is_none() {
+            *self = o;
+            return;
+        }
+        self.categorical.iter_mut().zip(o.categorical).for_each(|(a, b)| a.1.extend(b.1));
+        self.numeric.iter_mut().zip(o.numeric).for_each(|(a, b)| a.1.extend(b.1));
+        if let (Some(a), Some(b)) = (self.text.as_mut(), o.text) {
+            a.1.extend(b.1);
+        }
+    }
+
+    /// The cells as a table named `path`.
+    fn into_table(self, path: PathBuf, n_rows: usize) -> Table {
+        Table {
+            path,
+            n_rows,
+            categorical: self
+                .categorical
+                .into_iter()
+                .map(|(name, values)| CategoricalColumn { name, values, present: true })
+                .collect(),
+            numeric: self
+                .numeric
+                .into_iter()
+                .map(|(name, values)| NumericColumn {
+                    name,
+                    values: values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
+                    present: true,
+                })
+                .collect(),
+            text: self.text.map(|(name, values)| TextColumn { name, values }),
+            lines: Vec::new(),
+            row_groups: Vec::new(),
+            delimiter: b',',
+        }
+    }
+}
+
+/// A shard's answer to Cells: the sample's cells, and how many of all its rows each class holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SampleCells {
+    cells: Cells,
+    class_rows: Vec<usize>,
+}
+
 /// What a shard says when it has written its assignments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assigned {
@@ -345,6 +421,9 @@ impl<B: Backend> Worker<B> {
                 }
                 let data = concat(parts, MixtureData { patterns: patterns.clone(), ..schema.layout() });
                 let answer = Prepared { rows: data.n, log_jacobian: data.total_log_jacobian(), patterns, warnings };
+                // The text vectors are in the rows now (as PCA scores): only a restarted worker,
+                // which embeds again, needs them for another Summary.
+                self.parts.iter_mut().for_each(|p| p.1 = None);
                 self.sorted.clear();
                 self.data = Some(data);
                 (self.resident, self.resp) = (None, Vec::new());
@@ -365,6 +444,18 @@ impl<B: Backend> Worker<B> {
                 Ok(encode_rows(&rows))
             }
             Control::Posteriors(params) => Ok(encode_posteriors(&self.posteriors(&params)?)),
+            Control::Cells { params, first_row, rate, seed } => {
+                let mut cells = Cells::default();
+                let mut at = first_row;
+                for (table, _) in &self.parts {
+                    let idx: Vec<usize> = (0..table.n_rows).filter(|&i| in_sample(seed, at + i, rate)).collect();
+                    cells.extend(table, &idx);
+                    at += table.n_rows;
+                }
+                let mut class_rows = vec![0; params.k];
+                self.posteriors(&params)?.labels().into_iter().for_each(|c| class_rows[c] += 1);
+                Ok(json_message(&SampleCells { cells, class_rows }))
+            }
             Control::Assign { params, path, first_row } => {
                 let post = self.posteriors(&params)?;
                 write_assignments_from(&path, &post, &[], first_row)?;
@@ -486,8 +577,9 @@ pub struct ShardedFit {
     pub refits: Vec<Refit>,
     /// Rows of each shard, in shard order.
     pub shard_rows: Vec<usize>,
-    /// Rows in the sample the sweep ran on.
-    pub sample_rows: usize,
+    /// The sample the sweep ran on (the schema's rows), and the share of rows drawn into it.
+    pub sample: MixtureData,
+    pub sample_rate: f64,
     pub warnings: Vec<String>,
     pub traffic: Traffic,
 }
@@ -665,7 +757,7 @@ pub fn fit_sharded<B: Backend>(
     remote.traffic.driver_seconds = (refitting.elapsed().as_secs_f64() - remote.traffic.wait_seconds).max(0.0);
     fit.seconds = started.elapsed().as_secs_f64();
     let model = ModelFile::new(schema, params, fit);
-    Ok(ShardedFit { model, sweep, refits, shard_rows, sample_rows: sample.n, warnings, traffic: remote.traffic })
+    Ok(ShardedFit { model, sweep, refits, shard_rows, sample, sample_rate: rate, warnings, traffic: remote.traffic })
 }
 
 /// Every shard's posteriors under `model`, in shard order.
@@ -688,4 +780,58 @@ pub fn write_assignments(transport: &mut dyn Transport, fit: &ShardedFit, paths:
         })
         .collect();
     transport.call(requests, false)?.iter().map(|a| from_json::<Assigned>(a)).collect()
+}
+
+/// The explanation of a fit over shards (`clusters.json`'s contents), read on its sample: each
+/// shard sends the cells of its rows in the sample (the rows the sweep ran on), the driver scores
+/// them with the model on `backend` and explains them as one machine explains a table; the
+/// classes' sizes are counted on every row by the shards.
+pub fn explain<B: Backend>(
+    transport: &mut dyn Transport,
+    backend: &B,
+    fit: &ShardedFit,
+    opts: &ExplainOptions,
+) -> Result<Clusters> {
+    let requests = fit
+        .first_rows()
+        .into_iter()
+        .map(|first_row| {
+            json_message(&Control::Cells {
+                params: Box::new(fit.model.params.clone()),
+                first_row,
+                rate: fit.sample_rate,
+                seed: fit.model.fit.seed,
+            })
+        })
+        .collect();
+    let mut cells = Cells::default();
+    let mut sizes = vec![0; fit.model.params.k];
+    for answer in transport.call(requests, false)? {
+        let a: SampleCells = from_json(&answer)?;
+        cells.append(a.cells);
+        sizes.iter_mut().zip(&a.class_rows).for_each(|(s, c)| *s += c);
+    }
+    let n = fit.shard_rows.iter().sum();
+    let name = format!("{} shards", fit.shard_rows.len());
+    let table = cells.into_table(PathBuf::from(name), fit.sample.n);
+    let consistent = table
+        .numeric
+        .iter()
+        .map(|c| c.values.len())
+        .chain(table.categorical.iter().map(|c| c.values.len()))
+        .all(|l| l == fit.sample.n);
+    if !consistent {
+        return Err(Error::config("internal: the shards' sample cells do not match the sample's rows"));
+    }
+    let post = crate::mixture::predict::posteriors(backend, &fit.sample, &fit.model.params)?;
+    let fitted = crate::explain::Fitted {
+        model: &fit.model,
+        posteriors: &post,
+        outliers: &[],
+        data: &fit.sample,
+        table: &table,
+    };
+    let mut clusters = crate::explain::explain(&fitted, opts)?;
+    clusters.with_sizes(&sizes, n, table.text.as_ref().map(|t| t.name.as_str()));
+    Ok(clusters)
 }
