@@ -24,7 +24,6 @@ for context. Needs: `pip install './python[ray]'`.
 
 import argparse
 import json
-import os
 import statistics
 import time
 import warnings

@@ -326,7 +326,7 @@ pub struct Worker<B: Backend> {
     sorted: Vec<SortedValues>,
     data: Option<MixtureData>,
     resident: Option<B::Data>,
-    resp: Vec<(usize, B::Resp)>,
+    resp: Option<(usize, B::Resp)>,
 }
 
 impl<B: Backend> std::fmt::Debug for Worker<B> {
@@ -360,7 +360,7 @@ impl<B: Backend> Worker<B> {
             sorted: Vec::new(),
             data: None,
             resident: None,
-            resp: Vec::new(),
+            resp: None,
         })
     }
 
@@ -375,14 +375,13 @@ impl<B: Backend> Worker<B> {
             let kp = decode_kernel_params(request)?;
             let (dev, data) = self.resident.as_ref().zip(self.data.as_ref()).ok_or_else(|| lost("an E-step"))?;
             kp.check(kp.k, data.p, data.patterns.len(), data.total_levels())?;
-            let at = match self.resp.iter().position(|r| r.0 == kp.k) {
-                Some(at) => at,
-                None => {
-                    self.resp.push((kp.k, self.backend.alloc_resp(dev, kp.k)?));
-                    self.resp.len() - 1
-                }
-            };
-            let (summary, stats) = e_step_stats_one(&self.backend, dev, &kp, &mut self.resp[at].1)?;
+            // One responsibility buffer, for the K being fitted (the driver refits one K at a time).
+            if self.resp.as_ref().is_none_or(|r| r.0 != kp.k) {
+                self.resp = None;
+                self.resp = Some((kp.k, self.backend.alloc_resp(dev, kp.k)?));
+            }
+            let resp = &mut self.resp.as_mut().expect("allocated above").1;
+            let (summary, stats) = e_step_stats_one(&self.backend, dev, &kp, resp)?;
             return Ok(encode_stats(&summary, &stats));
         }
         match from_json::<Control>(request)? {
@@ -426,13 +425,13 @@ impl<B: Backend> Worker<B> {
                 self.parts.iter_mut().for_each(|p| p.1 = None);
                 self.sorted.clear();
                 self.data = Some(data);
-                (self.resident, self.resp) = (None, Vec::new());
+                (self.resident, self.resp) = (None, None);
                 Ok(json_message(&answer))
             }
             Control::Patterns(global) => {
                 let data = self.data.as_mut().ok_or_else(|| lost("the global pattern table"))?;
                 data.use_patterns(&global)?;
-                (self.resident, self.resp) = (None, Vec::new());
+                (self.resident, self.resp) = (None, None);
                 self.resident = Some(self.backend.upload(data)?);
                 Ok(json_message(&()))
             }
