@@ -241,3 +241,45 @@ fn a_bad_row_in_one_shard_names_its_file_and_row() {
     assert!(err.contains("shard-1.parquet") && err.contains("row 300") && err.contains("\"ctr\""), "{err}");
     assert!(err.contains("--log"), "{err}");
 }
+
+#[test]
+fn the_explanation_over_shards_counts_every_row() {
+    let n = 2400;
+    let (t, m) = table(n, 14);
+    let (fit, _, mut transport) = sharded(&t, &m, &[vec![0, 700], vec![700, 1900, 2400]], 600);
+    assert!(fit.sample.n < n);
+    let opts = ExplainOptions { prototypes: 4, keywords: 5, min_df: 2, ..ExplainOptions::default() };
+    let mine = explain(&mut transport, &CpuBackend::new(), &fit, &opts).unwrap();
+    // One machine's explanation of the same model over the whole table.
+    let v = TextVectors::from_file("v".into(), m.clone(), &t);
+    let (data, _) = fit.model.schema.transform(&t, Some(&v)).unwrap();
+    let post = segmix::mixture::predict::posteriors(&CpuBackend::new(), &data, &fit.model.params).unwrap();
+    let theirs = segmix::explain::explain(
+        &segmix::explain::Fitted { model: &fit.model, posteriors: &post, outliers: &[], data: &data, table: &t },
+        &opts,
+    )
+    .unwrap();
+    for (a, b) in mine.classes.iter().zip(&theirs.classes) {
+        assert_eq!(a.size, b.size);
+        assert_eq!(a.prompt, b.prompt);
+        let protos = |c: &segmix::explain::ClassReport| {
+            c.prototypes.iter().chain(&c.prototypes_mahalanobis).map(|p| (p.text.clone(), p.row)).collect::<Vec<_>>()
+        };
+        assert_eq!(protos(a), protos(b));
+        assert!(!a.prototypes.is_empty());
+        for (name, pa) in &a.categorical {
+            for (x, y) in pa.levels.iter().zip(&b.categorical[name].levels) {
+                assert!(close(x.share, y.share, 1e-9) && close(x.population, y.population, 1e-12), "{name}");
+            }
+        }
+        for (name, ma) in &a.metrics {
+            let mb = &b.metrics[name];
+            assert!(close(ma.mean, mb.mean, 1e-9) && close(ma.sd, mb.sd, 1e-9) && close(ma.z, mb.z, 1e-9), "{name}");
+        }
+    }
+    assert_eq!(mine.variables.len(), theirs.variables.len());
+    for v in &mine.variables {
+        let w = theirs.variables.iter().find(|w| w.variable == v.variable).unwrap();
+        assert!(close(v.power, w.power, 1e-9), "{}: {} vs {}", v.variable, v.power, w.power);
+    }
+}

@@ -101,6 +101,7 @@ fn main() {
         ("parity::gram_and_project_random_shapes", gram_project_random),
         ("parity::regression::gram_tile_edges_and_missing_rows", || gram_project_case(131, 65, 1, 0.1, 3)),
         ("fit::demo_gpu_equals_cpu", demo_fit),
+        ("fit::shards_on_the_gpu_equal_shards_on_the_cpu", sharded_fit),
         ("encoder::kernel::embed_matches_its_reference", || bert_entry(BertEntry::Embed)),
         ("encoder::kernel::add_norm_matches_its_reference", || bert_entry(BertEntry::AddNorm)),
         ("encoder::kernel::attention_matches_its_reference", || bert_entry(BertEntry::Attention)),
@@ -610,6 +611,59 @@ fn demo_fit() -> Result<(), Failed> {
     let same = lc.iter().zip(&lg).filter(|(a, b)| a == b).count();
     let frac = same as f64 / lc.len() as f64;
     check(frac >= 0.999, || format!("only {same} of {} rows in the same class", lc.len()))
+}
+
+/// A fit over shards whose workers compute on the GPU (as a Ray actor with a GPU does) reaches
+/// the fit whose workers compute on the CPU: the demo's table in three shards of three files
+/// each, the sweep on a 900-row sample, every K refitted over the shards.
+fn sharded_fit() -> Result<(), Failed> {
+    use segmix::pipeline::sharded::{LocalTransport, ShardedJob, Worker, fit_sharded, posteriors};
+    let gpu = gpu().expect("adapter").clone();
+    let roles = segmix::data::Roles {
+        categorical: vec!["Country".into(), "Channel".into(), "Creative_Type".into()],
+        numeric: vec!["CTR".into(), "CVR".into(), "ROAS".into()],
+        text: None,
+    };
+    let table = segmix::data::read_table(&repo("examples/game_ads.csv"), &roles, segmix::data::Strictness::Fit)?;
+    let slice = |from: usize, to: usize| {
+        let mut t = table.clone();
+        t.n_rows = to - from;
+        t.categorical.iter_mut().for_each(|c| c.values = c.values[from..to].to_vec());
+        t.numeric.iter_mut().for_each(|c| c.values = c.values[from..to].to_vec());
+        t.lines = t.lines[from..to].to_vec();
+        (t, None)
+    };
+    let cuts = [0, 300, 800, 1000, 1500, 1600, 1900, 2000, 2200, table.n_rows];
+    let job = ShardedJob {
+        pca_dims: 32,
+        config: FitConfig { k_min: 2, k_max: 5, seed: 4, ..FitConfig::default() },
+        sample_rows: 900,
+    };
+    let transforms = vec![
+        ("CTR".to_string(), segmix::featurize::schema::Transform::Log),
+        ("ROAS".to_string(), segmix::featurize::schema::Transform::Log1p),
+    ];
+    let mut fits = Vec::new();
+    for on_gpu in [false, true] {
+        let workers = (0..3)
+            .map(|s| {
+                let parts = (3 * s..3 * s + 3).map(|i| slice(cuts[i], cuts[i + 1])).collect();
+                let backend = if on_gpu { AnyBackend::gpu(gpu.clone()) } else { AnyBackend::cpu() };
+                Worker::new(backend, parts, transforms.clone(), None, Vec::new())
+            })
+            .collect::<segmix::Result<Vec<_>>>()?;
+        let mut transport = LocalTransport { workers };
+        let fit = fit_sharded(&mut transport, &AnyBackend::cpu(), &job, &NoProgress)?;
+        let labels: Vec<usize> = posteriors(&mut transport, &fit.model)?.iter().flat_map(|p| p.labels()).collect();
+        check(fit.sample.n < table.n_rows && !fit.refits.is_empty(), || "the refits ran over the shards".into())?;
+        fits.push((fit, labels));
+    }
+    let ((c, lc), (g, lg)) = (&fits[0], &fits[1]);
+    check(c.model.fit.k == g.model.fit.k, || format!("chosen K: cpu {}, gpu {}", c.model.fit.k, g.model.fit.k))?;
+    let (a, b) = (c.model.fit.loglik, g.model.fit.loglik);
+    check((a - b).abs() <= 1e-5 * a.abs(), || format!("loglik: cpu {a}, gpu {b}"))?;
+    let same = lc.iter().zip(lg).filter(|(x, y)| x == y).count();
+    check(same as f64 >= 0.999 * lc.len() as f64, || format!("only {same} of {} rows in the same class", lc.len()))
 }
 
 /// `--device gpu` takes the adapter (a software one too) and records it in model.json; `auto`

@@ -323,6 +323,21 @@ class SegMix(ClusterMixin, BaseEstimator):
             progress=progress.callback,
         )
 
+    def _em_args(self) -> dict:
+        """The native fits' model arguments: the K range, the covariance type, the criterion and
+        the EM settings."""
+        return dict(
+            k=_k_range(self.k),
+            covariance=str(self.covariance),
+            criterion=str(self.criterion),
+            n_init=int(self.n_init),
+            max_iter=int(self.max_iter),
+            tol=float(self.tol),
+            reg=float(self.reg),
+            seed=int(self.seed),
+            pca_dims=int(self.pca_dims),
+        )
+
     @staticmethod
     def _embeddings(embeddings: Any) -> tuple[bytes, int, int] | None:
         if embeddings is None:
@@ -337,7 +352,7 @@ class SegMix(ClusterMixin, BaseEstimator):
     def fit(self, X, y=None, *, cat=None, num=None, text=None, embeddings=None):
         """Fits every K and keeps the best; ``y`` is ignored. ``embeddings``: precomputed text
         vectors, one row per row of ``X`` (instead of the sentence transformer)."""
-        k_min, k_max = _k_range(self.k)
+        _k_range(self.k)  # a bad k fails before the table is read
         table = self._table(X, cat, num, text, fitting=True)
         if self.text_ is None and embeddings is not None:
             raise ValueError("embeddings= gives the vectors of a text column: name it with text=")
@@ -351,15 +366,7 @@ class SegMix(ClusterMixin, BaseEstimator):
                 text=self.text_,
                 log=_names(self.log, "log"),
                 log1p=_names(self.log1p, "log1p"),
-                k=(k_min, k_max),
-                covariance=str(self.covariance),
-                criterion=str(self.criterion),
-                n_init=int(self.n_init),
-                max_iter=int(self.max_iter),
-                tol=float(self.tol),
-                reg=float(self.reg),
-                seed=int(self.seed),
-                pca_dims=int(self.pca_dims),
+                **self._em_args(),
                 **self._engine(embeddings, progress),
             )
         finally:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +29,12 @@ import pandas as pd
 from sklearn.base import clone
 
 from . import _native
-from ._estimator import SegMix, _floats, _k_range, _names, _Progress, _warn
+from ._estimator import SegMix, _floats, _names, _Progress, _warn
 
 __all__ = ["fit", "RayFit"]
+
+#: How long a lost actor may take to come back (Ray restarting it, reading its files again).
+_RECOVERY_SECONDS = 600
 
 #: Extensions of the files a shard reads (by the library's own readers).
 _TABLE_EXTENSIONS = (".parquet", ".pq", ".arrow", ".feather", ".ipc", ".arrows", ".csv", ".tsv", ".txt")
@@ -65,6 +69,11 @@ class RayFit:
     assignments: list[str] = field(default_factory=list)
 
 
+class _NotSetUp(RuntimeError):
+    """A restarted actor was asked for something its lost state held (raised on the actor,
+    caught by the driver's transport, which sets the actor up again)."""
+
+
 class _Shard:
     """The actor: one shard's rows, embedded once, answering the driver's requests."""
 
@@ -82,7 +91,11 @@ class _Shard:
         self._shard = _native.Shard(tables, sources, **roles, **engine)
 
     def handle(self, request: bytes) -> bytes:
-        return self._shard.handle(request)
+        try:
+            return self._shard.handle(request)
+        except _native.ShardNotSetUp as e:
+            # The native module's exception class is not importable by pickle; this one is.
+            raise _NotSetUp(str(e)) from None
 
     def pid(self) -> int:
         return os.getpid()
@@ -110,6 +123,7 @@ class _Transport:
 
     def _answer(self, i: int, ref: Any, request: bytes) -> bytes:
         ray = _ray()
+        recovering, delay, deadline = False, 0.05, 0.0
         while True:
             try:
                 if ref is None:
@@ -118,17 +132,30 @@ class _Transport:
                     ref = self.actors[i].handle.remote(request)
                 return ray.get(ref)
             except ray.exceptions.RayTaskError as e:
-                # The shard's own error (a bad row, a missing column): the message one machine gives.
                 cause = getattr(e, "cause", None)
-                raise (cause if isinstance(cause, BaseException) else e) from None
+                if not isinstance(cause, _NotSetUp):
+                    # The shard's own error (a bad row, a missing column): the message one machine gives.
+                    raise (cause if isinstance(cause, BaseException) else e) from None
+                error: Exception = e  # restarted before this request reached it (Ray raised nothing)
             except ray.exceptions.RayActorError as e:
+                error = e  # died (Ray restarts it) or unavailable while it restarts
+            # One loss per recovery, however many attempts find the actor still restarting.
+            if not recovering:
+                recovering, deadline = True, time.monotonic() + _RECOVERY_SECONDS
                 self.restarts[i] += 1
                 if self.restarts[i] > self.max_restarts:
                     raise RuntimeError(
                         f"shard {i} ({', '.join(self.sources[i])}) was lost {self.restarts[i]} times "
-                        f"(max_restarts={self.max_restarts}): {e}"
+                        f"(max_restarts={self.max_restarts}): {error}"
                     ) from None
-                ref = None
+            elif time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"shard {i} ({', '.join(self.sources[i])}) did not come back within "
+                    f"{_RECOVERY_SECONDS} s of its loss: {error}"
+                ) from None
+            time.sleep(delay)
+            delay = min(1.0, 2 * delay)
+            ref = None
 
 
 def _files(data: Any) -> list[str] | None:
@@ -270,19 +297,10 @@ def _run(
     n_shards = len(sources)
     progress = _Progress(est.progress)
     try:
-        k_min, k_max = _k_range(est.k)
         fitted = _native.fit_sharded(
             transport,
             n_shards,
-            k=(k_min, k_max),
-            covariance=str(est.covariance),
-            criterion=str(est.criterion),
-            n_init=int(est.n_init),
-            max_iter=int(est.max_iter),
-            tol=float(est.tol),
-            reg=float(est.reg),
-            seed=int(est.seed),
-            pca_dims=int(est.pca_dims),
+            **est._em_args(),
             sample_rows=int(sample_rows),
             device=str(est.device),
             progress=progress.callback,

@@ -37,6 +37,13 @@ use segmix::model::ModelFile;
 use segmix::pipeline::sharded::{self, ShardedFit, ShardedJob, Transport, Worker};
 use segmix::pipeline::{self, EmbedderOptions, FitJob, FitOutput, FolderOptions, TextEmbedder};
 
+pyo3::create_exception!(
+    _native,
+    ShardNotSetUp,
+    pyo3::exceptions::PyRuntimeError,
+    "A shard's worker was asked for something before the requests that set it up: it was restarted."
+);
+
 /// The Python exception for a library error (an interruption re-raises Python's own).
 fn py_err(e: Error, progress: Option<&PyProgress>) -> PyErr {
     if let Some(err) = progress.and_then(PyProgress::take_error) {
@@ -48,6 +55,7 @@ fn py_err(e: Error, progress: Option<&PyProgress>) -> PyErr {
         Error::Io { .. } => PyOSError::new_err(message),
         Error::Gpu(_) | Error::Embedder(_) | Error::Numerical(_) => PyRuntimeError::new_err(message),
         Error::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
+        Error::ShardNotSetUp(_) => ShardNotSetUp::new_err(message),
         _ => PyValueError::new_err(message),
     }
 }
@@ -157,6 +165,11 @@ fn vectors(table: &Table, embeddings: Option<(Vec<u8>, usize, usize)>) -> PyResu
     Ok(Some(TextVectors::from_file("<embeddings>".into(), matrix, table)))
 }
 
+/// A value as JSON text for the Python side.
+fn json<T: serde::Serialize>(value: &T) -> PyResult<String> {
+    serde_json::to_string(value).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
 fn f64_bytes<'py>(py: Python<'py>, values: &[f64]) -> Bound<'py, PyBytes> {
     PyBytes::new(py, bytemuck::cast_slice(values))
 }
@@ -242,7 +255,7 @@ impl Fitted {
 
     /// Every restart of every K (`selection.csv`'s records) as JSON.
     fn selection_json(&self) -> PyResult<String> {
-        serde_json::to_string(&self.fit.sweep.runs).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        json(&self.fit.sweep.runs)
     }
 
     /// (posteriors as n × K float64 bytes, K).
@@ -535,15 +548,15 @@ impl ShardedFitted {
     }
     /// The sweep's restarts on the sample (`selection.csv`'s records) as JSON.
     fn selection_json(&self) -> PyResult<String> {
-        serde_json::to_string(&self.fit.sweep.runs).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        json(&self.fit.sweep.runs)
     }
     /// Every K's refit on all rows as JSON.
     fn refits_json(&self) -> PyResult<String> {
-        serde_json::to_string(&self.fit.refits).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        json(&self.fit.refits)
     }
     /// What the per-iteration exchange cost, as JSON.
     fn traffic_json(&self) -> PyResult<String> {
-        serde_json::to_string(&self.fit.traffic).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        json(&self.fit.traffic)
     }
     fn warnings(&self) -> Vec<String> {
         self.fit.warnings.clone()
@@ -592,7 +605,7 @@ impl ShardedFitted {
         let written = py
             .detach(|| sharded::write_assignments(&mut t, &self.fit, &paths))
             .map_err(|e| py_err(e, Some(&*progress)))?;
-        serde_json::to_string(&written).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        json(&written)
     }
 }
 
@@ -658,6 +671,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(predict, m)?)?;
     m.add_function(wrap_pyfunction!(fit_sharded, m)?)?;
     m.add_class::<Shard>()?;
+    m.add("ShardNotSetUp", m.py().get_type::<ShardNotSetUp>())?;
     m.add_class::<ShardedFitted>()?;
     m.add_function(wrap_pyfunction!(check_model, m)?)?;
     m.add_function(wrap_pyfunction!(write_atomic, m)?)?;

@@ -4,6 +4,7 @@ shard's error naming its file and row."""
 
 import os
 import signal
+import time
 import warnings
 
 import numpy as np
@@ -111,29 +112,69 @@ def test_shards_write_their_assignments(cluster, tmp_path):
     assert not hasattr(got, "labels_")
 
 
-def test_a_killed_worker_restarts_and_the_fit_ends_the_same(cluster, tmp_path):
+def _shard_pids():
+    return {int(p) for p in os.listdir("/proc") if p.isdigit() and _cmdline(p).startswith("ray::_Shard")}
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["next_request_finds_it_dead", "next_request_finds_it_restarted"])
+def test_a_killed_worker_restarts_and_the_fit_ends_the_same(cluster, tmp_path, wait):
     df = table(3000, seed=2)
     paths = files(df, tmp_path / "parts", 3)
     ref = quiet_fit(paths, SegMix(**MODEL), shards=3, sample_rows=800)
-    killed = []
+    state = {"refitting": False, "killed": None}
 
     def kill_a_shard(event, info):
-        # Mid-refit (the shards hold their rows and the driver's state): SIGKILL one worker process.
-        if event == "iteration" and info["iteration"] == 3 and not killed:
-            pids = [
-                int(p)
-                for p in os.listdir("/proc")
-                if p.isdigit() and _cmdline(p).startswith("ray::_Shard")
-            ]
-            if pids:
-                os.kill(max(pids), signal.SIGKILL)
-                killed.append(max(pids))
+        # Once the shards hold their rows and the driver's state (the refits), SIGKILL one worker
+        # process; either the next request reaches the dead actor (Ray raises) or, after waiting
+        # for Ray to restart it, a fresh actor without the state (it says so).
+        if event == "status" and "refitting" in info["line"]:
+            state["refitting"] = True
+        if state["killed"] or not state["refitting"] or event != "iteration" or info["iteration"] != 2:
+            return
+        before = _shard_pids()
+        os.kill(max(before), signal.SIGKILL)
+        state["killed"] = max(before)
+        deadline = time.time() + 60
+        while wait and not (_shard_pids() - before) and time.time() < deadline:
+            time.sleep(0.05)
 
     got = quiet_fit(paths, SegMix(**MODEL, progress=kill_a_shard), shards=3, sample_rows=800)
-    assert killed, "a worker was killed"
+    assert state["killed"], "a worker was killed"
     assert sum(got.ray_.restarts) >= 1, got.ray_.restarts
     assert got.k_ == ref.k_ and close(got.loglik_, ref.loglik_), (got.loglik_, ref.loglik_)
     assert (got.labels_ == ref.labels_).all()
+
+
+def test_a_restarted_actor_is_set_up_again_before_it_answers(cluster, tmp_path):
+    """Ray restarts a killed actor before the next request reaches it: the fresh actor says it
+    was not set up, and the transport replays the requests that set it up, then asks again."""
+    from segmix.ray import _Shard, _Transport
+
+    paths = files(table(600, seed=4), tmp_path / "parts", 2)
+    roles = dict(cat=["channel"], num=["ctr", "rating", "spend"], text=None, log=["ctr"], log1p=[])
+    engine = dict(device="cpu", text_model=None, text_prefix=None, no_cache=True)
+    actor = ray.remote(_Shard).options(max_restarts=2, max_task_retries=0)
+    actors = [actor.remote([p], [p], roles, engine) for p in paths]
+    transport = _Transport(actors, [[p] for p in paths], max_restarts=2)
+    summary = b'JSON"Summary"'  # the protocol's first request; it keeps the shard's sorted values
+    ties = b'JSON{"Ties":{"columns":[[],[1.0,2.0,3.0],[]]}}'  # answered from them
+    transport.call([summary] * 2, True)
+    before = transport.call([ties] * 2, False)
+    pid = ray.get(actors[1].pid.remote())
+    ray.kill(actors[1], no_restart=False)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # until the restarted actor answers
+        try:
+            if ray.get(actors[1].pid.remote()) != pid:
+                break
+        except ray.exceptions.RayActorError:
+            time.sleep(0.1)
+    with pytest.raises(ray.exceptions.RayTaskError, match="before it was set up"):
+        ray.get(actors[1].handle.remote(ties))
+    assert transport.call([ties] * 2, False) == before
+    assert transport.restarts == [0, 1]
+    for a in actors:
+        ray.kill(a)
 
 
 def _cmdline(pid):

@@ -39,6 +39,8 @@ use crate::data::{Table, TextColumn};
 use crate::foundation::error::Result;
 use crate::model::ModelFile;
 
+pub use profiles::{EtaSums, LevelCounts, MetricStats, Moments, RowStats};
+
 /// What an explanation reads of a finished fit.
 #[derive(Debug, Clone, Copy)]
 pub struct Fitted<'a> {
@@ -268,16 +270,6 @@ impl Clusters {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("clusters serialise")
     }
-
-    /// The classes' sizes counted on all `n` rows of a table whose explanation read a sample of
-    /// it (a fit over shards), and the prompts that quote them.
-    pub fn with_sizes(&mut self, sizes: &[usize], n: usize, text_col: Option<&str>) {
-        let k = self.classes.len();
-        for (c, &size) in self.classes.iter_mut().zip(sizes) {
-            c.size = size;
-            c.prompt = prompt::prompt(c, k, n, text_col);
-        }
-    }
 }
 
 /// The reduced text space the prototypes, the decoder and the maps share.
@@ -352,30 +344,37 @@ fn row_infos(fit: &Fitted, which: impl Iterator<Item = usize>, labels: &[usize])
 /// texts and original values): prototypes, keywords, profiles, discriminative power, maps and
 /// prompts, each from its own module.
 pub fn explain(fit: &Fitted, opts: &ExplainOptions) -> Result<Clusters> {
+    explain_with(fit, opts, RowStats::of(fit, opts, 0))
+}
+
+/// [`explain`] with the sizes, prototypes, profiles and discriminative power taken from `stats`
+/// — the merged [`RowStats`] of every shard of a table of which `fit` holds a sample (a fit over
+/// shards) — and the keywords, maps and hierarchy read from `fit`'s rows.
+pub fn explain_with(fit: &Fitted, opts: &ExplainOptions, stats: RowStats) -> Result<Clusters> {
     let Fitted { model, posteriors, data, table, .. } = *fit;
-    let (n, k) = (data.n, model.params.k);
+    let (n, k) = (stats.rows, model.params.k);
     let labels = posteriors.labels();
-    let mut sizes = vec![0usize; k];
-    labels.iter().for_each(|&l| sizes[l] += 1);
+    let sizes = stats.sizes.clone();
 
     let text = TextSpace::of(fit);
-    let (mut protos, (mut keywords, decoder), mut contrast) = match text.texts() {
+    let mut protos = stats.prototypes.clone();
+    let ((mut keywords, decoder), mut contrast) = match text.texts() {
         Some(col) => {
             let texts: Vec<&str> = text.rows.iter().map(|&i| col.values[i].as_deref().unwrap_or_default()).collect();
             let vocab = vocab::Vocabulary::build(&texts, opts.min_df, opts.max_terms);
             (
-                prototypes::prototypes(fit, &text, col, &labels, opts),
                 decoder::keywords(fit, &text, &vocab, opts),
                 contrast::keywords(&vocab, &text.rows, &posteriors.resp, k, opts.keywords),
             )
         }
-        None => (vec![(Vec::new(), Vec::new()); k], (vec![Vec::new(); k], None), vec![Vec::new(); k]),
+        None => ((vec![Vec::new(); k], None), vec![Vec::new(); k]),
     };
     let mut variables = Vec::new();
-    let mut categorical = profiles::categorical(fit, &labels, &mut variables);
-    let mut metrics = profiles::metrics(fit, &labels, &mut variables);
+    let mut categorical = profiles::categorical(model, &stats, &mut variables);
+    let mut metrics = profiles::metrics(model, &stats, &mut variables);
     if text.d > 0 {
-        variables.push(profiles::text_power(fit, &text, &labels));
+        let name = table.text.as_ref().map_or("text".to_string(), |c| c.name.clone());
+        variables.push(profiles::text_power(name, &stats, &text.scale));
     }
     variables.sort_by(|a, b| b.power.total_cmp(&a.power));
     let (map_variance, map) = maps::map_2d(data, &labels, opts.map_points, opts.seed)?;

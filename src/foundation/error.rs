@@ -96,6 +96,11 @@ pub enum Error {
     #[error("interrupted")]
     Cancelled,
 
+    /// A worker of a fit over shards was asked for something the requests that set it up
+    /// provide, and it has not had them: it was restarted, and its transport must send them again.
+    #[error("a shard was asked for {0} before it was set up (it was restarted?)")]
+    ShardNotSetUp(String),
+
     /// No usable GPU adapter, a wgpu validation or out-of-memory error, or a lost device.
     #[error("GPU: {0}")]
     Gpu(String),

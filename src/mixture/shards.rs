@@ -35,15 +35,21 @@ pub fn union_patterns<'a>(shards: impl IntoIterator<Item = &'a [Vec<bool>]>) -> 
     out
 }
 
-/// Rows split across shards, answering E-steps in shard order.
-pub trait Shards {
+/// What the driver knows of the rows over every shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardedRows {
     /// Rows over every shard.
-    fn n(&self) -> usize;
+    pub n: usize,
     /// The global pattern table every shard's rows index.
-    fn patterns(&self) -> &[Vec<bool>];
+    pub patterns: Vec<Vec<bool>>,
     /// Σ ln |du/dv| over every shard's rows (turns ℓ of the standardized block into ℓ of the
     /// data on its own scale).
-    fn log_jacobian(&self) -> f64;
+    pub log_jacobian: f64,
+}
+
+/// Rows split across shards, answering E-steps in shard order.
+pub trait Shards {
+    fn rows(&self) -> &ShardedRows;
     /// Each shard's E-step with the statistics of the M-step that follows, in shard order.
     fn e_step(&mut self, params: &KernelParams) -> Result<Vec<(EStepSummary, SuffStats)>>;
 }
@@ -52,14 +58,12 @@ pub trait Shards {
 pub struct LocalShards<'b, B: Backend> {
     backend: &'b B,
     shards: Vec<(B::Data, B::Resp)>,
-    n: usize,
-    patterns: Vec<Vec<bool>>,
-    jacobian: f64,
+    rows: ShardedRows,
 }
 
 impl<B: Backend> std::fmt::Debug for LocalShards<'_, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalShards").field("shards", &self.shards.len()).field("n", &self.n).finish()
+        f.debug_struct("LocalShards").field("shards", &self.shards.len()).field("n", &self.rows.n).finish()
     }
 }
 
@@ -77,19 +81,13 @@ impl<'b, B: Backend> LocalShards<'b, B> {
             let resp = backend.alloc_resp(&dev, k)?;
             shards.push((dev, resp));
         }
-        Ok(LocalShards { backend, shards, n, patterns, jacobian })
+        Ok(LocalShards { backend, shards, rows: ShardedRows { n, patterns, log_jacobian: jacobian } })
     }
 }
 
 impl<B: Backend> Shards for LocalShards<'_, B> {
-    fn n(&self) -> usize {
-        self.n
-    }
-    fn patterns(&self) -> &[Vec<bool>] {
-        &self.patterns
-    }
-    fn log_jacobian(&self) -> f64 {
-        self.jacobian
+    fn rows(&self) -> &ShardedRows {
+        &self.rows
     }
     fn e_step(&mut self, params: &KernelParams) -> Result<Vec<(EStepSummary, SuffStats)>> {
         self.shards.iter_mut().map(|(dev, resp)| e_step_stats_one(self.backend, dev, params, resp)).collect()
@@ -116,14 +114,14 @@ pub struct ShardedRun {
 /// statistics in shard order, and runs the M-step here. `progress` hears every iteration and may
 /// cancel.
 pub fn run_em(shards: &mut dyn Shards, start: Params, cfg: &FitConfig, progress: &dyn Progress) -> Result<ShardedRun> {
-    let (n, jacobian) = (shards.n(), shards.log_jacobian());
+    let (n, jacobian) = (shards.rows().n, shards.rows().log_jacobian);
     let mut theta = start;
     let mut trace: Vec<f64> = Vec::new();
     loop {
         if progress.cancelled() {
             return Err(Error::Cancelled);
         }
-        let kp = theta.kernel_params(shards.patterns())?;
+        let kp = theta.kernel_params(&shards.rows().patterns)?;
         let answers = shards.e_step(&kp)?;
         let mut merged = answers.into_iter();
         let (mut summary, mut stats) =
@@ -147,6 +145,6 @@ pub fn run_em(shards: &mut dyn Shards, start: Params, cfg: &FitConfig, progress:
                 trace,
             });
         }
-        theta = theta.m_step(&stats, shards.patterns(), n)?.0;
+        theta = theta.m_step(&stats, &shards.rows().patterns, n)?.0;
     }
 }

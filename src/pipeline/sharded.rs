@@ -37,14 +37,14 @@ use super::{TextEmbedder, embed_text_column, fit_summary};
 use crate::backend::{Backend, EStepSummary, KernelParams, MixtureData, Posteriors, SuffStats, e_step_stats_one};
 use crate::data::{CategoricalColumn, NumericColumn, Table, TextColumn};
 use crate::encoders::EmbedderInfo;
-use crate::explain::{Clusters, ExplainOptions};
+use crate::explain::{Clusters, ExplainOptions, Fitted, RowStats, explain_with};
 use crate::featurize::TextVectors;
 use crate::featurize::schema::{Schema, SortedValues, TableSummary, TieAnswer, TieQuery, Transform};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::wire::{Reader, Writer};
 use crate::mixture::em::{FitConfig, Progress, Sweep, degeneracies, fit_sweep};
 use crate::mixture::predict::posteriors_resident;
-use crate::mixture::shards::{Shards, run_em, union_patterns};
+use crate::mixture::shards::{ShardedRows, Shards, run_em, union_patterns};
 use crate::mixture::{Criteria, n_params};
 use crate::model::ModelFile;
 use crate::report::write_assignments_from;
@@ -72,7 +72,7 @@ enum Control {
     Sample { first_row: usize, rate: f64, seed: u64 },
     Posteriors(Box<crate::mixture::params::Params>),
     Assign { params: Box<crate::mixture::params::Params>, path: PathBuf, first_row: usize },
-    Cells { params: Box<crate::mixture::params::Params>, first_row: usize, rate: f64, seed: u64 },
+    Explain { model: Box<ModelFile>, first_row: usize, rate: f64, seed: u64, prototypes: usize },
 }
 
 const JSON: &[u8; 4] = b"JSON";
@@ -299,11 +299,12 @@ impl Cells {
     }
 }
 
-/// A shard's answer to Cells: the sample's cells, and how many of all its rows each class holds.
+/// A shard's answer to Explain: the cells of its rows in the sample, and the explanation's sums
+/// over all its rows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct SampleCells {
+struct ShardExplanation {
     cells: Cells,
-    class_rows: Vec<usize>,
+    stats: RowStats,
 }
 
 /// What a shard says when it has written its assignments.
@@ -421,8 +422,10 @@ impl<B: Backend> Worker<B> {
                 let data = concat(parts, MixtureData { patterns: patterns.clone(), ..schema.layout() });
                 let answer = Prepared { rows: data.n, log_jacobian: data.total_log_jacobian(), patterns, warnings };
                 // The text vectors are in the rows now (as PCA scores): only a restarted worker,
-                // which embeds again, needs them for another Summary.
-                self.parts.iter_mut().for_each(|p| p.1 = None);
+                // which embeds again, needs them for another Summary. The tables become one, the
+                // rows' table (their cells are read for the explanation).
+                let tables = std::mem::take(&mut self.parts).into_iter().map(|p| p.0).collect();
+                self.parts = vec![(join_tables(tables), None)];
                 self.sorted.clear();
                 self.data = Some(data);
                 (self.resident, self.resp) = (None, None);
@@ -443,7 +446,9 @@ impl<B: Backend> Worker<B> {
                 Ok(encode_rows(&rows))
             }
             Control::Posteriors(params) => Ok(encode_posteriors(&self.posteriors(&params)?)),
-            Control::Cells { params, first_row, rate, seed } => {
+            Control::Explain { model, first_row, rate, seed, prototypes } => {
+                let data = self.data.as_ref().ok_or_else(|| lost("an explanation"))?;
+                let post = self.posteriors(&model.params)?;
                 let mut cells = Cells::default();
                 let mut at = first_row;
                 for (table, _) in &self.parts {
@@ -451,9 +456,13 @@ impl<B: Backend> Worker<B> {
                     cells.extend(table, &idx);
                     at += table.n_rows;
                 }
-                let mut class_rows = vec![0; params.k];
-                self.posteriors(&params)?.labels().into_iter().for_each(|c| class_rows[c] += 1);
-                Ok(json_message(&SampleCells { cells, class_rows }))
+                let table = match &self.parts[..] {
+                    [(table, _)] => table,
+                    _ => return Err(lost("an explanation (its tables are not joined)")),
+                };
+                let fitted = Fitted { model: &model, posteriors: &post, outliers: &[], data, table };
+                let opts = ExplainOptions { prototypes, ..ExplainOptions::default() };
+                Ok(json_message(&ShardExplanation { cells, stats: RowStats::of(&fitted, &opts, first_row) }))
             }
             Control::Assign { params, path, first_row } => {
                 let post = self.posteriors(&params)?;
@@ -506,10 +515,29 @@ pub struct EmbeddedParts {
     pub notes: Vec<String>,
 }
 
+/// Tables read with the same roles, one after the other, as one table (named after them all).
+fn join_tables(tables: Vec<Table>) -> Table {
+    let mut it = tables.into_iter();
+    let mut out = it.next().expect("a shard holds a table");
+    let mut names = vec![out.path.display().to_string()];
+    for t in it {
+        names.push(t.path.display().to_string());
+        out.n_rows += t.n_rows;
+        out.categorical.iter_mut().zip(t.categorical).for_each(|(a, b)| a.values.extend(b.values));
+        out.numeric.iter_mut().zip(t.numeric).for_each(|(a, b)| a.values.extend(b.values));
+        if let (Some(a), Some(b)) = (out.text.as_mut(), t.text) {
+            a.values.extend(b.values);
+        }
+        (out.lines, out.row_groups) = (Vec::new(), Vec::new());
+    }
+    out.path = PathBuf::from(names.join(", "));
+    out
+}
+
 /// The error of a worker asked for something before the requests that set it up (a transport
 /// that restarted it must replay the state-keeping requests first).
 fn lost(what: &str) -> Error {
-    Error::config(format!("internal: a shard was asked for {what} before it was set up (was it restarted?)"))
+    Error::ShardNotSetUp(what.to_string())
 }
 
 /// Workers in this process: the reference a distributed transport is tested against.
@@ -599,21 +627,13 @@ fn broadcast(t: &mut dyn Transport, request: Vec<u8>, keeps_state: bool) -> Resu
 /// [`Shards`] over a transport, counting what the exchange costs.
 struct Remote<'t> {
     transport: &'t mut dyn Transport,
-    n: usize,
-    patterns: Vec<Vec<bool>>,
-    jacobian: f64,
+    rows: ShardedRows,
     traffic: Traffic,
 }
 
 impl Shards for Remote<'_> {
-    fn n(&self) -> usize {
-        self.n
-    }
-    fn patterns(&self) -> &[Vec<bool>] {
-        &self.patterns
-    }
-    fn log_jacobian(&self) -> f64 {
-        self.jacobian
+    fn rows(&self) -> &ShardedRows {
+        &self.rows
     }
     fn e_step(&mut self, params: &KernelParams) -> Result<Vec<(EStepSummary, SuffStats)>> {
         let request = encode_kernel_params(params);
@@ -701,7 +721,8 @@ pub fn fit_sharded<B: Backend>(
     let mut params = sweep.params.clone();
     let mut refits = Vec::new();
     let jacobian: f64 = prepared.iter().map(|p| p.log_jacobian).sum();
-    let mut remote = Remote { transport, n, patterns, jacobian, traffic: Traffic::default() };
+    let rows = ShardedRows { n, patterns, log_jacobian: jacobian };
+    let mut remote = Remote { transport, rows, traffic: Traffic::default() };
     let refitting = Instant::now();
     if sample.n < n {
         // 5: every K's best restart refitted on all rows; K chosen there.
@@ -781,10 +802,12 @@ pub fn write_assignments(transport: &mut dyn Transport, fit: &ShardedFit, paths:
     transport.call(requests, false)?.iter().map(|a| from_json::<Assigned>(a)).collect()
 }
 
-/// The explanation of a fit over shards (`clusters.json`'s contents), read on its sample: each
-/// shard sends the cells of its rows in the sample (the rows the sweep ran on), the driver scores
-/// them with the model on `backend` and explains them as one machine explains a table; the
-/// classes' sizes are counted on every row by the shards.
+/// The explanation of a fit over shards (`clusters.json`'s contents): each shard sums what the
+/// explanation reads of its rows ([`RowStats`]: sizes, prototype candidates, level counts, metric
+/// moments, η² sums) and sends the cells of its rows in the sample; the driver merges the sums in
+/// shard order and explains the sample (scored with the model on `backend`) with them, so the
+/// sizes, prototypes, profiles and discriminative power are those of every row, and the keywords,
+/// maps and hierarchy those of the sample.
 pub fn explain<B: Backend>(
     transport: &mut dyn Transport,
     backend: &B,
@@ -795,42 +818,32 @@ pub fn explain<B: Backend>(
         .first_rows()
         .into_iter()
         .map(|first_row| {
-            json_message(&Control::Cells {
-                params: Box::new(fit.model.params.clone()),
+            json_message(&Control::Explain {
+                model: Box::new(fit.model.clone()),
                 first_row,
                 rate: fit.sample_rate,
                 seed: fit.model.fit.seed,
+                prototypes: opts.prototypes,
             })
         })
         .collect();
     let mut cells = Cells::default();
-    let mut sizes = vec![0; fit.model.params.k];
+    let mut stats: Option<RowStats> = None;
     for answer in transport.call(requests, false)? {
-        let a: SampleCells = from_json(&answer)?;
+        let a: ShardExplanation = from_json(&answer)?;
         cells.append(a.cells);
-        sizes.iter_mut().zip(&a.class_rows).for_each(|(s, c)| *s += c);
+        stats = Some(match stats {
+            Some(s) => s.merge(a.stats, opts.prototypes),
+            None => a.stats,
+        });
     }
-    let n = fit.shard_rows.iter().sum();
-    let name = format!("{} shards", fit.shard_rows.len());
-    let table = cells.into_table(PathBuf::from(name), fit.sample.n);
-    let consistent = table
-        .numeric
-        .iter()
-        .map(|c| c.values.len())
-        .chain(table.categorical.iter().map(|c| c.values.len()))
-        .all(|l| l == fit.sample.n);
-    if !consistent {
+    let stats = stats.ok_or_else(|| Error::config("a fit over shards needs at least one shard"))?;
+    let table = cells.into_table(PathBuf::from(format!("{} shards", fit.shard_rows.len())), fit.sample.n);
+    let lengths = table.numeric.iter().map(|c| c.values.len()).chain(table.categorical.iter().map(|c| c.values.len()));
+    if lengths.into_iter().any(|l| l != fit.sample.n) {
         return Err(Error::config("internal: the shards' sample cells do not match the sample's rows"));
     }
     let post = crate::mixture::predict::posteriors(backend, &fit.sample, &fit.model.params)?;
-    let fitted = crate::explain::Fitted {
-        model: &fit.model,
-        posteriors: &post,
-        outliers: &[],
-        data: &fit.sample,
-        table: &table,
-    };
-    let mut clusters = crate::explain::explain(&fitted, opts)?;
-    clusters.with_sizes(&sizes, n, table.text.as_ref().map(|t| t.name.as_str()));
-    Ok(clusters)
+    let fitted = Fitted { model: &fit.model, posteriors: &post, outliers: &[], data: &fit.sample, table: &table };
+    explain_with(&fitted, opts, stats)
 }
