@@ -24,6 +24,7 @@ for context. Needs: `pip install './python[ray]'`.
 
 import argparse
 import json
+import os
 import statistics
 import time
 import warnings
@@ -80,6 +81,7 @@ def main() -> None:
     t = time.perf_counter()
     files = write_table(Path(a.data), a.rows, a.files)
     print(f"table: {a.rows:,} rows x {len(COLUMNS)} in {a.files} Parquet files ({time.perf_counter() - t:.1f} s)")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(num_cpus=a.workers, include_dashboard=False, logging_level="ERROR")
     one, dist = [], []
     for run in range(a.runs):

@@ -24,6 +24,7 @@ from conftest import ROLES  # noqa: E402
 def cluster():
     """A local Ray cluster (4 logical CPUs on any machine), started once for this module, with
     the sandboxed embedding cache in its workers' environment."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # tests never reach the network
     env = {k: os.environ[k] for k in ("SEGMIX_CACHE", "SEGMIX_MODEL", "NODEVICE_SELECT") if k in os.environ}
     ray.init(num_cpus=4, include_dashboard=False, logging_level="ERROR", runtime_env={"env_vars": env})
     yield

@@ -473,7 +473,7 @@ pub struct NumericSummary {
     pub sd: f64,
     /// Every distinct value with its count, while there are at most `KEEP_VALUES` of them.
     pub values: Option<Vec<(f64, u64)>>,
-    /// Values holding at least [`MASS_POINT_SHARE`] of the observed values of some part
+    /// Values holding at least a quarter (`MASS_POINT_SHARE`) of the observed values of some part
     /// summarized: a value that holds that share of all the parts together is among them.
     pub mass_points: Vec<f64>,
 }
