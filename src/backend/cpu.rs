@@ -6,13 +6,13 @@
 //! With the quadratic features f(x) = [vech(x xᵀ), x] (p(p+1)/2 + p values per row):
 //!
 //! * E-step: ‖(x − μ_k) U_k‖² = f(x)·w_k + c_k for a weight vector w_k built from
-//!   Λ_k = U_k U_kᵀ (see [`e_step_operands`]), so the distances of a chunk to every class are
+//!   Λ_k = U_k U_kᵀ (see `e_step_operands`), so the distances of a chunk to every class are
 //!   one product F W with F = f(X_chunk) (rows × n_f) and W (n_f × K);
 //! * M-step: Σ_i r_ik f(x_i) = (Fᵀ R)_k holds Σ r x xᵀ (upper triangle) and Σ r x of every class,
 //!   again one product, converted to moments about the shift μ_k per block.
 //!
 //! Both use the symmetry of Λ and of x xᵀ, so they do half the arithmetic of the textbook
-//! (x − μ)U and Σ r d dᵀ products. The fused [`Backend::e_step_stats`] builds F once per chunk
+//! (x − μ)U and Σ r d dᵀ products. The fused [`Backend::e_step`] with `Pass::WithStats` builds F once per chunk
 //! for both. Rows with missing coordinates (own blocks, grouped by pattern) take the general
 //! path: the same E-step (U is zero at missing coordinates, x is 0 there) and, for the M-step,
 //! the conditional-mean fill d̂ = d₀ A_{o,k} per class.

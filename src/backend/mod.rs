@@ -7,7 +7,7 @@
 //! |-----------|--------------------------------------------------------------------------|-------------|
 //! | `gram`    | column sums and XᵀX of an embedding matrix (PCA covariance)              | O(N D²)     |
 //! | `project` | (X − m) W, embeddings → reduced space                                    | O(N D d)    |
-//! | `e_step`  | per row and class: log π_k + Σ_j log α_kj[x_ij] + log N(u_o | μ_k,o, Σ_k,oo), then a row-wise log-sum-exp → responsibilities, row log-likelihoods | O(N K p²) |
+//! | `e_step`  | per row and class: log π_k + Σ_j log α_kj\[x_ij\] + log N(u_o | μ_k,o, Σ_k,oo), then a row-wise log-sum-exp → responsibilities, row log-likelihoods | O(N K p²) |
 //! | `m_stats` | the additive sufficient statistics of the M-step                         | O(N K p²)   |
 //!
 //! A backend holds the data resident (uploaded once per fit, [`Backend::upload`]) and a
@@ -34,7 +34,7 @@
 //! host add Σ_o R_ko (Σ_mm − Σ_mo Σ_oo⁻¹ Σ_om) without another pass over the data.
 //!
 //! ## Precision
-//! Every WGSL entry point has a CPU reference of the same name and inputs ([`reference`]: plain
+//! Every WGSL entry point has a CPU reference of the same name and inputs ([`reference`](mod@reference): plain
 //! per-row loops in f64), the oracle both backends are tested against. The CPU backend computes
 //! in f64 throughout, by GEMMs on quadratic features rather than per row.
 //! Statistics are accumulated about the current class means (the *shift*), which keeps the

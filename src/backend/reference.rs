@@ -17,7 +17,7 @@ use super::{KernelParams, MixtureData, Posteriors, SuffStats};
 use crate::foundation::MISSING_CODE;
 
 /// Per row and class the joint log-density
-/// log π_k + Σ_j log α_kj[x_ij] + log det U_{o,k} − |o|/2 ln 2π − ½ ‖(x_i − μ_k) U_{o,k}‖²
+/// log π_k + Σ_j log α_kj\[x_ij\] + log det U_{o,k} − |o|/2 ln 2π − ½ ‖(x_i − μ_k) U_{o,k}‖²
 /// (deviation zeroed at missing coordinates), then the row's log-sum-exp: responsibilities and
 /// row log-likelihoods, in input row order.
 pub fn e_step(data: &MixtureData, params: &KernelParams) -> Posteriors {

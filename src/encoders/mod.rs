@@ -1,7 +1,7 @@
 //! Sentence embeddings: tokenizer + BERT forward + pooling + L2 normalisation, the
 //! sentence-transformers recipe, in Rust (tokenizers, and candle or WGSL). The forward pass sits
 //! behind [`SentenceEncoder`]: candle on the CPU ([`bert`]), WGSL kernels on a GPU ([`gpu`]),
-//! both held to the CPU references of the kernels ([`reference`]).
+//! both held to the CPU references of the kernels ([`reference`](mod@reference)).
 //!
 //! Input: texts (missing ones stay missing). Output: one unit vector per text, f32, with
 //! all-NaN rows for missing texts (the row's text block is then integrated out of the model).

@@ -109,7 +109,7 @@ fn normalize(row: &mut [f64], b: &BertBuffers, eps: f32) {
     }
 }
 
-/// Token embeddings: out[t] = LayerNorm(w[ids[t]] + bias[t mod L]) (rows × H), with `w` the
+/// Token embeddings: out\[t\] = LayerNorm(w\[ids\[t\]\] + bias\[t mod L\]) (rows × H), with `w` the
 /// word table and `bias` the position table with the token-type-0 row added.
 pub fn embed(dims: &BertDims, b: &BertBuffers) -> Vec<f64> {
     let h = dims.hidden as usize;
@@ -124,7 +124,7 @@ pub fn embed(dims: &BertDims, b: &BertBuffers) -> Vec<f64> {
     out
 }
 
-/// Residual and layer norm: out[t] = LayerNorm(a[t] + bias + w[t]) (rows × H).
+/// Residual and layer norm: out\[t\] = LayerNorm(a\[t\] + bias + w\[t\]) (rows × H).
 pub fn add_norm(dims: &BertDims, b: &BertBuffers) -> Vec<f64> {
     let h = dims.hidden as usize;
     let mut out = vec![0.0; dims.rows as usize * h];

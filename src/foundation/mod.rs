@@ -1,7 +1,7 @@
 //! Foundations: what every layer above may use and what knows no model — errors, named options, the seeded
 //! RNG, dense linear algebra (Cholesky, eigen, the GEMM wrapper), partition metrics, a host
 //! matrix type, row vectors on the host or a device with the Gram matrix and projection run
-//! where they live ([`vectors`]), CPU references of the toolkit's kernels ([`reference`]),
+//! where they live ([`vectors`]), CPU references of the toolkit's kernels ([`reference`](mod@reference)),
 //! small statistics, thread-count-independent reductions, the binary framing of messages between
 //! processes ([`wire`]), and the GPU device toolkit. Nothing
 //! here imports another segmix module.

@@ -8,11 +8,11 @@
 //! Each K is fitted in two phases. First a screen: many diverse starts
 //! ([`super::init::StartSpaces`]: k-means++ in several spaces of the continuous block and the
 //! scaled one-hot categoricals, uniformly random partitions, random
-//! responsibilities on small tables (from [`SOFT_START_ITERS`] screen iterations), and the best
+//! responsibilities on small tables (from `SOFT_START_ITERS` screen iterations), and the best
 //! K − 1 fit with each of its classes split in two), each run for [`SCREEN_ITERS`] EM iterations
-//! in lockstep or until its objective changes by at most [`SCREEN_TOL`] per row (on small
-//! tables, where an iteration costs little beside [`SCREEN_BUDGET`], more starts for longer: up
-//! to [`SCREEN_MAX`] run to convergence). Starts that have already collapsed rank last. Tables
+//! in lockstep or until its objective changes by at most `SCREEN_TOL` per row (on small
+//! tables, where an iteration costs little beside `SCREEN_BUDGET`, more starts for longer: up
+//! to `SCREEN_MAX` run to convergence). Starts that have already collapsed rank last. Tables
 //! over [`SCREEN_SAMPLE`] rows screen on a seeded sample of that size. Then the `n_init` starts
 //! with the highest objective run on to convergence; those are the restarts `selection.csv`
 //! lists. A restart that ends degenerate is replaced by the next best screened start (at most
@@ -22,7 +22,7 @@
 //!
 //! ## Split and merge
 //! Then the best restart is refined by split-and-merge moves (SMEM, Ueda et al. 2000; see
-//! [`SplitMerge::refine`]): its two most overlapping classes merge and a wide class splits, K
+//! `SplitMerge::refine`): its two most overlapping classes merge and a wide class splits, K
 //! stays the same, and the best of the moves, screened like starts, runs to convergence. A move
 //! that beats the best restart is kept as one more restart (`merge i+j split c` in
 //! `selection.csv`) and the next round starts from it. This is what finds the best optima at

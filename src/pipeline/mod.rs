@@ -494,7 +494,7 @@ pub fn model_roles(model: &ModelFile) -> Roles {
 }
 
 /// Scores the rows of a table already read with [`model_roles`]; the text block comes from
-/// `embeddings` when given, else from `embedder` (see [`predict`]).
+/// `embeddings` when given, else from `embedder` (see [`predict`](fn@predict)).
 pub fn predict_table<B: Backend>(
     backend: &B,
     model: &ModelFile,

@@ -13,7 +13,7 @@ pub use context::{AdapterPolicy, AdapterSummary, Gpu, list_adapters};
 pub use rows::DeviceRows;
 
 /// The host mirror of a WGSL uniform struct, for the layout test: its WGSL name, its size, and
-/// the byte offset of every named field (padding left out). Built by [`uniform_layout!`] from
+/// the byte offset of every named field (padding left out). Built by `uniform_layout!` from
 /// the `#[repr(C)]` struct itself, so a field that moves on either side fails the test.
 #[derive(Debug, Clone, Copy)]
 pub struct UniformLayout {
@@ -36,7 +36,7 @@ macro_rules! uniform_layout {
 pub(crate) use uniform_layout;
 
 /// A WGSL entry point and its CPU reference (a function of the same name and inputs), for the
-/// guard test that every entry point has one. Built by [`reference!`], which only compiles when
+/// guard test that every entry point has one. Built by `reference!`, which only compiles when
 /// the function exists.
 #[derive(Debug, Clone, Copy)]
 pub struct Reference {

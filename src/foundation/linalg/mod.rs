@@ -6,7 +6,7 @@
 //! at any thread count.
 //!
 //! All matrices are dense, row-major `[f64]` slices of length n². The one large product the
-//! CPU kernels need, [`matmul`], lives in [`gemm`].
+//! CPU kernels need, [`matmul`], lives in `gemm`.
 
 mod gemm;
 
