@@ -243,6 +243,17 @@ fn a_bad_row_in_one_shard_names_its_file_and_row() {
 }
 
 #[test]
+fn a_sample_too_small_for_the_k_range_is_a_clear_error() {
+    let (t, m) = table(900, 15);
+    for (sample_rows, says) in [(0, "sample_rows is 0"), (2, "raise sample_rows")] {
+        let mut transport = workers(&t, &m, &[vec![0, 500], vec![500, 900]]);
+        let job = ShardedJob { pca_dims: 3, config: config(), sample_rows };
+        let err = fit_sharded(&mut transport, &CpuBackend::new(), &job, &NoProgress).unwrap_err().to_string();
+        assert!(err.contains(says), "{err}");
+    }
+}
+
+#[test]
 fn the_explanation_over_shards_counts_every_row() {
     let n = 2400;
     let (t, m) = table(n, 14);

@@ -185,7 +185,7 @@ def fit(
     model: SegMix | None = None,
     *,
     shards: int | None = None,
-    sample_rows: int = 200_000,
+    sample_rows: int = _native.SAMPLE_ROWS,
     assignments: str | os.PathLike | None = None,
     max_restarts: int = 3,
     num_cpus: float = 1,

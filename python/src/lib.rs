@@ -672,6 +672,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit_sharded, m)?)?;
     m.add_class::<Shard>()?;
     m.add("ShardNotSetUp", m.py().get_type::<ShardNotSetUp>())?;
+    m.add("SAMPLE_ROWS", sharded::SAMPLE_ROWS)?;
     m.add_class::<ShardedFitted>()?;
     m.add_function(wrap_pyfunction!(check_model, m)?)?;
     m.add_function(wrap_pyfunction!(write_atomic, m)?)?;

@@ -188,6 +188,9 @@ pub fn fit_sharded<B: Backend>(
     if transport.shards() == 0 {
         return Err(Error::config("a fit over shards needs at least one shard"));
     }
+    if job.sample_rows == 0 {
+        return Err(Error::config("sample_rows is 0: the sweep needs a sample of at least a few thousand rows"));
+    }
     // 1-2: the schema from the shards' merged summaries.
     let answers = broadcast(transport, json_message(&Control::Summary), true)?;
     let mut summaries = answers.iter().map(|a| from_json::<ShardSummary>(a));
@@ -238,7 +241,12 @@ pub fn fit_sharded<B: Backend>(
     let sample =
         transport.call(requests, false)?.iter().map(|a| decode_rows(a, &layout)).collect::<Result<Vec<_>>>()?;
     let sample = concat(sample, layout);
-    job.config.check(sample.n)?;
+    if sample.n < job.config.k_max {
+        return Err(Error::config(format!(
+            "the sweep's sample drew {} of the {n} rows (sample_rows = {}), fewer than K = {}; raise sample_rows",
+            sample.n, job.sample_rows, job.config.k_max
+        )));
+    }
     progress.data_warnings(&warnings);
     let sweep = fit_sweep(backend, &sample, &job.config, progress)?;
     for r in &sweep.runs {
