@@ -231,7 +231,7 @@ def fit(
             raise TypeError("in_process=True reads a folder of table files or a list of files")
         parts = _split_files(files, shards or 1)
         workers = [_Shard(p, p, roles, engine) for p in parts]
-        return _run(est, _InProcess(workers), parts, sample_rows, assignments, explain)
+        return _run(est, roles, _InProcess(workers), parts, sample_rows, assignments, explain)
     ray = _ray()
     if not ray.is_initialized():
         ray.init()
@@ -255,7 +255,7 @@ def fit(
     )
     actors = [actor.remote(p, src, roles, engine) for p, src in zip(parts, sources)]
     try:
-        return _run(est, _Transport(actors, sources, max_restarts), sources, sample_rows, assignments, explain)
+        return _run(est, roles, _Transport(actors, sources, max_restarts), sources, sample_rows, assignments, explain)
     finally:
         for a in actors:
             ray.kill(a)
@@ -281,9 +281,16 @@ class _InProcess:
 
 
 def _run(
-    est: SegMix, transport: Any, sources: list[list[str]], sample_rows: int, assignments: Any, explain: Any
+    est: SegMix,
+    roles: dict,
+    transport: Any,
+    sources: list[list[str]],
+    sample_rows: int,
+    assignments: Any,
+    explain: Any,
 ) -> SegMix:
-    """The fit over ``transport``'s shards; sets ``est``'s fitted attributes."""
+    """The fit over ``transport``'s shards (reading the columns of ``roles``); sets ``est``'s
+    fitted attributes."""
     if explain is True:
         explain = {}
     if explain is not False and not isinstance(explain, dict):
@@ -321,7 +328,7 @@ def _run(
     finally:
         progress.close()
     _warn(fitted.warnings())
-    cat, num, text = _names(est.cat, "cat"), _names(est.num, "num"), est.text
+    cat, num, text = roles["cat"], roles["num"], roles["text"]
     est.cat_, est.num_, est.text_ = cat, num, text
     feature_names = cat + num + ([text] if text else [])
     est._matrix = False

@@ -489,11 +489,6 @@ impl Shard {
         Ok(Shard { worker: Mutex::new(worker) })
     }
 
-    /// Rows this shard holds.
-    fn rows(&self) -> PyResult<usize> {
-        Ok(self.lock()?.rows())
-    }
-
     /// Answers one request of the driver (bytes in, bytes out).
     fn handle<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
         let answer = py.detach(|| self.lock().map(|mut w| w.handle(request)))?.map_err(|e| py_err(e, None))?;
@@ -541,6 +536,16 @@ struct ShardedFitted {
     fit: ShardedFit,
 }
 
+impl ShardedFitted {
+    /// The shards behind `transport` (the Python object the fit ran over), and where the Python
+    /// exception it raises is kept.
+    fn transport(&self, transport: Py<PyAny>) -> (PyTransport, Arc<PyProgress>) {
+        let progress = Arc::new(PyProgress::new(None));
+        let shards = self.fit.shard_rows.len();
+        (PyTransport { transport, shards, progress: Arc::clone(&progress) }, progress)
+    }
+}
+
 #[pymethods]
 impl ShardedFitted {
     fn model_json(&self) -> String {
@@ -582,8 +587,7 @@ impl ShardedFitted {
     ) -> PyResult<String> {
         let device = choice::<DeviceChoice>("device", device)?;
         let opts = ExplainOptions { prototypes, keywords, min_df, seed, ..ExplainOptions::default() };
-        let progress = Arc::new(PyProgress::new(None));
-        let mut t = PyTransport { transport, shards: self.fit.shard_rows.len(), progress: Arc::clone(&progress) };
+        let (mut t, progress) = self.transport(transport);
         let clusters = py.detach(|| {
             let backend = AnyBackend::select(device)?;
             sharded::explain(&mut t, &backend, &self.fit, &opts)
@@ -592,16 +596,14 @@ impl ShardedFitted {
     }
     /// Every shard's posteriors: [(posteriors bytes, K, row log-likelihood bytes)].
     fn posteriors<'py>(&self, py: Python<'py>, transport: Py<PyAny>) -> PyResult<Vec<ShardPosteriors<'py>>> {
-        let progress = Arc::new(PyProgress::new(None));
-        let mut t = PyTransport { transport, shards: self.fit.shard_rows.len(), progress: Arc::clone(&progress) };
+        let (mut t, progress) = self.transport(transport);
         let parts =
             py.detach(|| sharded::posteriors(&mut t, &self.fit.model)).map_err(|e| py_err(e, Some(&*progress)))?;
         Ok(parts.iter().map(|p| (f64_bytes(py, &p.resp), p.k, f64_bytes(py, &p.row_loglik))).collect())
     }
     /// Has every shard write its assignments to `paths[i]`; returns what each wrote as JSON.
     fn assign(&self, py: Python<'_>, transport: Py<PyAny>, paths: Vec<std::path::PathBuf>) -> PyResult<String> {
-        let progress = Arc::new(PyProgress::new(None));
-        let mut t = PyTransport { transport, shards: self.fit.shard_rows.len(), progress: Arc::clone(&progress) };
+        let (mut t, progress) = self.transport(transport);
         let written = py
             .detach(|| sharded::write_assignments(&mut t, &self.fit, &paths))
             .map_err(|e| py_err(e, Some(&*progress)))?;

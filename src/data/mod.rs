@@ -84,6 +84,18 @@ pub struct Table {
 }
 
 impl Table {
+    /// Appends the rows of `other`, a table read with the same roles (its rows are then located
+    /// by their index only: the file lines and row groups of the parts no longer apply).
+    pub fn append(&mut self, other: Table) {
+        self.n_rows += other.n_rows;
+        self.categorical.iter_mut().zip(other.categorical).for_each(|(a, b)| a.values.extend(b.values));
+        self.numeric.iter_mut().zip(other.numeric).for_each(|(a, b)| a.values.extend(b.values));
+        if let (Some(a), Some(b)) = (self.text.as_mut(), other.text) {
+            a.values.extend(b.values);
+        }
+        (self.lines, self.row_groups) = (Vec::new(), Vec::new());
+    }
+
     /// Where data row `row` is, for messages: "line L (row R)" in a CSV file, "row group G, row
     /// R" in a Parquet file of several row groups, "row R" otherwise.
     pub fn at(&self, row: usize) -> String {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CategoricalProfile, ExplainOptions, Fitted, LevelShare, MetricProfile, Power, Prototype, TextSpace};
 use crate::foundation::MISSING_CODE;
-use crate::foundation::stats::mean_sd;
+use crate::foundation::stats::{mean_sd, merge_mean_sd};
 use crate::model::ModelFile;
 
 /// Weighted moments of a set of values: their total weight, mean and (population) sd.
@@ -48,24 +48,10 @@ impl Moments {
         Moments { weight: weight.max(0.0), mean, sd }
     }
 
-    /// The moments of both sets of values, on the scale of their spread.
+    /// The moments of both sets of values.
     fn merge(self, o: Moments) -> Moments {
-        if o.weight <= 0.0 {
-            return self;
-        }
-        if self.weight <= 0.0 {
-            return o;
-        }
-        let w = self.weight + o.weight;
-        let (wa, wb) = (self.weight / w, o.weight / w);
-        let mean = wa * self.mean + wb * o.mean;
-        let (da, db) = (self.mean - mean, o.mean - mean);
-        let m = [self.sd, o.sd, da.abs(), db.abs()].into_iter().fold(0.0, f64::max);
-        if m == 0.0 {
-            return Moments { weight: w, mean, sd: 0.0 };
-        }
-        let sq = |v: f64| (v / m).powi(2);
-        Moments { weight: w, mean, sd: m * (wa * (sq(self.sd) + sq(da)) + wb * (sq(o.sd) + sq(db))).sqrt() }
+        let (weight, mean, sd) = merge_mean_sd((self.weight, self.mean, self.sd), (o.weight, o.mean, o.sd));
+        Moments { weight, mean, sd }
     }
 }
 

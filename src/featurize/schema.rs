@@ -19,7 +19,7 @@ use crate::data::{NumericColumn, Table};
 use crate::foundation::MISSING_CODE;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::linalg::Gram;
-use crate::foundation::stats::mean_sd;
+use crate::foundation::stats::{mean_sd, merge_mean_sd};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CategoricalSchema {
@@ -506,24 +506,6 @@ pub struct TieAnswer {
     pub columns: Vec<Vec<TieCount>>,
 }
 
-/// (count, mean, population sd) of two sets of values together, computed on the scale of their
-/// spread so that neither the squares nor the sums overflow.
-fn merge_moments(a: (u64, f64, f64), b: (u64, f64, f64)) -> (u64, f64, f64) {
-    if a.0 == 0 || b.0 == 0 {
-        return if a.0 == 0 { b } else { a };
-    }
-    let n = a.0 + b.0;
-    let (wa, wb) = (a.0 as f64 / n as f64, b.0 as f64 / n as f64);
-    let mean = wa * a.1 + wb * b.1;
-    let (da, db) = (a.1 - mean, b.1 - mean);
-    let m = [a.2, b.2, da.abs(), db.abs()].into_iter().fold(0.0, f64::max);
-    if m == 0.0 {
-        return (n, mean, 0.0);
-    }
-    let sq = |v: f64| (v / m).powi(2);
-    (n, mean, m * (wa * (sq(a.2) + sq(da)) + wb * (sq(b.2) + sq(db))).sqrt())
-}
-
 /// Distinct values of sorted `values` with their counts.
 fn distinct_counts(values: &[f64]) -> Vec<(f64, u64)> {
     let mut distinct: Vec<(f64, u64)> = Vec::new();
@@ -747,7 +729,8 @@ impl NumericSummary {
 
     /// Adds another part's summary of the same column.
     fn merge(&mut self, o: &NumericSummary) {
-        (self.count, self.mean, self.sd) = merge_moments((self.count, self.mean, self.sd), (o.count, o.mean, o.sd));
+        let (count, mean, sd) = merge_mean_sd((self.count as f64, self.mean, self.sd), (o.count as f64, o.mean, o.sd));
+        (self.count, self.mean, self.sd) = (count as u64, mean, sd);
         self.values = match (self.values.take(), &o.values) {
             (Some(a), Some(b)) => {
                 let mut all: Vec<f64> = a.iter().chain(b).map(|d| d.0).collect();

@@ -29,6 +29,28 @@ pub fn mean_sd(pairs: &[(f64, f64)]) -> (f64, f64) {
     (mean, m * pairs.iter().map(|&(w, v)| w / total * ((v - mean) / m).powi(2)).sum::<f64>().sqrt())
 }
 
+/// The (total weight, mean, population sd) of two sets of values from each set's, as [`mean_sd`]
+/// computes them: on the scale of their spread, so that neither the squares nor the sums
+/// overflow. A set of no weight leaves the other unchanged.
+pub fn merge_mean_sd(a: (f64, f64, f64), b: (f64, f64, f64)) -> (f64, f64, f64) {
+    if b.0 <= 0.0 {
+        return a;
+    }
+    if a.0 <= 0.0 {
+        return b;
+    }
+    let w = a.0 + b.0;
+    let (wa, wb) = (a.0 / w, b.0 / w);
+    let mean = wa * a.1 + wb * b.1;
+    let (da, db) = (a.1 - mean, b.1 - mean);
+    let m = [a.2, b.2, da.abs(), db.abs()].into_iter().fold(0.0, f64::max);
+    if m == 0.0 {
+        return (w, mean, 0.0);
+    }
+    let sq = |v: f64| (v / m).powi(2);
+    (w, mean, m * (wa * (sq(a.2) + sq(da)) + wb * (sq(b.2) + sq(db))).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

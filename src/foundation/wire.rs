@@ -112,7 +112,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn damaged(what: impl std::fmt::Display) -> Error {
+/// The error for a message that cannot be read (`what` says how).
+pub fn damaged(what: impl std::fmt::Display) -> Error {
     Error::config(format!("a message between segmix processes is damaged ({what}); are both ends the same version?"))
 }
 

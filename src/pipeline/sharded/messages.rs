@@ -12,8 +12,8 @@ use crate::data::{CategoricalColumn, NumericColumn, Table, TextColumn};
 use crate::encoders::EmbedderInfo;
 use crate::explain::RowStats;
 use crate::featurize::schema::{Schema, TableSummary, TieQuery};
-use crate::foundation::error::{Error, Result};
-use crate::foundation::wire::{Reader, Writer};
+use crate::foundation::error::Result;
+use crate::foundation::wire::{Reader, Writer, damaged};
 use crate::mixture::params::Params;
 use crate::model::ModelFile;
 
@@ -45,10 +45,6 @@ pub(super) fn json_message<T: Serialize>(value: &T) -> Vec<u8> {
 pub(super) fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
     let body = bytes.strip_prefix(JSON.as_slice()).ok_or_else(|| damaged("expected a JSON message"))?;
     serde_json::from_slice(body).map_err(damaged)
-}
-
-pub(super) fn damaged(what: impl std::fmt::Display) -> Error {
-    Error::config(format!("a message between segmix processes is damaged ({what}); are both ends the same version?"))
 }
 
 pub(super) fn encode_kernel_params(kp: &KernelParams) -> Vec<u8> {
@@ -160,9 +156,15 @@ pub(super) fn concat(parts: Vec<MixtureData>, layout: MixtureData) -> MixtureDat
     out
 }
 
+/// Which of `n` rows, the first of them row `first_row` of the whole table, are in the seeded
+/// sample of `rate`.
+pub(super) fn sampled(n: usize, first_row: usize, rate: f64, seed: u64) -> Vec<usize> {
+    (0..n).filter(|&i| in_sample(seed, first_row + i, rate)).collect()
+}
+
 /// Whether the row at global index `row` is in the seeded sample of `rate` (a hash of the seed
 /// and the index: the same rows whatever the split into shards).
-pub(super) fn in_sample(seed: u64, row: usize, rate: f64) -> bool {
+fn in_sample(seed: u64, row: usize, rate: f64) -> bool {
     let mut z = seed ^ (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED_5A3B_1E00_0000;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -188,50 +190,35 @@ pub(super) struct Prepared {
 }
 
 /// The cells of some rows of a table (NaN metrics as `None`, which JSON can hold).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Cells {
+    pub(super) rows: usize,
     pub(super) categorical: Vec<(String, Vec<Option<String>>)>,
     pub(super) numeric: Vec<(String, Vec<Option<f64>>)>,
     pub(super) text: Option<(String, Vec<Option<String>>)>,
 }
 
 impl Cells {
-    /// Rows `idx` of `t`, after the rows already here.
-    pub(super) fn extend(&mut self, t: &Table, idx: &[usize]) {
-        if self.categorical.is_empty() && self.numeric.is_empty() && self.text.is_none() {
-            self.categorical = t.categorical.iter().map(|c| (c.name.clone(), Vec::new())).collect();
-            self.numeric = t.numeric.iter().map(|c| (c.name.clone(), Vec::new())).collect();
-            self.text = t.text.as_ref().map(|c| (c.name.clone(), Vec::new()));
-        }
-        for (out, c) in self.categorical.iter_mut().zip(&t.categorical) {
-            out.1.extend(idx.iter().map(|&i| c.values[i].clone()));
-        }
-        for (out, c) in self.numeric.iter_mut().zip(&t.numeric) {
-            out.1.extend(idx.iter().map(|&i| Some(c.values[i]).filter(|v| !v.is_nan())));
-        }
-        if let (Some(out), Some(c)) = (self.text.as_mut(), t.text.as_ref()) {
-            out.1.extend(idx.iter().map(|&i| c.values[i].clone()));
-        }
-    }
-
-    /// Another shard's cells after these.
-    pub(super) fn append(&mut self, o: Cells) {
-        if self.categorical.is_empty() && self.numeric.is_empty() && self.text.is_none() {
-            *self = o;
-            return;
-        }
-        self.categorical.iter_mut().zip(o.categorical).for_each(|(a, b)| a.1.extend(b.1));
-        self.numeric.iter_mut().zip(o.numeric).for_each(|(a, b)| a.1.extend(b.1));
-        if let (Some(a), Some(b)) = (self.text.as_mut(), o.text) {
-            a.1.extend(b.1);
+    /// The cells of rows `idx` of `t`.
+    pub(super) fn of(t: &Table, idx: &[usize]) -> Cells {
+        let pick = |values: &[Option<String>]| idx.iter().map(|&i| values[i].clone()).collect();
+        Cells {
+            rows: idx.len(),
+            categorical: t.categorical.iter().map(|c| (c.name.clone(), pick(&c.values))).collect(),
+            numeric: t
+                .numeric
+                .iter()
+                .map(|c| (c.name.clone(), idx.iter().map(|&i| Some(c.values[i]).filter(|v| !v.is_nan())).collect()))
+                .collect(),
+            text: t.text.as_ref().map(|c| (c.name.clone(), pick(&c.values))),
         }
     }
 
     /// The cells as a table named `path`.
-    pub(super) fn into_table(self, path: PathBuf, n_rows: usize) -> Table {
+    pub(super) fn into_table(self, path: PathBuf) -> Table {
         Table {
             path,
-            n_rows,
+            n_rows: self.rows,
             categorical: self
                 .categorical
                 .into_iter()

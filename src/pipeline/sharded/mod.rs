@@ -41,12 +41,13 @@ use serde::{Deserialize, Serialize};
 
 pub use self::messages::Assigned;
 use self::messages::{
-    Cells, Control, Prepared, ShardExplanation, ShardSummary, concat, decode_posteriors, decode_rows, decode_stats,
+    Control, Prepared, ShardExplanation, ShardSummary, concat, decode_posteriors, decode_rows, decode_stats,
     encode_kernel_params, from_json, json_message,
 };
 pub use self::worker::{EmbeddedParts, Part, Worker, embed_parts};
 use super::fit_summary;
 use crate::backend::{Backend, EStepSummary, KernelParams, MixtureData, Posteriors, SuffStats};
+use crate::data::Table;
 use crate::explain::{Clusters, ExplainOptions, Fitted, RowStats, explain_with};
 use crate::featurize::schema::{Schema, TieAnswer};
 use crate::foundation::error::{Error, Result};
@@ -363,20 +364,22 @@ pub fn explain<B: Backend>(
             })
         })
         .collect();
-    let mut cells = Cells::default();
-    let mut stats: Option<RowStats> = None;
+    let name = PathBuf::from(format!("{} shards", fit.shard_rows.len()));
+    let mut merged: Option<(Table, RowStats)> = None;
     for answer in transport.call(requests, false)? {
         let a: ShardExplanation = from_json(&answer)?;
-        cells.append(a.cells);
-        stats = Some(match stats {
-            Some(s) => s.merge(a.stats, opts.prototypes),
-            None => a.stats,
+        let cells = a.cells.into_table(name.clone());
+        merged = Some(match merged {
+            Some((mut table, stats)) => {
+                table.append(cells);
+                (table, stats.merge(a.stats, opts.prototypes))
+            }
+            None => (cells, a.stats),
         });
     }
-    let stats = stats.ok_or_else(|| Error::config("a fit over shards needs at least one shard"))?;
-    let table = cells.into_table(PathBuf::from(format!("{} shards", fit.shard_rows.len())), fit.sample.n);
+    let (table, stats) = merged.ok_or_else(|| Error::config("a fit over shards needs at least one shard"))?;
     let lengths = table.numeric.iter().map(|c| c.values.len()).chain(table.categorical.iter().map(|c| c.values.len()));
-    if lengths.into_iter().any(|l| l != fit.sample.n) {
+    if table.n_rows != fit.sample.n || lengths.into_iter().any(|l| l != fit.sample.n) {
         return Err(Error::config("internal: the shards' sample cells do not match the sample's rows"));
     }
     let post = crate::mixture::predict::posteriors(backend, &fit.sample, &fit.model.params)?;

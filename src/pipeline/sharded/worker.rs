@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::messages::{
     Assigned, Cells, Control, ESTEP, Prepared, ShardExplanation, ShardSummary, concat, decode_kernel_params,
-    encode_posteriors, encode_rows, encode_stats, from_json, in_sample, json_message,
+    encode_posteriors, encode_rows, encode_stats, from_json, json_message, sampled,
 };
 use crate::backend::{Backend, MixtureData, Posteriors, e_step_stats_one};
 use crate::data::Table;
@@ -36,8 +36,7 @@ pub struct Worker<B: Backend> {
 
 impl<B: Backend> std::fmt::Debug for Worker<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let rows: usize = self.parts.iter().map(|p| p.0.n_rows).sum();
-        f.debug_struct("Worker").field("parts", &self.parts.len()).field("rows", &rows).finish()
+        f.debug_struct("Worker").field("parts", &self.parts.len()).field("rows", &self.rows()).finish()
     }
 }
 
@@ -82,7 +81,7 @@ impl<B: Backend> Worker<B> {
             kp.check(kp.k, data.p, data.patterns.len(), data.total_levels())?;
             // One responsibility buffer, for the K being fitted (the driver refits one K at a time).
             if self.resp.as_ref().is_none_or(|r| r.0 != kp.k) {
-                self.resp = None;
+                self.resp = None; // freed before the next one is allocated
                 self.resp = Some((kp.k, self.backend.alloc_resp(dev, kp.k)?));
             }
             let resp = &mut self.resp.as_mut().expect("allocated above").1;
@@ -144,26 +143,17 @@ impl<B: Backend> Worker<B> {
             }
             Control::Sample { first_row, rate, seed } => {
                 let data = self.data.as_ref().ok_or_else(|| lost("the sample"))?;
-                let idx: Vec<usize> = (0..data.n).filter(|&i| in_sample(seed, first_row + i, rate)).collect();
-                let mut rows = data.rows(&idx);
+                let mut rows = data.rows(&sampled(data.n, first_row, rate, seed));
                 rows.use_patterns(&data.patterns)?;
                 Ok(encode_rows(&rows))
             }
             Control::Posteriors(params) => Ok(encode_posteriors(&self.posteriors(&params)?)),
             Control::Explain { model, first_row, rate, seed, prototypes } => {
                 let data = self.data.as_ref().ok_or_else(|| lost("an explanation"))?;
+                // Prepared, so its tables are the rows' one table (joined at Prepare).
+                let [(table, _)] = &self.parts[..] else { return Err(lost("an explanation")) };
                 let post = self.posteriors(&model.params)?;
-                let mut cells = Cells::default();
-                let mut at = first_row;
-                for (table, _) in &self.parts {
-                    let idx: Vec<usize> = (0..table.n_rows).filter(|&i| in_sample(seed, at + i, rate)).collect();
-                    cells.extend(table, &idx);
-                    at += table.n_rows;
-                }
-                let table = match &self.parts[..] {
-                    [(table, _)] => table,
-                    _ => return Err(lost("an explanation (its tables are not joined)")),
-                };
+                let cells = Cells::of(table, &sampled(table.n_rows, first_row, rate, seed));
                 let fitted = Fitted { model: &model, posteriors: &post, outliers: &[], data, table };
                 let opts = ExplainOptions { prototypes, ..ExplainOptions::default() };
                 Ok(json_message(&ShardExplanation { cells, stats: RowStats::of(&fitted, &opts, first_row) }))
@@ -226,13 +216,7 @@ fn join_tables(tables: Vec<Table>) -> Table {
     let mut names = vec![out.path.display().to_string()];
     for t in it {
         names.push(t.path.display().to_string());
-        out.n_rows += t.n_rows;
-        out.categorical.iter_mut().zip(t.categorical).for_each(|(a, b)| a.values.extend(b.values));
-        out.numeric.iter_mut().zip(t.numeric).for_each(|(a, b)| a.values.extend(b.values));
-        if let (Some(a), Some(b)) = (out.text.as_mut(), t.text) {
-            a.values.extend(b.values);
-        }
-        (out.lines, out.row_groups) = (Vec::new(), Vec::new());
+        out.append(t);
     }
     out.path = PathBuf::from(names.join(", "));
     out
